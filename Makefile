@@ -1,0 +1,36 @@
+# ai-platform: `make plan` previews a stack offline, `make test` runs everything.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK ?= dev
+OUT ?= build/plan/$(STACK)
+
+.PHONY: venv plan test bench tools clean help
+
+help:
+	@echo "make plan [STACK=dev|prod]  offline preview of a stack (no cloud needed)"
+	@echo "make test                    every test (bootstraps .venv and system tools)"
+	@echo "make bench                   benchmarks, figures quoted in the README"
+
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt 2>&1 | { grep -v 'is ignored: it is neither a file nor a directory' || true; }; test $${PIPESTATUS[0]} -eq 0
+	@touch $@
+
+venv: $(VENV)/.installed
+
+tools:
+	@scripts/ensure-tools.sh
+
+plan: venv
+	@$(PY) -m platformctl plan --stack $(STACK) --out $(OUT)
+
+test: venv tools
+	@$(PY) -m pytest -q
+
+bench: venv
+	@$(PY) -m bench
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,1 @@
+"""platformctl: the operator CLI of ai-platform (`python -m platformctl ...`)."""
