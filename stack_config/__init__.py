@@ -188,20 +188,20 @@ def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[
     for key, decl in (project.get("config") or {}).items():
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         if isinstance(decl, dict) and ("default" in decl or "value" in decl):
-            values[full] = _engine_value(decl.get("default", decl.get("value")))
+            values[full] = engine_value(decl.get("default", decl.get("value")))
         elif not isinstance(decl, dict):
-            values[full] = _engine_value(decl)
+            values[full] = engine_value(decl)
     for key, value in (stack_doc.get("config") or {}).items():
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
             values[full] = "[secret]"
             secret.add(full)
         else:
-            values[full] = _engine_value(value)
+            values[full] = engine_value(value)
     return values, secret
 
 
-def _engine_value(value: Any) -> Any:
+def engine_value(value: Any) -> Any:
     if isinstance(value, (dict, list)):
         return json.dumps(value)
     if isinstance(value, bool):

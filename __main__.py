@@ -1,0 +1,112 @@
+"""ai-platform: reads the stack config into one typed model and wires the components together."""
+
+import pulumi
+import pulumi_aws as aws
+
+import stack_config
+from components.cluster import Cluster, ClusterArgs, SystemNodeGroupArgs
+from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
+from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from components.network import Network, NetworkArgs
+
+try:
+    config = stack_config.load_from_pulumi()
+except stack_config.ConfigError as error:
+    raise pulumi.RunError(str(error)) from None  # one message, no traceback, nothing registered
+
+stack = pulumi.get_stack()
+cluster_name = f"ai-platform-{stack}"
+aws_provider = aws.Provider(
+    "aws",
+    region=config.region,
+    default_tags=aws.ProviderDefaultTagsArgs(tags={
+        "Project": "ai-platform",
+        "Stack": stack,
+        "Owner": config.owner,
+        "CostCenter": config.costCenter,
+        "ManagedBy": "pulumi",
+    }),
+)
+aws_opts = pulumi.ResourceOptions(providers={"aws": aws_provider})
+
+existing = config.network.existingVpc
+network = Network("network", NetworkArgs(
+    cluster_name=cluster_name,
+    region=config.region,
+    vpc_cidr=config.network.vpcCidr,
+    availability_zones=config.network.availabilityZones,
+    nat_gateways=config.network.natGateways,
+    existing_vpc_id=existing.vpcId if existing else None,
+    existing_public_subnet_ids=tuple(existing.publicSubnetIds) if existing else (),
+    existing_private_subnet_ids=tuple(existing.privateSubnetIds) if existing else (),
+), aws_opts)
+
+system = config.cluster.systemNodeGroup
+cluster = Cluster("cluster", ClusterArgs(
+    cluster_name=cluster_name,
+    region=config.region,
+    partition=config.partition,
+    kubernetes_version=config.cluster.kubernetesVersion,
+    vpc_id=network.vpc_id,
+    private_subnet_ids=network.private_subnet_ids,
+    endpoint_public_access=config.cluster.endpointPublicAccess,
+    endpoint_private_access=config.cluster.endpointPrivateAccess,
+    public_access_cidrs=config.cluster.publicAccessCidrs,
+    log_types=config.cluster.logTypes,
+    deletion_protection=config.cluster.deletionProtection,
+    admin_role_arns=config.cluster.adminRoleArns,
+    system_node_group=SystemNodeGroupArgs(
+        instance_types=system.instanceTypes, capacity_type=system.capacityType, min_size=system.minSize,
+        desired_size=system.desiredSize, max_size=system.maxSize, disk_size_gib=system.diskSizeGiB,
+    ),
+), aws_opts)
+
+gpu_pools = [
+    GpuNodeGroup(f"gpu-{pool.name}", GpuNodeGroupArgs(
+        cluster_name=cluster.name,
+        cluster_name_static=cluster_name,
+        node_role_arn=cluster.node_role_arn,
+        subnet_ids=network.private_subnet_ids,
+        pool_name=pool.name,
+        instance_types=pool.instanceTypes,
+        capacity_type=pool.capacityType,
+        min_size=pool.minSize,
+        desired_size=pool.desiredSize,
+        max_size=pool.maxSize,
+        ami_type=pool.amiType,
+        disk_size_gib=pool.diskSizeGiB,
+        gpus_per_node=pool.gpus_per_node,
+        max_unavailable=pool.maxUnavailable,
+        extra_labels=pool.labels,
+        depends_on=[cluster],
+    ), aws_opts)
+    for pool in config.gpuNodeGroups
+]
+
+if config.clusterAutoscaler.enabled:
+    autoscaler = config.clusterAutoscaler
+    ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
+        cluster_name=cluster_name,
+        region=config.region,
+        kubernetes_version=config.cluster.kubernetesVersion,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
+        node_group_arns=[pool.node_group_arn for pool in gpu_pools],
+        expander=autoscaler.expander,
+        scale_down_unneeded_time=autoscaler.scaleDownUnneededTime,
+        scale_down_delay_after_add=autoscaler.scaleDownDelayAfterAdd,
+        scale_down_utilization_threshold=autoscaler.scaleDownUtilizationThreshold,
+        k8s_provider=cluster.k8s_provider,
+    ), aws_opts)
+
+pulumi.export("region", config.region)
+pulumi.export("clusterName", cluster.name)
+pulumi.export("kubeconfig", cluster.kubeconfig)
+pulumi.export("oidcProviderArn", cluster.oidc_provider_arn)
+pulumi.export("vpcId", network.vpc_id)
+pulumi.export("privateSubnetIds", network.private_subnet_ids)
+pulumi.export("gpuNodeGroups", [
+    {"name": pool.name, "instanceTypes": pool.instanceTypes, "capacityType": pool.capacityType,
+     "minSize": pool.minSize, "maxSize": pool.maxSize, "nodeGroupName": group.node_group_name}
+    for pool, group in zip(config.gpuNodeGroups, gpu_pools)
+])

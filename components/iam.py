@@ -1,0 +1,41 @@
+"""IAM policy documents shared by components (plain functions, no resources)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+
+
+def managed_policy_arn(partition: str, name: str) -> str:
+    return f"arn:{partition}:iam::aws:policy/{name}"
+
+
+def service_trust_policy(service: str) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    })
+
+
+def irsa_trust_policy(oidc_provider_arn: pulumi.Input[str], oidc_issuer: pulumi.Input[str], namespace: str, service_account: str) -> pulumi.Output[str]:
+    """Trust for one Kubernetes ServiceAccount through the cluster's OIDC provider (IRSA): pinned to
+    the exact `system:serviceaccount:<ns>:<sa>` subject and the STS audience."""
+
+    def document(args: list[Any]) -> str:
+        provider_arn, issuer = args
+        return json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow",
+                "Principal": {"Federated": provider_arn},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    f"{issuer}:sub": f"system:serviceaccount:{namespace}:{service_account}",
+                    f"{issuer}:aud": "sts.amazonaws.com",
+                }},
+            }],
+        })
+
+    return pulumi.Output.all(oidc_provider_arn, oidc_issuer).apply(document)

@@ -1,0 +1,221 @@
+"""Run the real Pulumi program under Pulumi's mock runtime, in preview mode, and record what it
+would register: every resource with its engine-level inputs and options, and the stack outputs.
+
+Mocks echo a resource's inputs back as its state and invent nothing else, so values that only
+exist after a deploy (ARNs, IDs, endpoints) stay unknown exactly as `pulumi preview` shows them.
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import pulumi
+from pulumi.output import Unknown
+from pulumi.runtime import rpc
+from pulumi.runtime.mocks import MockCallArgs, MockMonitor, MockResourceArgs, Mocks
+from pulumi.runtime.settings import ROOT
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+import stack_config
+
+COMPUTED = "<computed>"
+SECRET = "[secret]"
+PROJECT = "ai-platform"
+
+
+@dataclass
+class RecordedResource:
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    inputs: dict[str, Any]  # raw: may hold Unknown and wrapped secrets
+    provider: str = ""
+    protect: bool = False
+    retain_on_delete: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    ignore_changes: list[str] = field(default_factory=list)
+    delete_before_replace: bool = False
+
+    @property
+    def parent_type(self) -> str:
+        return self.parent.split("::")[2].split("$")[-1] if self.parent else ""
+
+    def public_inputs(self) -> dict[str, Any]:
+        """Inputs as JSON-safe data: unknowns as `<computed>`, secrets as `[secret]`."""
+        return public_value(self.inputs)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "urn": self.urn,
+            "type": self.type,
+            "name": self.name,
+            "parent": self.parent,
+            "custom": self.custom,
+            "provider": self.provider.rsplit("::", 1)[0] if self.provider else "",
+            "protect": self.protect,
+            "retainOnDelete": self.retain_on_delete,
+            "deleteBeforeReplace": self.delete_before_replace,
+            "dependencies": self.dependencies,
+            "ignoreChanges": self.ignore_changes,
+            "inputs": self.public_inputs(),
+        }
+
+
+def public_value(value: Any) -> Any:
+    if isinstance(value, Unknown) or value == rpc.UNKNOWN:
+        return COMPUTED
+    if rpc.is_rpc_secret(value):
+        return SECRET
+    if isinstance(value, dict):
+        return {k: public_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [public_value(v) for v in value]
+    if isinstance(value, pulumi.Asset) or isinstance(value, pulumi.Archive):
+        return repr(value)
+    return value
+
+
+def _to_state(value: Any) -> Any:
+    """Inputs echoed back as state; unknowns must go back over the wire as the unknown sentinel."""
+    if isinstance(value, Unknown):
+        return rpc.UNKNOWN
+    if isinstance(value, dict):
+        return {k: _to_state(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_to_state(v) for v in value]
+    return value
+
+
+class PreviewMocks(Mocks):
+    def __init__(self) -> None:
+        self.invokes: list[str] = []
+
+    def new_resource(self, args: MockResourceArgs):
+        return None, _to_state(args.inputs)
+
+    def call(self, args: MockCallArgs):
+        # Invokes would read the cloud; offline they return nothing, so their results stay unknown.
+        self.invokes.append(args.token)
+        return {}
+
+
+class RecordingMonitor(MockMonitor):
+    def __init__(self, mocks: Mocks):
+        super().__init__(mocks)
+        self.recorded: list[RecordedResource] = []
+
+    def RegisterResource(self, request):
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.recorded.append(RecordedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=bool(request.custom),
+                inputs=rpc.deserialize_properties(request.object),
+                provider=request.provider,
+                protect=bool(request.protect),
+                retain_on_delete=bool(request.retainOnDelete),
+                dependencies=list(request.dependencies),
+                ignore_changes=list(request.ignoreChanges),
+                delete_before_replace=bool(request.deleteBeforeReplace),
+            ))
+        return response
+
+
+@dataclass
+class StackOutput:
+    value: Any  # JSON-safe, unknown parts as COMPUTED
+    known: bool
+    secret: bool
+
+    def public(self) -> Any:
+        return SECRET if self.secret else self.value
+
+
+@dataclass
+class ProgramRun:
+    stack: str
+    resources: list[RecordedResource]
+    outputs: dict[str, StackOutput]
+    invokes: list[str]
+
+    def of_type(self, type_: str) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str, type_: Optional[str] = None) -> RecordedResource:
+        found = [r for r in self.resources if r.name == name and (type_ is None or r.type == type_)]
+        if len(found) != 1:
+            raise KeyError(f"{len(found)} resources named {name!r}" + (f" of type {type_}" if type_ else ""))
+        return found[0]
+
+    def by_urn(self, urn: str) -> RecordedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def children_of(self, parent: RecordedResource) -> list[RecordedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+    def kubernetes_objects(self) -> list[RecordedResource]:
+        return [r for r in self.resources if r.type.startswith("kubernetes:") and r.custom
+                and not r.type.startswith("kubernetes:helm.sh/")]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "resources": [r.to_json() for r in self.resources],
+            "outputs": {name: out.public() for name, out in self.outputs.items()},
+        }
+
+
+async def _resolve_output(value: Any) -> StackOutput:
+    output = pulumi.Output.from_input(value)
+    known = await output.is_known()
+    secret = await output.is_secret()
+    resolved = await output.future(with_unknowns=True)
+    return StackOutput(public_value(resolved), known, secret)
+
+
+def run_program(
+    stack: str,
+    config: dict[str, Any],
+    secret_keys: Iterable[str] = (),
+    project_dir: Path = stack_config.PROJECT_DIR,
+) -> ProgramRun:
+    """Run `__main__.py` of the project for `stack` with engine-style `config` under mocks."""
+    mocks = PreviewMocks()
+    monitor = RecordingMonitor(mocks)
+    ROOT.set(None)  # a fresh root Stack per run, also when one process plans several stacks
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config), list(secret_keys))
+    if str(project_dir) not in sys.path:
+        sys.path.insert(0, str(project_dir))
+
+    program = str(project_dir / "__main__.py")
+    _sync_await(run_pulumi_func(lambda: runpy.run_path(program, run_name="__main__")))
+
+    root = ROOT.get()
+    outputs: dict[str, StackOutput] = {}
+    for name, value in (getattr(root, "outputs", None) or {}).items():
+        outputs[name] = _sync_await(_resolve_output(value))
+    ROOT.set(None)
+    return ProgramRun(stack, monitor.recorded, outputs, mocks.invokes)
+
+
+def run_stack(stack: str, project_dir: Path = stack_config.PROJECT_DIR, overrides: Optional[dict[str, Any]] = None) -> ProgramRun:
+    """Validate the stack's config files (raising ConfigError), then run the program on them.
+
+    `overrides` replaces engine-style keys (e.g. {"ai-platform:gpuNodeGroups": [...]}) — tests use it
+    to vary one setting of a real stack file."""
+    values, secret = stack_config.read_stack_files(stack, project_dir)
+    for key, value in (overrides or {}).items():
+        values[key] = stack_config.engine_value(value)
+    stack_config.parse(values, secret, stack)
+    return run_program(stack, values, secret, project_dir)
