@@ -158,6 +158,9 @@ class ClusterConfig(ConfigModel):
 
 # --- GPU pools -------------------------------------------------------------------------------
 
+# Imported here, not at the top: gpu_stack builds on ConfigModel/problems defined above.
+from .gpu_stack import GpuSharingConfig, GpuStackConfig, SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, sharing_problems, stack_problems  # noqa: E402
+
 class GpuNodeGroupConfig(ConfigModel):
     name: DnsLabel
     instanceTypes: Annotated[list[GpuInstanceTypeName], Field(min_length=1)]
@@ -169,6 +172,7 @@ class GpuNodeGroupConfig(ConfigModel):
     diskSizeGiB: Annotated[int, Field(ge=50, le=16384)] = 100
     labels: dict[str, str] = {}
     maxUnavailable: Annotated[int, Field(ge=1)] = 1
+    sharing: Optional[GpuSharingConfig] = None
 
     @property
     def gpus_per_node(self) -> int:
@@ -189,6 +193,7 @@ class GpuNodeGroupConfig(ConfigModel):
         reserved = [k for k in self.labels if k.startswith("ai-platform/") or k.startswith("nvidia.com/")]
         if reserved:
             found.append(("labels", f"{', '.join(reserved)}: the ai-platform/ and nvidia.com/ prefixes are set by the platform"))
+        found.extend(sharing_problems(self))
         problems(found)
         return self
 
@@ -216,6 +221,9 @@ class StackConfig(ConfigModel):
     cluster: ClusterConfig = ClusterConfig()
     gpuNodeGroups: Annotated[list[GpuNodeGroupConfig], Field(min_length=1)]
     clusterAutoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
+    gpuStack: GpuStackConfig = GpuStackConfig()
+    alertSlackWebhookUrl: Optional[SecretStr] = None
+    alertSmtpPassword: Optional[SecretStr] = None
 
     @property
     def partition(self) -> str:
@@ -236,12 +244,13 @@ class StackConfig(ConfigModel):
         foreign = [az for az in self.network.availabilityZones if not az.startswith(self.region)]
         if foreign:
             found.append(("network.availabilityZones", f"{', '.join(foreign)} not in region {self.region}"))
+        found.extend(stack_problems(self))
         problems(found)
         return self
 
 
 # Keys whose values must be Pulumi secrets (`pulumi config set --secret`). Filled by the sections
 # that take secret values; the loader refuses them in plain text.
-SECRET_KEYS: set[str] = set()
+SECRET_KEYS: set[str] = {SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY}
 
 __all__ = ["StackConfig", "GpuNodeGroupConfig", "SecretStr", "SECRET_KEYS"]
