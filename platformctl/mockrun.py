@@ -209,12 +209,17 @@ def run_program(
     return ProgramRun(stack, monitor.recorded, outputs, mocks.invokes)
 
 
-def run_stack(stack: str, project_dir: Path = stack_config.PROJECT_DIR, overrides: Optional[dict[str, Any]] = None) -> ProgramRun:
+def run_stack(
+    stack: str,
+    project_dir: Path = stack_config.PROJECT_DIR,
+    overrides: Optional[dict[str, Any]] = None,
+    stack_file: Optional[Path] = None,
+) -> ProgramRun:
     """Validate the stack's config files (raising ConfigError), then run the program on them.
 
     `overrides` replaces engine-style keys (e.g. {"ai-platform:gpuNodeGroups": [...]}) — tests use it
     to vary one setting of a real stack file."""
-    values, secret = stack_config.read_stack_files(stack, project_dir)
+    values, secret = stack_config.read_stack_files(stack, project_dir, stack_file)
     for key, value in (overrides or {}).items():
         values[key] = stack_config.engine_value(value)
     stack_config.parse(values, secret, stack)

@@ -155,12 +155,12 @@ PlanSection = Callable[[ProgramRun, stack_config.StackConfig, dict, Console, boo
 SECTIONS: list[tuple[str, PlanSection]] = []
 
 
-def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None = None) -> int:
+def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None = None, stack_file: Path | None = None) -> int:
     console = console or Console()
     err = Console(stderr=True)
     try:
-        config = stack_config.load_from_files(stack)
-        run = run_stack(stack)
+        config = stack_config.load_from_files(stack, stack_file=stack_file)
+        run = run_stack(stack, stack_file=stack_file)
     except stack_config.ConfigError as error:
         err.print(f"[red]error:[/] {error}", markup=True, highlight=False)
         return 2
@@ -195,4 +195,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml), default dev")
     parser.add_argument("--out", type=Path, help="output directory (default build/plan/<stack>)")
     parser.add_argument("--format", choices=["text", "markdown", "json"], default="text", help="what to print")
-    parser.set_defaults(func=lambda args: plan(args.stack, args.out or Path("build/plan") / args.stack, args.format))
+    parser.add_argument("--stack-file", type=Path, help="plan this stack file instead of Pulumi.<stack>.yaml (to try a variant)")
+    parser.set_defaults(func=lambda args: plan(args.stack, args.out or Path("build/plan") / args.stack, args.format, stack_file=args.stack_file))

@@ -172,17 +172,22 @@ def load_from_pulumi() -> StackConfig:
     return parse(values, secret, pulumi.get_stack())
 
 
-def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR) -> tuple[dict[str, Any], set[str]]:
+def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR, stack_file: Path | None = None) -> tuple[dict[str, Any], set[str]]:
     """Config as the Pulumi CLI would pass it: `Pulumi.yaml` defaults, then the stack file.
 
     Secure (encrypted) values cannot be decrypted offline; they are replaced by a placeholder and
     reported as secret, which is all an offline plan needs.
     """
     project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
-    stack_file = project_dir / f"Pulumi.{stack}.yaml"
+    stack_file = stack_file or project_dir / f"Pulumi.{stack}.yaml"
     if not stack_file.exists():
-        raise ConfigError([f"{stack_file.name}: no such stack file (stacks: {', '.join(list_stacks(project_dir))})"], stack)
-    stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+        raise ConfigError([f"{stack_file}: no such stack file (stacks: {', '.join(list_stacks(project_dir))})"], stack)
+    try:
+        stack_doc = yaml.safe_load(stack_file.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError([f"{stack_file.name}: not valid YAML ({exc})".replace("\n", " ")], stack) from None
+    if not isinstance(stack_doc, dict) or not isinstance(stack_doc.get("config", {}), dict):
+        raise ConfigError([f"{stack_file.name}: expected a mapping with a 'config:' section"], stack)
     values: dict[str, Any] = {}
     secret: set[str] = set()
     for key, decl in (project.get("config") or {}).items():
@@ -213,6 +218,6 @@ def list_stacks(project_dir: Path = PROJECT_DIR) -> list[str]:
     return sorted(p.name[len("Pulumi."):-len(".yaml")] for p in project_dir.glob("Pulumi.*.yaml"))
 
 
-def load_from_files(stack: str, project_dir: Path = PROJECT_DIR) -> StackConfig:
-    values, secret = read_stack_files(stack, project_dir)
+def load_from_files(stack: str, project_dir: Path = PROJECT_DIR, stack_file: Path | None = None) -> StackConfig:
+    values, secret = read_stack_files(stack, project_dir, stack_file)
     return parse(values, secret, stack)

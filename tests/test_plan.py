@@ -1,0 +1,99 @@
+"""`platformctl plan` as a newcomer runs it: files written, secrets hidden, manifests valid."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+
+import stack_config
+from platformctl.plan import write_outputs
+from tests.harness import STACKS, config_for, plan
+
+PROJECT = stack_config.PROJECT_DIR
+# Kinds served by CRDs: kubernetes-validate has no schema for them, so they are reported, not passed.
+CRD_GROUPS = ("monitoring.coreos.com/", "nvidia.com/", "elbv2.k8s.aws/", "keda.sh/")
+
+
+@pytest.fixture(scope="module")
+def plans(tmp_path_factory):
+    out = {}
+    for stack in STACKS:
+        directory = tmp_path_factory.mktemp(stack)
+        write_outputs(plan(stack), directory)
+        out[stack] = directory
+    return out
+
+
+def test_plan_command_writes_the_plan_and_prints_the_tree(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "platformctl", "plan", "--stack", "dev", "--out", str(tmp_path)],
+        capture_output=True, text=True, cwd=PROJECT, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "ai-platform:gpu:GpuNodeGroup" in result.stdout and "Stack outputs" in result.stdout
+    assert "pulumi up -s dev" in result.stdout and "platformctl preflight --stack dev" in result.stdout
+    doc = json.loads((tmp_path / "plan.json").read_text())
+    assert doc["stack"] == "dev"
+    assert {"urn", "type", "name", "parent", "inputs"} <= set(doc["resources"][0])
+    assert doc["outputs"]["clusterName"] == "ai-platform-dev"
+    assert doc["outputs"]["kubeconfig"] == "[secret]"
+    assert (tmp_path / "plan.md").read_text().startswith("### Offline plan: `dev`")
+
+
+def test_markdown_format_is_printed_for_pull_requests(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "platformctl", "plan", "--stack", "prod", "--out", str(tmp_path), "--format", "markdown"],
+        capture_output=True, text=True, cwd=PROJECT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("### Offline plan: `prod`")
+    assert "| `aws:eks/nodeGroup:NodeGroup` | 3 |" in result.stdout
+    assert "<details><summary>Resource tree</summary>" in result.stdout
+
+
+def test_unknown_stack_is_a_clear_error(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "platformctl", "plan", "--stack", "staging", "--out", str(tmp_path / "x")],
+                            capture_output=True, text=True, cwd=PROJECT)
+    assert result.returncode == 2
+    assert "Pulumi.staging.yaml: no such stack file (stacks: dev, prod)" in result.stderr.replace("\n", " ").replace(str(PROJECT) + "/", "")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_values_known_only_after_deploy_stay_unknown(stack):
+    doc = plan(stack).to_json()
+    cluster = next(r for r in doc["resources"] if r["type"] == "aws:iam/rolePolicy:RolePolicy")
+    assert cluster["inputs"]["role"] == "<computed>"  # a role ID the mocks must not invent
+    assert doc["outputs"]["vpcId"] == "<computed>"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_manifests_validate_against_the_cluster_version_schema(stack, plans):
+    version = config_for(stack).cluster.kubernetesVersion + ".0"
+    manifests = sorted((plans[stack] / "manifests").glob("*.yaml"))
+    assert manifests
+    checked, crds = [], []
+    for path in manifests:
+        doc = yaml.safe_load(path.read_text())
+        assert doc["metadata"].get("name") not in (None, "<computed>"), f"{path.name}: Kubernetes objects are named explicitly"
+        if doc["apiVersion"].startswith(CRD_GROUPS):
+            crds.append(path.name)
+            continue
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            pytest.fail(f"{path.name}: {error.message} at {'/'.join(map(str, error.path))}")
+        checked.append(path.name)
+    print(f"{stack}: {len(checked)} manifests schema-checked against {version}; not schema-checked (CRDs): {crds or 'none'}")
+    assert checked
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_secret_in_plain_text_in_the_plan(stack, plans):
+    text = (plans[stack] / "plan.json").read_text()
+    assert "certificate-authority-data" not in text  # the kubeconfig never appears
+    assert "[secret]" in text
