@@ -10,6 +10,7 @@ import sys
 # One module per command (or command group). Commands validate their input before acting.
 COMMAND_MODULES = [
     "platformctl.plan",
+    "platformctl.policy_check",
 ]
 
 
