@@ -10,6 +10,8 @@ import sys
 # One module per command (or command group). Commands validate their input before acting.
 COMMAND_MODULES = [
     "platformctl.plan",
+    "platformctl.models",
+    "platformctl.smoke",
     "platformctl.policy_check",
 ]
 

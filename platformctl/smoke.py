@@ -1,0 +1,244 @@
+"""`platformctl smoke`: is a Triton deployment serving? Checks, with tritonclient over HTTP (KServe
+v2): server live and ready, the repository index and each model's readiness, each ready model's
+metadata and one inference with inputs generated from that metadata; and, for an OpenAI-compatible
+endpoint, that `/v1/models` lists at least one model. Prints a table; exit 1 on any failure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from .models.control import client_for, describe
+from .models.outputs import OutputsError, load_outputs, server_urls
+
+# Triton HTTP cannot run a decoupled model through /infer (vLLM models are decoupled); those get
+# their one request through the generate extension instead.
+GENERATE_TEXT = "Say OK."
+
+
+@dataclass
+class Check:
+    check: str
+    target: str
+    ok: bool | None  # None: skipped
+    detail: str
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser("smoke", help="check that a Triton deployment serves its models",
+                                   description=__doc__)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--url", help="Triton HTTP URL, e.g. http://localhost:8000")
+    source.add_argument("--stack", help="take the URLs from this stack's outputs (pulumi stack output)")
+    source.add_argument("--outputs", type=Path, metavar="FILE", help="take them from saved `pulumi stack output --json`")
+    parser.add_argument("--deployment", help="Triton deployment to check (with --stack/--outputs)")
+    parser.add_argument("--openai-url", help="OpenAI-compatible base URL ending in /v1, e.g. http://localhost:9000/v1")
+    parser.add_argument("--model", action="append", default=[], metavar="NAME",
+                        help="check only this model (repeatable); default: every model in the repository index")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
+    parser.set_defaults(func=cmd_smoke)
+
+
+def _sample(datatype: str, shape: list[int], name: str) -> np.ndarray:
+    """A valid tensor for an input: variable (-1) dimensions become 1; numbers are ones, strings
+    are short text ("{}" for a *parameters input, which by convention holds JSON)."""
+    from tritonclient.utils import triton_to_np_dtype
+
+    concrete = [1 if d < 0 else d for d in shape]
+    if datatype == "BYTES":
+        text = b"{}" if "parameters" in name.lower() else b"smoke"
+        return np.full(concrete, text, dtype=object)
+    if datatype == "BOOL":
+        return np.zeros(concrete, dtype=bool)  # e.g. `stream: false`
+    dtype = triton_to_np_dtype(datatype)
+    if dtype is None:
+        raise ValueError(f"input {name!r} has datatype {datatype}, which this check cannot generate")
+    return np.ones(concrete, dtype=dtype)
+
+
+def _post_json(url: str, body: dict, timeout: float) -> object:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - operator-given URL
+        return json.loads(response.read() or b"null")
+
+
+def _http_error(exc: Exception) -> str:
+    if isinstance(exc, urllib.error.HTTPError):
+        body = exc.read().decode(errors="replace").strip()
+        try:
+            body = json.loads(body).get("error", body)
+        except (ValueError, AttributeError):
+            pass
+        return f"HTTP {exc.code}: {body}"[:300]
+    if isinstance(exc, urllib.error.URLError):
+        return str(exc.reason)
+    return describe(exc)
+
+
+def _base(url: str) -> str:
+    return (url if "://" in url else f"http://{url}").rstrip("/")
+
+
+def repository_index(url: str, timeout: float) -> list[dict]:
+    # tritonclient posts an empty body, which Triton accepts but other KServe-v2 servers (MLServer)
+    # reject; `{}` is valid for all of them.
+    index = _post_json(f"{_base(url)}/v2/repository/index", {}, timeout)
+    if not isinstance(index, list):
+        raise ValueError(f"repository index is not a list: {str(index)[:200]}")
+    return index
+
+
+def _decoupled(client, name: str) -> bool:
+    try:
+        config = client.get_model_config(name)
+    except Exception:  # noqa: BLE001 - not every KServe-v2 server has the config extension
+        return False
+    return bool(config.get("model_transaction_policy", {}).get("decoupled"))
+
+
+def _infer(client, url: str, name: str, metadata: dict, timeout: float) -> str:
+    import tritonclient.http as httpclient
+
+    inputs = []
+    for spec in metadata.get("inputs", []):
+        data = _sample(spec["datatype"], list(spec["shape"]), spec["name"])
+        tensor = httpclient.InferInput(spec["name"], list(data.shape), spec["datatype"])
+        # JSON tensors: every KServe-v2 server reads them; binary tensors are a Triton extension.
+        tensor.set_data_from_numpy(data, binary_data=False)
+        inputs.append(tensor)
+    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata.get("outputs", [])]
+    start = time.monotonic()
+    result = client.infer(name, inputs, outputs=outputs or None, timeout=int(timeout * 1_000_000))
+    took = (time.monotonic() - start) * 1000
+    got = result.get_response().get("outputs", [])
+    missing = sorted({o["name"] for o in metadata.get("outputs", [])} - {o["name"] for o in got})
+    if missing:
+        raise ValueError(f"response lacks output(s) {', '.join(missing)}")
+    shapes = ", ".join(f"{o['name']}{list(o.get('shape', []))}" for o in got)
+    return f"{shapes} in {took:.0f} ms"
+
+
+def _generate(url: str, name: str, timeout: float) -> str:
+    start = time.monotonic()
+    body = {"text_input": GENERATE_TEXT, "parameters": {"stream": False, "max_tokens": 8, "temperature": 0}}
+    response = _post_json(f"{_base(url)}/v2/models/{name}/generate", body, timeout)
+    took = (time.monotonic() - start) * 1000
+    text = response.get("text_output") if isinstance(response, dict) else None
+    if not text:
+        raise ValueError(f"generate returned no text_output: {str(response)[:200]}")
+    return f"generated {len(text)} chars in {took:.0f} ms"
+
+
+def check_triton(url: str, timeout: float, only: list[str]) -> list[Check]:
+    checks: list[Check] = []
+    try:
+        client = client_for(url, timeout)
+    except ValueError as exc:
+        return [Check("server", url, False, str(exc))]
+    for label, probe in (("live", client.is_server_live), ("ready", client.is_server_ready)):
+        try:
+            ok = bool(probe())
+            checks.append(Check(f"server {label}", url, ok, "yes" if ok else "no"))
+        except Exception as exc:  # noqa: BLE001
+            checks.append(Check(f"server {label}", url, False, describe(exc)))
+            return checks  # nothing else can work
+    try:
+        index = repository_index(url, timeout)
+    except Exception as exc:  # noqa: BLE001
+        checks.append(Check("repository index", url, False, _http_error(exc)))
+        return checks
+    listed = {entry.get("name"): entry for entry in index}
+    names = only or sorted(n for n in listed if n)
+    checks.append(Check("repository index", url, bool(names),
+                        f"{len(listed)} model(s)" if listed else "the repository has no models"))
+    for name in names:
+        entry = listed.get(name)
+        if entry is None:
+            checks.append(Check("model ready", name, False, "not in the repository index"))
+            continue
+        state = entry.get("state") or "UNKNOWN"
+        try:
+            ready = client.is_model_ready(name)
+        except Exception as exc:  # noqa: BLE001
+            ready, state = False, f"{state}; {describe(exc)}"
+        if not ready:
+            reason = entry.get("reason")
+            checks.append(Check("model ready", name, False, f"{state}{f': {reason}' if reason else ''}"))
+            continue
+        checks.append(Check("model ready", name, True, f"{state}, version {entry.get('version') or 'latest'}"))
+        try:
+            metadata = client.get_model_metadata(name)
+            tensors = lambda key: ", ".join(f"{t['name']}:{t['datatype']}{t['shape']}" for t in metadata.get(key, []))
+            checks.append(Check("metadata", name, True, f"in {tensors('inputs') or '-'} / out {tensors('outputs') or '-'}"))
+        except Exception as exc:  # noqa: BLE001
+            checks.append(Check("metadata", name, False, describe(exc)))
+            continue
+        try:
+            if _decoupled(client, name):
+                checks.append(Check("generate", name, True, _generate(url, name, timeout)))
+            else:
+                checks.append(Check("infer", name, True, _infer(client, url, name, metadata, timeout)))
+        except Exception as exc:  # noqa: BLE001
+            checks.append(Check("infer", name, False, _http_error(exc) if isinstance(exc, urllib.error.URLError) else describe(exc)))
+    return checks
+
+
+def check_openai(base_url: str, timeout: float) -> Check:
+    url = _base(base_url) + "/models"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - operator-given URL
+            body = json.loads(response.read())
+        ids = [m.get("id") for m in body.get("data", []) if isinstance(m, dict)]
+    except Exception as exc:  # noqa: BLE001
+        return Check("openai /v1/models", url, False, _http_error(exc))
+    if not ids:
+        return Check("openai /v1/models", url, False, "lists no models")
+    return Check("openai /v1/models", url, True, ", ".join(map(str, ids)))
+
+
+def run(url: str, openai_url: str | None, timeout: float, only: list[str]) -> list[Check]:
+    checks = check_triton(url, timeout, only)
+    if openai_url:
+        checks.append(check_openai(openai_url, timeout))
+    return checks
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    url, openai_url = args.url, args.openai_url
+    if args.deployment and args.url:
+        print("error: --deployment goes with --stack/--outputs, not --url", file=sys.stderr)
+        return 2
+    if not url:
+        try:
+            url, stack_openai = server_urls(load_outputs(args.stack, args.outputs), args.deployment)
+        except OutputsError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        openai_url = openai_url or stack_openai
+    checks = run(url, openai_url, args.timeout, args.model)
+    table = Table(title=f"smoke: {url}")
+    for column in ("check", "target", "result", "detail"):
+        table.add_column(column, overflow="fold")
+    for c in checks:
+        status = "[green]ok[/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
+        table.add_row(c.check, c.target, status, c.detail)
+    console = Console()
+    console.print(table)
+    failed = [c for c in checks if c.ok is False]
+    if failed:
+        console.print(f"[red]{len(failed)} of {len(checks)} check(s) failed[/]")
+        return 1
+    console.print(f"[green]all {len(checks)} checks passed[/]")
+    return 0
