@@ -9,6 +9,7 @@ the config cannot be read). `platformctl plan` calls `check_plan()` + `render()`
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import sys
 from dataclasses import dataclass
@@ -89,10 +90,10 @@ def resources_from_plan(plan: Any) -> list[StackResource]:
         if not isinstance(inputs, Mapping):
             raise PlanError(f"resources[{index}] ({raw['urn']}): 'inputs' must be an object")
         name = raw.get("name") or raw["urn"].rsplit("::", 1)[-1]
-        dependencies = raw.get("dependencies") or []
-        for deps in (raw.get("propertyDependencies") or {}).values():
-            dependencies = [*dependencies, *deps]
-        resources.append(StackResource(raw["type"], str(name), raw["urn"], inputs, tuple(map(str, dependencies))))
+        dependencies = tuple(map(str, raw.get("dependencies") or []))
+        by_input = raw.get("propertyDependencies") or {}
+        by_input = {k: tuple(map(str, v)) for k, v in by_input.items()} if isinstance(by_input, Mapping) else {}
+        resources.append(StackResource(raw["type"], str(name), raw["urn"], inputs, dependencies, by_input))
     return resources
 
 
@@ -108,6 +109,9 @@ def check_plan(plan: Mapping[str, Any], config: PackConfig | str | Path | None =
         config = load_config(path) if path else PackConfig(source=None)
     elif not isinstance(config, PackConfig):
         config = load_config(config)
+    source = config.source
+    if source and Path(source).is_absolute() and Path(source).is_relative_to(PROJECT_DIR):
+        config = PackConfig(config.levels, config.settings, str(Path(source).relative_to(PROJECT_DIR)))
     return Result(stack, config.source, evaluate(resources, config), len(resources))
 
 
@@ -151,6 +155,36 @@ def render(result: Result, console: Optional[Console] = None) -> None:
     out(line)
 
 
+def plan_section(run: Any, config: Any, plan_doc: dict, console: Console, markdown: bool) -> tuple[str, int]:
+    """`platformctl plan` hook: check the plan just written against the stack's policy config,
+    print the result under the resource tree, and fail the plan on a mandatory violation."""
+    try:
+        result = check_plan(plan_doc)
+    except (PlanError, PolicyConfigError) as exc:
+        if not markdown:
+            console.print(Text(f"policy check: error: {exc}", style="red"), soft_wrap=True)
+        return f"error: {exc}", 2
+    recorder = Console(record=True, file=io.StringIO(), width=200, color_system=None, highlight=False)
+    render(result, recorder)
+    if not markdown:
+        render(result, console)
+    return "```\n" + recorder.export_text().rstrip() + "\n```", result.exit_code
+
+
+def _register_plan_section() -> None:
+    try:
+        from platformctl import plan as plan_command
+    except ImportError:  # plan not available: `policy check` still works on its own
+        return
+    sections = getattr(plan_command, "SECTIONS", None)
+    if isinstance(sections, list) and not any(title == PLAN_SECTION_TITLE for title, _ in sections):
+        sections.append((PLAN_SECTION_TITLE, plan_section))
+
+
+PLAN_SECTION_TITLE = "Policy check"
+_register_plan_section()
+
+
 def _run(args: argparse.Namespace) -> int:
     err = Console(stderr=True, highlight=False)
     path = Path(args.plan)
@@ -159,7 +193,7 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         err.print(Text(f"error: cannot read {path}: {exc.strerror}"), soft_wrap=True)
         if not path.exists():
-            err.print(Text("hint: write one with `python -m platformctl plan --stack dev` (build/plan/dev/plan.json)"))
+            err.print(Text("hint: write one with `python -m platformctl plan --stack dev` (build/plan/dev/plan.json)"), soft_wrap=True)
         return 2
     except json.JSONDecodeError as exc:
         err.print(Text(f"error: {path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"), soft_wrap=True)
@@ -193,4 +227,4 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.set_defaults(func=_run)
 
 
-__all__ = ["PlanError", "Result", "check_plan", "config_path_for", "render", "register", "POLICIES_BY_NAME"]
+__all__ = ["PlanError", "Result", "check_plan", "config_path_for", "plan_section", "render", "register", "POLICIES_BY_NAME"]

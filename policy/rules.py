@@ -158,6 +158,11 @@ def _gpu_quantity(container: Container, section: str) -> Any:
         return UNKNOWN
 
 
+def _num(value: Any) -> str:
+    """Engine numbers arrive as floats (3.0); show them as people wrote them."""
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
 def _whole(value: Any) -> Optional[int]:
     """A Kubernetes quantity as a whole number of devices, or None if it is not one ("0.5", "500m")."""
     if isinstance(value, bool):
@@ -368,6 +373,9 @@ class StackResource:
     urn: str
     props: Mapping[str, Any]
     dependencies: tuple[str, ...] = ()
+    # Input name -> URNs it was computed from; the precise link (e.g. a public access block's
+    # `bucket` input) when the source provides it, `dependencies` otherwise.
+    property_dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 StackCheck = Callable[[Sequence[StackResource], Any], list[Violation]]
@@ -557,7 +565,7 @@ def check_gpu_node_group_limits(resource_type: str, props: Mapping[str, Any], se
     max_size = _get(props, "scalingConfig", "maxSize")
     if max_size is not None and max_size > settings.maxSize:
         found.append(Violation(
-            f"scalingConfig.maxSize={max_size} exceeds the cap of {settings.maxSize} nodes per GPU pool; "
+            f"scalingConfig.maxSize={_num(max_size)} exceeds the cap of {settings.maxSize} nodes per GPU pool; "
             f"fix: lower maxSize (gpuNodeGroups[].maxSize) to {settings.maxSize} or less"))
     capacity = _get(props, "capacityType", default="ON_DEMAND")
     if capacity not in settings.allowedCapacityTypes:
@@ -604,6 +612,9 @@ def check_image_tag_pinned(resource_type: str, props: Mapping[str, Any], setting
 
 def _refers_to(resource: StackResource, bucket: StackResource) -> bool:
     """Does a bucket sub-resource (public access block, SSE config) belong to this bucket?"""
+    linked = resource.property_dependencies.get("bucket")
+    if linked is not None:
+        return bucket.urn in linked
     if bucket.urn in resource.dependencies:
         return True
     ref = resource.props.get("bucket")
@@ -632,7 +643,7 @@ def check_s3_bucket_private_encrypted(resources: Sequence[StackResource], settin
                 found.append(Violation(
                     f"bucket {bucket.name} has no BucketPublicAccessBlock; fix: add aws.s3.BucketPublicAccessBlock "
                     f"with {', '.join(f'{f}=True' for f in PUBLIC_ACCESS_FLAGS)}", bucket.urn))
-            else:
+            elif not any(all(_get(b.props, f, default=False) is True for f in PUBLIC_ACCESS_FLAGS) for b in blocks):
                 off = [f for f in PUBLIC_ACCESS_FLAGS if _get(blocks[0].props, f, default=False) is not True]
                 if off:
                     found.append(Violation(
@@ -699,7 +710,7 @@ def check_gpu_budget(resources: Sequence[StackResource], settings: GpuBudgetSett
         # A pool may mix types; the autoscaler can pick the one with the most GPUs.
         per_node = max(GPU_INSTANCE_TYPES[t].gpus for t in types)
         total += int(max_size) * per_node
-        parts.append(f"{pool.name}: {max_size} x {per_node}")
+        parts.append(f"{pool.name}: {_num(max_size)} nodes x {per_node} GPU")
     if notes:
         return notes  # a partial sum would understate the budget: do not pass it
     if total > settings.maxGpus:
@@ -1017,10 +1028,9 @@ def pulumi_policies() -> list[Any]:
         def validate(args: Any, report_violation: Callable[..., None]) -> None:
             resources = []
             for r in args.resources:
-                deps = [d.urn for d in (r.dependencies or [])]
-                for prop_deps in (r.property_dependencies or {}).values():
-                    deps += [d.urn for d in prop_deps]
-                resources.append(StackResource(r.resource_type, r.name, r.urn, plain(r.props), tuple(deps)))
+                deps = tuple(d.urn for d in (r.dependencies or []))
+                prop_deps = {k: tuple(d.urn for d in v) for k, v in (r.property_dependencies or {}).items()}
+                resources.append(StackResource(r.resource_type, r.name, r.urn, plain(r.props), deps, prop_deps))
             settings = defn.parse_settings(args.get_config())
             report(defn.check(resources, settings), report_violation)
         return validate
