@@ -13,6 +13,7 @@ COMMAND_MODULES = [
     "platformctl.models",
     "platformctl.smoke",
     "platformctl.policy_check",
+    "platformctl.preflight",
 ]
 
 

@@ -1,0 +1,238 @@
+"""What a stack costs to run, per hour and per month, idle and at peak, before it exists.
+
+`estimate(config)` is pure (no AWS calls unless a live PriceBook is passed) so `platformctl plan`
+and `preflight` can both print it. Idle means every node group at its minSize, peak every node
+group at its maxSize; everything else (control plane, NAT, load balancers) runs all the time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from stack_config import StackConfig
+
+from .prices import PriceBook, PricesUnavailable, TablePrices
+
+# Spot capacity for G instances has typically sold at 50-70% below on-demand; 60% is a middle
+# assumption. It is printed with every estimate and can be changed with --spot-discount.
+DEFAULT_SPOT_DISCOUNT = 0.60
+
+# The stack fronts OpenWebUI (and the Triton OpenAI endpoint) with one load balancer unless the
+# caller counts the actual LoadBalancer services/ingresses (plan can, from its manifests).
+DEFAULT_LOAD_BALANCERS = 1
+
+NOT_INCLUDED = "data transfer, NAT data processing ($/GB), S3 storage, CloudWatch logs, load balancer LCUs"
+
+
+@dataclass(frozen=True)
+class LineItem:
+    name: str
+    detail: str
+    idle_hourly: float
+    peak_hourly: float
+    priced: bool = True
+
+
+@dataclass(frozen=True)
+class Estimate:
+    region: str
+    items: tuple[LineItem, ...]
+    price_source: str
+    spot_discount: float
+    hours_per_month: int
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def idle_hourly(self) -> float:
+        return sum(i.idle_hourly for i in self.items)
+
+    @property
+    def peak_hourly(self) -> float:
+        return sum(i.peak_hourly for i in self.items)
+
+    @property
+    def idle_monthly(self) -> float:
+        return self.idle_hourly * self.hours_per_month
+
+    @property
+    def peak_monthly(self) -> float:
+        return self.peak_hourly * self.hours_per_month
+
+    @property
+    def complete(self) -> bool:
+        return all(i.priced for i in self.items)
+
+    def item(self, name: str) -> LineItem:
+        for entry in self.items:
+            if entry.name == name:
+                return entry
+        raise KeyError(name)
+
+
+def _node_price(
+    types: Iterable[str], capacity: str, prices: PriceBook, spot_discount: float
+) -> tuple[float | None, str, list[str]]:
+    """$/hour of one node of a group, the type it was priced at, and the types with no price.
+
+    A group with several types may get any of them, so it is priced at the dearest: the
+    estimate is a budget, and a budget should be an upper bound.
+    """
+    priced = {t: prices.instance_hour(t) for t in types}
+    missing = [t for t, p in priced.items() if p is None]
+    known = {t: p for t, p in priced.items() if p is not None}
+    if not known:
+        return None, "", missing
+    dearest = max(known, key=lambda t: known[t])
+    hourly = known[dearest] * ((1 - spot_discount) if capacity == "SPOT" else 1)
+    return hourly, dearest, missing
+
+
+def _group_item(
+    name: str, types: list[str], capacity: str, min_size: int, max_size: int,
+    prices: PriceBook, spot_discount: float, notes: list[str],
+) -> LineItem:
+    hourly, priced_as, missing = _node_price(types, capacity, prices, spot_discount)
+    sizes = f"{min_size}-{max_size}" if min_size != max_size else str(min_size)
+    capacity_text = f"SPOT at -{spot_discount:.0%}" if capacity == "SPOT" else "on-demand"
+    if hourly is None:
+        notes.append(f"{name}: no price for {', '.join(missing)}; not in the totals (use --live-prices)")
+        return LineItem(name, f"{sizes} x {'/'.join(types)}, {capacity_text}: no price", 0.0, 0.0, priced=False)
+    shown = priced_as if len(types) == 1 else f"{priced_as} (dearest of {', '.join(types)})"
+    if missing:
+        notes.append(f"{name}: no price for {', '.join(missing)}; priced as {priced_as}")
+    detail = f"{sizes} x {shown}, {capacity_text}, ${hourly:.4f}/h each"
+    return LineItem(name, detail, hourly * min_size, hourly * max_size)
+
+
+def estimate(
+    config: StackConfig,
+    prices: PriceBook | None = None,
+    spot_discount: float = DEFAULT_SPOT_DISCOUNT,
+    load_balancers: int = DEFAULT_LOAD_BALANCERS,
+    extended_support: bool = False,
+) -> Estimate:
+    """Line items of the stack's running cost. Raises PricesUnavailable when no price source covers
+    the region (the table only covers a few; `--live-prices` covers all)."""
+    if not 0 <= spot_discount < 1:
+        raise ValueError(f"spot discount must be in [0, 1), got {spot_discount}")
+    prices = prices or TablePrices(config.region)
+    rates = prices.rates
+    notes: list[str] = []
+    items: list[LineItem] = []
+
+    if extended_support:
+        control_plane, support = rates.eks_extended_support_hour, "extended support"
+    else:
+        control_plane, support = rates.eks_control_plane_hour, "standard support"
+    items.append(LineItem(
+        "EKS control plane",
+        f"Kubernetes {config.cluster.kubernetesVersion}, {support}",
+        control_plane, control_plane,
+    ))
+
+    network = config.network
+    if network.existingVpc is not None:
+        items.append(LineItem("NAT gateways", "existing VPC: its NAT gateways are billed to that VPC", 0.0, 0.0))
+    else:
+        count = 1 if network.natGateways == "single" else len(network.availabilityZones)
+        each = rates.nat_gateway_hour + rates.public_ipv4_hour
+        items.append(LineItem(
+            "NAT gateways",
+            f"{count} x ({network.natGateways}) incl. its public IPv4 address, ${each:.3f}/h each",
+            count * each, count * each,
+        ))
+
+    system = config.cluster.systemNodeGroup
+    items.append(_group_item(
+        "System nodes", list(system.instanceTypes), system.capacityType,
+        system.minSize, system.maxSize, prices, spot_discount, notes,
+    ))
+    for pool in config.gpuNodeGroups:
+        items.append(_group_item(
+            f"GPU pool {pool.name}", list(pool.instanceTypes), pool.capacityType,
+            pool.minSize, pool.maxSize, prices, spot_discount, notes,
+        ))
+
+    gb_hour = rates.gp3_gb_month / prices.hours_per_month
+    groups = [(system.diskSizeGiB, system.minSize, system.maxSize)] + [
+        (p.diskSizeGiB, p.minSize, p.maxSize) for p in config.gpuNodeGroups
+    ]
+    idle_gib = sum(disk * low for disk, low, _ in groups)
+    peak_gib = sum(disk * high for disk, _, high in groups)
+    items.append(LineItem(
+        "Volumes",
+        f"node root volumes gp3, {idle_gib}-{peak_gib} GiB at ${rates.gp3_gb_month}/GB-month",
+        idle_gib * gb_hour, peak_gib * gb_hour,
+    ))
+
+    lb_hourly = load_balancers * rates.load_balancer_hour
+    items.append(LineItem(
+        "Load balancers",
+        f"{load_balancers} x ${rates.load_balancer_hour}/h (hourly charge only)",
+        lb_hourly, lb_hourly,
+    ))
+
+    return Estimate(
+        region=config.region,
+        items=tuple(items),
+        price_source=prices.describe(),
+        spot_discount=spot_discount,
+        hours_per_month=prices.hours_per_month,
+        notes=tuple(notes + prices.notes()),
+    )
+
+
+def _hourly(value: float, priced: bool = True) -> str:
+    return f"${value:,.4f}" if priced else "n/a"
+
+
+def _monthly(value: float, priced: bool = True) -> str:
+    return f"${value:,.2f}" if priced else "n/a"
+
+
+def render(est: Estimate, console: Console, title: str = "Estimated cost") -> None:
+    """Print the estimate as a table, with where the prices come from and what is assumed."""
+    table = Table(title=f"{title} ({est.region})", title_justify="left", show_lines=False)
+    table.add_column("Item")
+    table.add_column("Detail", overflow="fold")
+    for heading in ("Idle $/h", "Peak $/h", "Idle $/month", "Peak $/month"):
+        table.add_column(heading, justify="right")
+    for it in est.items:
+        table.add_row(
+            Text(it.name), Text(it.detail),
+            _hourly(it.idle_hourly, it.priced), _hourly(it.peak_hourly, it.priced),
+            _monthly(it.idle_hourly * est.hours_per_month, it.priced),
+            _monthly(it.peak_hourly * est.hours_per_month, it.priced),
+        )
+    total = "Total" if est.complete else "Total (partial)"
+    table.add_section()
+    table.add_row(
+        Text(total, style="bold"), "idle: every node group at minSize; peak: at maxSize",
+        _hourly(est.idle_hourly), _hourly(est.peak_hourly),
+        _monthly(est.idle_monthly), _monthly(est.peak_monthly),
+    )
+    console.print(table)
+    lines = [
+        f"Prices: {est.price_source}. Month = {est.hours_per_month} h.",
+        f"Spot: SPOT node groups are priced at an assumed {est.spot_discount:.0%} below on-demand "
+        "(real spot prices vary by zone and hour; change with --spot-discount).",
+        f"Not included: {NOT_INCLUDED}.",
+    ] + [f"Note: {note}" for note in est.notes]
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+
+
+def estimate_or_note(config: StackConfig, console: Console, **kwargs) -> Estimate | None:
+    """Print the estimate, or one clear line saying why there is none. For `plan` and `preflight`."""
+    try:
+        est = estimate(config, **kwargs)
+    except PricesUnavailable as exc:
+        console.print(f"Cost estimate: not available: {exc}", markup=False)
+        return None
+    render(est, console)
+    return est
