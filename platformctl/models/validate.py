@@ -109,7 +109,9 @@ def _check_model_files(model_dir: Path, config: mc.ModelConfig, versions: list[i
     for version in versions:
         target = model_dir / str(version) / filename
         if not target.exists():
-            found.append(Problem(target, f"missing: {kind} models need {filename} in every version directory"))
+            present = sorted(p.name for p in target.parent.iterdir() if not _is_hidden(p))
+            hint = f" (found: {', '.join(present)})" if present else " (the directory is empty)"
+            found.append(Problem(target, f"missing: {kind} models need {filename} in every version directory{hint}"))
         elif target.is_dir() and filename not in DIRECTORY_MODEL_FILES:
             found.append(Problem(target, "is a directory, expected a file"))
         elif target.is_file() and filename == "model.savedmodel":
