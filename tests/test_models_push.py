@@ -1,0 +1,268 @@
+"""`platformctl models push` against a real S3 API (moto's server on 127.0.0.1): content-based
+sync, config.pbtxt after each model's data, --prune, --dry-run, validation first, clear errors."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import threading
+from pathlib import Path
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from platformctl.cli import main
+from platformctl.models import push as sync
+from platformctl.models.validate import validate_repository
+
+ROOT = Path(__file__).resolve().parent.parent
+BUCKET = "models-test"
+MiB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint():
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint, monkeypatch, request):
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                       "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
+        monkeypatch.setenv(key, value)
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(key, raising=False)
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1")
+    bucket = f"{BUCKET}-{abs(hash(request.node.name)) % 10**8}"
+    client.create_bucket(Bucket=bucket)
+    client.bucket = bucket
+    client.endpoint = s3_endpoint
+    yield client
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            client.delete_object(Bucket=bucket, Key=obj["Key"])
+    client.delete_bucket(Bucket=bucket)
+
+
+@pytest.fixture
+def repo(tmp_path) -> Path:
+    """Two models: the example add_sub (plus a 9 MiB file, uploaded multipart) and a python model."""
+    root = tmp_path / "repo"
+    shutil.copytree(ROOT / "models" / "standard" / "add_sub", root / "add_sub")
+    (root / "add_sub" / "1" / "weights.bin").write_bytes(bytes(range(256)) * (9 * MiB // 256))
+    (root / "postprocess" / "1").mkdir(parents=True)
+    (root / "postprocess" / "config.pbtxt").write_text('backend: "python"\nmax_batch_size: 0\n')
+    (root / "postprocess" / "1" / "model.py").write_text("# v1\n")
+    (root / "postprocess" / "labels.txt").write_text("a\nb\n")
+    (root / "add_sub" / ".DS_Store").write_text("not part of the model")
+    return root
+
+
+def keys(client, prefix="") -> dict[str, dict]:
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=client.bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            found[obj["Key"]] = obj
+    return found
+
+
+def push(capsys, client, directory: Path, *extra: str, prefix: str = "standard") -> tuple[int, str, str]:
+    code = main(["models", "push", str(directory), "--bucket", client.bucket, "--prefix", prefix,
+                 "--endpoint-url", client.endpoint, *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+EXPECTED_KEYS = {
+    "standard/add_sub/config.pbtxt", "standard/add_sub/1/model.onnx", "standard/add_sub/1/weights.bin",
+    "standard/postprocess/config.pbtxt", "standard/postprocess/1/model.py", "standard/postprocess/labels.txt",
+}
+
+
+def test_first_push_uploads_all_second_nothing_and_a_change_only_that_file(capsys, s3, repo):
+    code, out, err = push(capsys, s3, repo)
+    assert code == 0, err
+    assert set(keys(s3)) == EXPECTED_KEYS  # hidden files stay home
+    assert "uploaded 6 " in out and "skipped 0 unchanged" in out
+    weights = s3.head_object(Bucket=s3.bucket, Key="standard/add_sub/1/weights.bin")
+    assert "-" in weights["ETag"], "9 MiB should have gone up multipart"
+    assert weights["Metadata"]["sha256"] == hashlib.sha256((repo / "add_sub/1/weights.bin").read_bytes()).hexdigest()
+
+    before = {k: v["LastModified"] for k, v in keys(s3).items()}
+    code, out, _ = push(capsys, s3, repo)
+    assert code == 0
+    assert "uploaded 0 (0 B), skipped 6 unchanged" in out  # the multipart object too: sha256 is compared, not ETag
+
+    (repo / "postprocess" / "1" / "model.py").write_text("# v2\n")  # same size, new content
+    code, out, _ = push(capsys, s3, repo)
+    assert code == 0
+    assert "uploaded 1 (5 B), skipped 5 unchanged" in out
+    body = s3.get_object(Bucket=s3.bucket, Key="standard/postprocess/1/model.py")["Body"].read()
+    assert body == b"# v2\n"
+    assert keys(s3)["standard/add_sub/1/weights.bin"]["LastModified"] == before["standard/add_sub/1/weights.bin"]
+
+
+def test_objects_uploaded_by_another_tool_are_compared_by_md5_etag(capsys, s3, repo):
+    same = (repo / "postprocess" / "labels.txt").read_bytes()
+    s3.put_object(Bucket=s3.bucket, Key="standard/postprocess/labels.txt", Body=same)
+    s3.put_object(Bucket=s3.bucket, Key="standard/postprocess/1/model.py", Body=b"# vX\n")  # same size, other bytes
+    code, out, _ = push(capsys, s3, repo)
+    assert code == 0
+    assert "uploaded 5 " in out and "skipped 1 unchanged" in out
+    assert s3.get_object(Bucket=s3.bucket, Key="standard/postprocess/1/model.py")["Body"].read() == b"# v1\n"
+
+
+def test_each_config_is_uploaded_after_all_data_files_of_its_model(s3, repo):
+    """A polling Triton must never see a new config.pbtxt before the files it describes."""
+    client = sync.make_client(s3.endpoint, concurrency=8)
+    log: list[tuple[str, str]] = []  # ("start" | "done", key), in the order S3 calls happened
+    lock = threading.Lock()
+
+    def before(params, context, model, **_):
+        if model.name in ("PutObject", "CreateMultipartUpload", "CompleteMultipartUpload"):
+            context["key"] = params["Key"]
+        if model.name in ("PutObject", "CreateMultipartUpload"):
+            with lock:
+                log.append(("start", params["Key"]))
+
+    def after(context, model, **_):
+        if model.name in ("PutObject", "CompleteMultipartUpload"):
+            with lock:
+                log.append(("done", context["key"]))
+
+    client.meta.events.register("before-parameter-build.s3.*", before)
+    client.meta.events.register("after-call.s3.*", after)
+
+    models, problems = validate_repository(repo)
+    assert not problems
+    plan = sync.plan_sync(client, repo, models, s3.bucket, "standard", prune=False)
+    result = sync.execute(client, plan, concurrency=8)
+    assert not result.failed and len(result.uploaded) == 6
+    for model in ("add_sub", "postprocess"):
+        config_start = log.index(("start", f"standard/{model}/config.pbtxt"))
+        data = [k for k in EXPECTED_KEYS if k.startswith(f"standard/{model}/") and not k.endswith("config.pbtxt")]
+        for key in data:
+            assert log.index(("done", key)) < config_start, (key, log)
+
+
+def test_a_model_whose_data_fails_keeps_its_old_config(capsys, s3, repo):
+    code, _, _ = push(capsys, s3, repo)
+    assert code == 0
+    old_config = s3.get_object(Bucket=s3.bucket, Key="standard/postprocess/config.pbtxt")["Body"].read()
+    (repo / "postprocess" / "config.pbtxt").write_text('backend: "python"\nmax_batch_size: 0\n# v2\n')
+    (repo / "postprocess" / "1" / "model.py").write_text("# v2, longer\n")
+
+    client = sync.make_client(s3.endpoint, concurrency=4)
+
+    def deny(params, model, **_):
+        if model.name == "PutObject" and params["Key"].endswith("postprocess/1/model.py"):
+            raise PermissionError("simulated: upload refused")
+
+    client.meta.events.register("before-parameter-build.s3.PutObject", deny)
+    models, _ = validate_repository(repo)
+    plan = sync.plan_sync(client, repo, models, s3.bucket, "standard", prune=False)
+    result = sync.execute(client, plan, concurrency=4)
+    assert [k for k, _ in result.failed] == ["standard/postprocess/1/model.py"]
+    assert result.held_back == ["standard/postprocess/config.pbtxt"]
+    assert s3.get_object(Bucket=s3.bucket, Key="standard/postprocess/config.pbtxt")["Body"].read() == old_config
+
+
+def test_nothing_is_deleted_without_prune_and_prune_deletes_configs_first(capsys, s3, repo):
+    assert push(capsys, s3, repo)[0] == 0
+    shutil.rmtree(repo / "postprocess")
+    (repo / "add_sub" / "1" / "weights.bin").unlink()
+
+    code, out, _ = push(capsys, s3, repo)
+    assert code == 0
+    assert set(keys(s3)) == EXPECTED_KEYS
+    assert "note: 4 remote object(s) under the prefix are not in" in out
+
+    deletes: list[list[str]] = []
+    real_delete = sync._delete
+
+    def spy(client, bucket, batch, result):
+        deletes.append(list(batch))
+        real_delete(client, bucket, batch, result)
+
+    sync._delete = spy
+    try:
+        code, out, _ = push(capsys, s3, repo, "--prune")
+    finally:
+        sync._delete = real_delete
+    assert code == 0
+    assert "deleted 4" in out
+    assert set(keys(s3)) == {"standard/add_sub/config.pbtxt", "standard/add_sub/1/model.onnx"}
+    # The removed model's config goes first, alone, so a polling Triton unloads it before its files vanish.
+    assert deletes[0] == ["standard/postprocess/config.pbtxt"]
+
+
+def test_prune_stays_inside_the_prefix(capsys, s3, repo):
+    s3.put_object(Bucket=s3.bucket, Key="llm/qwen/config.pbtxt", Body=b"other deployment")
+    s3.put_object(Bucket=s3.bucket, Key="standard-old/x", Body=b"prefix lookalike")
+    code, _, _ = push(capsys, s3, repo, "--prune")
+    assert code == 0
+    assert {"llm/qwen/config.pbtxt", "standard-old/x"} <= set(keys(s3))
+
+
+def test_dry_run_changes_nothing(capsys, s3, repo):
+    code, out, _ = push(capsys, s3, repo, "--dry-run")
+    assert code == 0
+    assert keys(s3) == {}
+    assert "would upload 6" in out and "nothing changed (dry run)" in out
+
+
+def test_invalid_repository_uploads_nothing(capsys, s3, repo):
+    (repo / "add_sub" / "config.pbtxt").write_text('name: "add_sub"\nbackend: "onnxruntime"\nmax_batch_size: -\n')
+    code, out, err = push(capsys, s3, repo)
+    assert code == 1
+    assert keys(s3) == {}
+    assert f"{repo / 'add_sub' / 'config.pbtxt'}:3:" in err
+    assert "nothing uploaded" in err
+
+
+def test_endpoint_from_environment_and_target_from_stack_outputs(capsys, s3, repo, tmp_path, monkeypatch):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"modelBucket": s3.bucket, "tritonDeployments": {
+        "standard": {"modelPrefix": "triton/standard"}, "llm": {"modelPrefix": "triton/llm"}}}))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3.endpoint)
+    code = main(["models", "push", str(repo), "--outputs", str(outputs), "--deployment", "standard"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert len(keys(s3, "triton/standard/")) == 6 and not keys(s3, "triton/llm/")
+
+    code = main(["models", "push", str(repo), "--outputs", str(outputs)])
+    assert code == 2
+    assert "several Triton deployments (llm, standard); choose one with --deployment" in capsys.readouterr().err
+
+
+def test_missing_bucket_is_a_clear_error(capsys, s3, repo):
+    code = main(["models", "push", str(repo), "--bucket", "no-such-bucket", "--prefix", "p", "--endpoint-url", s3.endpoint])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert err.startswith("error: S3 refused ListObjectsV2 on s3://no-such-bucket/p/: NoSuchBucket")
+    assert "Traceback" not in err
+
+
+def test_unreachable_endpoint_and_missing_credentials_are_clear_errors(capsys, s3, repo, monkeypatch):
+    code = main(["models", "push", str(repo), "--bucket", "b", "--prefix", "p", "--endpoint-url", "http://127.0.0.1:9"])
+    _, err = capsys.readouterr()
+    assert code == 1 and "cannot reach S3 at http://127.0.0.1:9" in err
+
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    code = main(["models", "push", str(repo), "--bucket", s3.bucket, "--prefix", "p", "--endpoint-url", s3.endpoint])
+    _, err = capsys.readouterr()
+    assert code == 1 and "no AWS credentials found" in err
+
+
+def test_bucket_needs_prefix(capsys, repo):
+    assert main(["models", "push", str(repo), "--bucket", "b"]) == 2
+    assert "--bucket needs --prefix" in capsys.readouterr().err
