@@ -1,0 +1,216 @@
+"""`platformctl smoke` and `models load|unload` against a real KServe-v2 server: MLServer, from
+PyPI, in its own venv (build/venvs/mlserver, from tests/servers/requirements-mlserver.txt),
+started on 127.0.0.1 serving two tiny models (tests/servers/mlserver). MLServer has no OpenAI
+API, so the `/v1/models` check runs against a minimal stand-in served by this test."""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from platformctl.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+REQUIREMENTS = ROOT / "tests" / "servers" / "requirements-mlserver.txt"
+SERVER_FILES = ROOT / "tests" / "servers" / "mlserver"
+VENV = ROOT / "build" / "venvs" / "mlserver"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _unavailable(message: str):
+    # In CI a missing server is an error, so the suite never silently skips what it checks.
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def mlserver_venv() -> Path:
+    """Create (once per requirements version) the venv MLServer runs from."""
+    stamp = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
+    marker = VENV / ".requirements-sha256"
+    binary = VENV / "bin" / "mlserver"
+    if binary.exists() and marker.exists() and marker.read_text() == stamp:
+        return binary
+    shutil.rmtree(VENV, ignore_errors=True)
+    try:
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120)
+        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                        "-r", str(REQUIREMENTS)], check=True, capture_output=True, text=True, timeout=900)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
+        _unavailable(f"cannot install MLServer into {VENV}: {getattr(exc, 'stderr', '') or exc}"[-2000:])
+    marker.write_text(stamp)
+    return binary
+
+
+@pytest.fixture(scope="module")
+def mlserver(tmp_path_factory):
+    binary = mlserver_venv()
+    workdir = tmp_path_factory.mktemp("mlserver")
+    shutil.copytree(SERVER_FILES, workdir, dirs_exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "MLSERVER_HOST": "127.0.0.1", "MLSERVER_HTTP_PORT": str(port),
+           "MLSERVER_GRPC_PORT": str(free_port()), "MLSERVER_METRICS_PORT": str(free_port()),
+           "PYTHONPATH": str(workdir)}
+    log = (workdir / "server.log").open("w")
+    proc = subprocess.Popen([str(binary), "start", str(workdir)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    ready = False
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    ready = True
+                    break
+        except OSError:
+            time.sleep(0.5)
+    if not ready:
+        proc.terminate()
+        proc.wait(timeout=10)
+        pytest.fail("MLServer did not become ready:\n" + (workdir / "server.log").read_text()[-3000:])
+    yield url
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    log.close()
+
+
+@pytest.fixture
+def openai_stub():
+    """Minimal OpenAI `/v1/models` (MLServer does not implement the OpenAI API)."""
+    models = {"data": [{"id": "qwen2.5-0.5b-instruct", "object": "model", "owned_by": "triton"}], "object": "list"}
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(models if self.path == "/v1/models" else {"error": "not found"}).encode()
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1", models
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(autouse=True)
+def wide_table(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "220")  # rich wraps cells at 80 columns when not on a terminal
+
+
+def smoke(capsys, *args: str) -> tuple[int, str]:
+    code = main(["smoke", "--timeout", "10", *args])
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def rows(output: str) -> dict[tuple[str, str], str]:
+    """(check, target) -> result, from the table (the result column is ok / FAIL / skip)."""
+    found = {}
+    for line in output.splitlines():
+        cells = [c.strip() for c in line.strip("│┃ ").split("│")]
+        if len(cells) == 4 and cells[2] in ("ok", "FAIL", "skip"):
+            found[(cells[0], cells[1])] = cells[2]
+    return found
+
+
+def test_smoke_passes_on_a_serving_server(capsys, mlserver):
+    code, out = smoke(capsys, "--url", mlserver)
+    table = rows(out)
+    assert code == 0, out
+    for check in ("model ready", "metadata", "infer"):
+        assert table[(check, "add_sub")] == "ok" and table[(check, "greeter")] == "ok", out
+    assert table[("server live", mlserver)] == "ok"
+    # Inputs came from metadata: -1 became 1, so FP32[-1, 4] produced [1, 4] outputs.
+    assert "OUTPUT0[1, 4], OUTPUT1[1, 4]" in out
+
+
+def test_unloaded_model_fails_smoke_until_loaded_again(capsys, mlserver):
+    assert main(["models", "unload", "add_sub", "--url", mlserver]) == 0
+    assert "add_sub: unloaded" in capsys.readouterr().out
+    try:
+        code, out = smoke(capsys, "--url", mlserver)
+        assert code == 1, out
+        table = rows(out)
+        assert table[("model ready", "add_sub")] == "FAIL"
+        assert ("infer", "add_sub") not in table  # no inference on a model that is not ready
+        assert table[("infer", "greeter")] == "ok"
+        assert "1 of " in out and "check(s) failed" in out
+
+        # Restricting the check to the models that matter makes it pass.
+        code, out = smoke(capsys, "--url", mlserver, "--model", "greeter")
+        assert code == 0, out
+    finally:
+        assert main(["models", "load", "add_sub", "--url", mlserver]) == 0
+    assert "add_sub: loaded and ready" in capsys.readouterr().out
+    code, out = smoke(capsys, "--url", mlserver)
+    assert code == 0, out
+
+
+def test_unknown_model_is_a_failure(capsys, mlserver):
+    code, out = smoke(capsys, "--url", mlserver, "--model", "nope")
+    assert code == 1
+    assert rows(out)[("model ready", "nope")] == "FAIL" and "not in the repository index" in out
+    assert main(["models", "load", "nope", "--url", mlserver]) == 1
+    assert "Model nope not found" in capsys.readouterr().err
+
+
+def test_server_down_fails_clearly(capsys):
+    url = f"http://127.0.0.1:{free_port()}"
+    code, out = smoke(capsys, "--url", url)
+    assert code == 1
+    assert rows(out) == {("server live", url): "FAIL"}
+    assert "connection refused" in out and "Traceback" not in out
+    assert main(["models", "unload", "x", "--url", url]) == 1
+    assert "connection refused" in capsys.readouterr().err
+
+
+def test_openai_models_listed_and_urls_from_stack_outputs(capsys, mlserver, openai_stub, tmp_path):
+    openai_url, models = openai_stub
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"modelBucket": "b", "tritonDeployments": {
+        "standard": {"modelPrefix": "standard", "httpUrl": "http://triton.standard.svc.cluster.local:8000"},
+        "llm": {"modelPrefix": "llm", "httpUrl": "http://unused:8000", "externalHttpUrl": mlserver, "openaiUrl": openai_url}}}))
+    code, out = smoke(capsys, "--outputs", str(outputs), "--deployment", "llm")
+    assert code == 0, out
+    assert rows(out)[("openai /v1/models", f"{openai_url}/models")] == "ok"
+    assert "qwen2.5-0.5b-instruct" in out
+
+    models["data"] = []  # an OpenAI endpoint that serves nothing fails the smoke test
+    code, out = smoke(capsys, "--url", mlserver, "--openai-url", openai_url)
+    assert code == 1 and "lists no models" in out
+
+
+def test_outputs_without_the_deployment_is_a_clear_error(capsys, tmp_path):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"tritonDeployments": {"standard": {"httpUrl": "http://x:8000"}}}))
+    code, out = smoke(capsys, "--outputs", str(outputs), "--deployment", "llm")
+    assert code == 2
+    assert "no Triton deployment 'llm' (have: standard)" in out
