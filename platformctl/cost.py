@@ -7,8 +7,9 @@ group at its maxSize; everything else (control plane, NAT, load balancers) runs 
 
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -74,6 +75,46 @@ class Estimate:
         raise KeyError(name)
 
 
+@dataclass(frozen=True)
+class PlanFacts:
+    """Billable things only the rendered program knows (counted from `plan.json`)."""
+
+    load_balancers: int = 0
+    kms_keys: int = 0
+    interface_endpoint_zones: int = 0  # sum over interface VPC endpoints of their subnets
+
+
+def _has_load_balancer_service(values: Any) -> bool:
+    """Helm values that ask a chart for a `type: LoadBalancer` service, at any depth."""
+    if isinstance(values, dict):
+        if values.get("type") == "LoadBalancer":
+            return True
+        return any(_has_load_balancer_service(v) for v in values.values())
+    if isinstance(values, list):
+        return any(_has_load_balancer_service(v) for v in values)
+    return False
+
+
+def facts_from_plan(plan_doc: dict) -> PlanFacts:
+    load_balancers = kms_keys = endpoint_zones = 0
+    for resource in plan_doc.get("resources", []):
+        kind, inputs = resource.get("type", ""), resource.get("inputs") or {}
+        if kind in ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"):
+            load_balancers += 1
+        elif kind == "kubernetes:core/v1:Service" and (inputs.get("spec") or {}).get("type") == "LoadBalancer":
+            load_balancers += 1
+        elif kind == "kubernetes:networking.k8s.io/v1:Ingress":
+            load_balancers += 1
+        elif kind == "kubernetes:helm.sh/v3:Release" and _has_load_balancer_service(inputs.get("values")):
+            load_balancers += 1
+        elif kind == "aws:kms/key:Key":
+            kms_keys += 1
+        elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint" and inputs.get("vpcEndpointType") == "Interface":
+            subnets = inputs.get("subnetIds")
+            endpoint_zones += len(subnets) if isinstance(subnets, list) else 1
+    return PlanFacts(load_balancers, kms_keys, endpoint_zones)
+
+
 def _node_price(
     types: Iterable[str], capacity: str, prices: PriceBook, spot_discount: float
 ) -> tuple[float | None, str, list[str]]:
@@ -113,11 +154,14 @@ def estimate(
     config: StackConfig,
     prices: PriceBook | None = None,
     spot_discount: float = DEFAULT_SPOT_DISCOUNT,
-    load_balancers: int = DEFAULT_LOAD_BALANCERS,
     extended_support: bool = False,
+    plan_facts: PlanFacts | None = None,
 ) -> Estimate:
     """Line items of the stack's running cost. Raises PricesUnavailable when no price source covers
-    the region (the table only covers a few; `--live-prices` covers all)."""
+    the region (the table only covers a few; `--live-prices` covers all).
+
+    Without `plan_facts` (preflight), load balancers are assumed (DEFAULT_LOAD_BALANCERS); with
+    them (plan), they are counted, and KMS keys and interface endpoints are added."""
     if not 0 <= spot_discount < 1:
         raise ValueError(f"spot discount must be in [0, 1), got {spot_discount}")
     prices = prices or TablePrices(config.region)
@@ -170,12 +214,25 @@ def estimate(
         idle_gib * gb_hour, peak_gib * gb_hour,
     ))
 
+    if plan_facts is None:
+        load_balancers, basis = DEFAULT_LOAD_BALANCERS, "assumed"
+    else:
+        load_balancers, basis = plan_facts.load_balancers, "counted in the plan"
     lb_hourly = load_balancers * rates.load_balancer_hour
     items.append(LineItem(
         "Load balancers",
-        f"{load_balancers} x ${rates.load_balancer_hour}/h (hourly charge only)",
+        f"{load_balancers} x ${rates.load_balancer_hour}/h ({basis}; hourly charge only)",
         lb_hourly, lb_hourly,
     ))
+    if plan_facts is not None and plan_facts.kms_keys:
+        kms_hourly = plan_facts.kms_keys * rates.kms_key_month / prices.hours_per_month
+        items.append(LineItem("KMS keys", f"{plan_facts.kms_keys} x ${rates.kms_key_month:.2f}/month (requests extra)",
+                              kms_hourly, kms_hourly))
+    if plan_facts is not None and plan_facts.interface_endpoint_zones:
+        zones = plan_facts.interface_endpoint_zones
+        endpoint_hourly = zones * rates.interface_endpoint_hour
+        items.append(LineItem("VPC interface endpoints", f"{zones} endpoint-zones x ${rates.interface_endpoint_hour}/h",
+                              endpoint_hourly, endpoint_hourly))
 
     return Estimate(
         region=config.region,
@@ -220,7 +277,7 @@ def render(est: Estimate, console: Console, title: str = "Estimated cost") -> No
     lines = [
         f"Prices: {est.price_source}. Month = {est.hours_per_month} h.",
         f"Spot: SPOT node groups are priced at an assumed {est.spot_discount:.0%} below on-demand "
-        "(real spot prices vary by zone and hour; change with --spot-discount).",
+        "(real spot prices vary by zone and hour; `platformctl preflight --spot-discount` changes it).",
         f"Not included: {NOT_INCLUDED}.",
     ] + [f"Note: {note}" for note in est.notes]
     for line in lines:
@@ -236,3 +293,37 @@ def estimate_or_note(config: StackConfig, console: Console, **kwargs) -> Estimat
         return None
     render(est, console)
     return est
+
+
+# --- `platformctl plan` hook ---------------------------------------------------------------
+
+PLAN_SECTION_TITLE = "Cost estimate"
+
+
+def plan_section(run: Any, config: StackConfig, plan_doc: dict, console: Console, markdown: bool) -> tuple[str, int]:
+    """Print the estimate under the plan, counting load balancers, KMS keys and endpoints from
+    the plan. Never fails the plan: a missing price is a note, not an error."""
+    recorder = Console(record=True, file=io.StringIO(), width=200, color_system=None, highlight=False)
+    targets = [recorder] if markdown else [recorder, console]
+    try:
+        est = estimate(config, plan_facts=facts_from_plan(plan_doc))
+    except PricesUnavailable as exc:
+        for target in targets:
+            target.print(f"Cost estimate: not available: {exc}", markup=False)
+    else:
+        for target in targets:
+            render(est, target)
+    return "```\n" + recorder.export_text().rstrip() + "\n```", 0
+
+
+def _register_plan_section() -> None:
+    try:
+        from platformctl import plan as plan_command
+    except ImportError:  # plan not available: preflight still prints the estimate
+        return
+    sections = getattr(plan_command, "SECTIONS", None)
+    if isinstance(sections, list) and not any(title == PLAN_SECTION_TITLE for title, _ in sections):
+        sections.append((PLAN_SECTION_TITLE, plan_section))
+
+
+_register_plan_section()

@@ -292,7 +292,7 @@ def _gpu_label(instance_type: str) -> str:
 def alternatives(pool_types: tuple[str, ...], ami_type: str, zones: list[str],
                  offered: dict[str, set[str]], price_of: Callable[[str], float | None], limit: int = 3) -> list[str]:
     """GPU types offered in every configured zone that could replace the pool's types: same GPU
-    count and architecture; those with at least as much GPU memory first, then the cheapest."""
+    count and architecture, one per family; at least as much GPU memory first, then the cheapest."""
     reference = [GPU_INSTANCE_TYPES[t] for t in pool_types]
     gpus = reference[0].gpus
     memory = min(t.gpu_memory_gib for t in reference)
@@ -307,7 +307,11 @@ def alternatives(pool_types: tuple[str, ...], ami_type: str, zones: list[str],
         price = price_of(spec.name)
         return (spec.gpu_memory_gib < memory, price if price is not None else float("inf"), spec.vcpus, spec.name)
 
-    return [c.name for c in sorted(candidates, key=rank)[:limit]]
+    # One per family: g5.2xlarge next to g5.xlarge is noise; the reader wants the options.
+    picked: dict[str, str] = {}
+    for spec in sorted(candidates, key=rank):
+        picked.setdefault(spec.family, spec.name)
+    return list(picked.values())[:limit]
 
 
 def check_pool_offerings(

@@ -33,6 +33,8 @@ class FixedRates:
     public_ipv4_hour: float
     gp3_gb_month: float
     load_balancer_hour: float
+    kms_key_month: float
+    interface_endpoint_hour: float  # per endpoint and zone
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ def _rates(entry: dict[str, Any]) -> FixedRates:
         public_ipv4_hour=float(entry["publicIpv4Hour"]),
         gp3_gb_month=float(entry["gp3GbMonth"]),
         load_balancer_hour=float(entry["loadBalancerHour"]),
+        kms_key_month=float(entry["kmsKeyMonth"]),
+        interface_endpoint_hour=float(entry["interfaceEndpointHour"]),
     )
 
 

@@ -1,0 +1,225 @@
+"""The stack cost estimate: line items from the dated price table (or the Pricing API, stubbed),
+idle = every node group at minSize, peak = at maxSize."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import boto3
+import pytest
+from botocore.stub import Stubber
+from rich.console import Console
+
+import stack_config
+from platformctl import cost
+from platformctl.prices import LivePrices, PricesUnavailable, TablePrices, load_table, pricing_filters
+from stack_config.gpu_instances import GPU_INSTANCE_TYPES
+from stack_config.model import ExistingVpcConfig
+
+HOURS = 730
+# us-west-2 / us-east-1 rates of the table, spelled out so a changed table or formula shows here.
+EKS, NAT, IPV4, GP3, LB = 0.10, 0.045, 0.005, 0.08, 0.0225
+M6I_LARGE, M6I_XLARGE, G5_XLARGE, G6E_XLARGE, G6E_12XLARGE = 0.096, 0.192, 1.006, 1.861, 10.49264
+
+
+@pytest.fixture
+def dev():
+    return stack_config.load_from_files("dev")
+
+
+@pytest.fixture
+def prod():
+    return stack_config.load_from_files("prod")
+
+
+def with_pool(config, index=0, **changes):
+    pools = list(config.gpuNodeGroups)
+    pools[index] = pools[index].model_copy(update=changes)
+    return config.model_copy(update={"gpuNodeGroups": pools})
+
+
+def rendered(est) -> str:
+    out = io.StringIO()
+    cost.render(est, Console(file=out, width=240, color_system=None))
+    return out.getvalue()
+
+
+def test_dev_idle_cost_is_the_sum_of_its_line_items(dev):
+    est = cost.estimate(dev)
+
+    # dev: EKS + 1 NAT (with its IPv4) + 2 x m6i.large + 2 x 50 GiB gp3 + 1 load balancer; GPU pool at 0
+    expected = EKS + (NAT + IPV4) + 2 * M6I_LARGE + 2 * 50 * GP3 / HOURS + LB
+    assert est.idle_hourly == pytest.approx(expected)
+    assert est.idle_hourly == pytest.approx(sum(item.idle_hourly for item in est.items))
+    assert est.idle_monthly == pytest.approx(expected * HOURS)
+    assert [i.name for i in est.items] == [
+        "EKS control plane", "NAT gateways", "System nodes", "GPU pool inference", "Volumes", "Load balancers",
+    ]
+
+
+def test_gpu_pool_at_min_zero_adds_nothing_to_idle_cost(dev):
+    base = cost.estimate(dev)
+    bigger = cost.estimate(with_pool(dev, maxSize=10))
+    warm = cost.estimate(with_pool(dev, minSize=1, desiredSize=1))
+
+    assert base.item("GPU pool inference").idle_hourly == 0
+    assert bigger.idle_hourly == pytest.approx(base.idle_hourly)  # max size only moves the peak
+    assert bigger.peak_hourly > base.peak_hourly
+    # one warm SPOT node: the dearest type (g5.xlarge) at -60%, plus its 100 GiB root volume
+    assert warm.idle_hourly - base.idle_hourly == pytest.approx(G5_XLARGE * 0.4 + 100 * GP3 / HOURS)
+
+
+def test_spot_pools_are_priced_at_the_stated_discount(dev):
+    default = cost.estimate(dev)
+    half = cost.estimate(dev, spot_discount=0.5)
+
+    assert default.item("GPU pool inference").peak_hourly == pytest.approx(2 * G5_XLARGE * 0.4)
+    assert half.item("GPU pool inference").peak_hourly == pytest.approx(2 * G5_XLARGE * 0.5)
+    assert half.item("System nodes").peak_hourly == default.item("System nodes").peak_hourly  # on-demand
+    text = rendered(default)
+    assert "SPOT at -60%" in text
+    assert "SPOT node groups are priced at an assumed 60% below on-demand" in text
+    with pytest.raises(ValueError, match=r"spot discount must be in \[0, 1\)"):
+        cost.estimate(dev, spot_discount=1.0)
+
+
+def test_prod_peak_prices_every_group_at_max_and_one_nat_per_zone(prod):
+    est = cost.estimate(prod)
+
+    assert est.item("NAT gateways").idle_hourly == pytest.approx(3 * (NAT + IPV4))
+    assert est.item("GPU pool inference").peak_hourly == pytest.approx(6 * G6E_XLARGE)
+    assert est.item("GPU pool llm").idle_hourly == pytest.approx(1 * G6E_12XLARGE)
+    assert est.item("System nodes").peak_hourly == pytest.approx(6 * M6I_XLARGE)
+    volumes_peak_gib = 6 * 50 + 6 * 200 + 2 * 500
+    assert est.item("Volumes").peak_hourly == pytest.approx(volumes_peak_gib * GP3 / HOURS)
+    assert est.peak_monthly == pytest.approx(sum(i.peak_hourly for i in est.items) * HOURS)
+
+
+def test_existing_vpc_has_no_nat_cost_here(dev):
+    existing = ExistingVpcConfig(vpcId="vpc-0abc", privateSubnetIds=["subnet-01", "subnet-02"])
+    network = dev.network.model_copy(update={"existingVpc": existing})
+    est = cost.estimate(dev.model_copy(update={"network": network}))
+    assert est.item("NAT gateways").idle_hourly == 0
+    assert "existing VPC" in est.item("NAT gateways").detail
+
+
+def test_render_states_the_table_date_and_what_is_left_out(dev):
+    text = rendered(cost.estimate(dev))
+    assert f"price table dated {load_table().as_of}" in text
+    assert "Month = 730 h" in text
+    assert "Not included: data transfer" in text
+    assert "Total " in text and "Total (partial)" not in text
+
+
+def test_unpriced_type_is_named_and_the_total_marked_partial(prod):
+    est = cost.estimate(with_pool(prod, 1, instanceTypes=["p5.48xlarge"]))
+
+    llm = est.item("GPU pool llm")
+    assert not llm.priced and llm.idle_hourly == 0
+    assert not est.complete
+    assert "GPU pool llm: no price for p5.48xlarge; not in the totals (use --live-prices)" in est.notes
+    assert "Total (partial)" in rendered(est)
+
+
+def test_region_outside_the_table_says_to_use_live_prices(dev):
+    elsewhere = dev.model_copy(update={"region": "eu-west-1"})
+    with pytest.raises(PricesUnavailable, match=r"no prices for eu-west-1 \(it covers us-east-1, us-east-2, us-west-2\); run with --live-prices"):
+        cost.estimate(elsewhere)
+    out = io.StringIO()
+    assert cost.estimate_or_note(elsewhere, Console(file=out, width=240)) is None
+    assert out.getvalue().startswith("Cost estimate: not available:")
+
+
+def test_price_table_types_are_real_gpu_types_or_plain_instances():
+    # a typo in prices.json ("g6e.12xlage") would silently leave a pool unpriced
+    for region in load_table().region_names():
+        prices = TablePrices(region)
+        for name in prices._instances:
+            family = name.split(".")[0]
+            if family[0] in "gp":
+                assert name in GPU_INSTANCE_TYPES, f"{region}: {name} is not a known GPU type"
+
+
+def _product(usd: str) -> str:
+    return json.dumps({
+        "product": {"attributes": {"instanceType": "g6.xlarge", "regionCode": "eu-west-1"}},
+        "terms": {"OnDemand": {"SKU.JRTCKXETXF": {"priceDimensions": {
+            "SKU.JRTCKXETXF.6YS6EN2CT7": {"unit": "Hrs", "pricePerUnit": {"USD": usd}}}}}},
+    })
+
+
+def _pricing_stub():
+    client = boto3.client("pricing", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    return client, Stubber(client)
+
+
+def test_live_prices_come_from_the_pricing_api(dev):
+    client, stub = _pricing_stub()
+    for instance_type, usd in (("m6i.large", "0.1070000000"), ("g6.xlarge", "0.9000000000"), ("g5.xlarge", "1.1230000000")):
+        stub.add_response(
+            "get_products", {"FormatVersion": "aws_v1", "PriceList": [_product(usd)]},
+            {"ServiceCode": "AmazonEC2", "Filters": pricing_filters("eu-west-1", instance_type),
+             "FormatVersion": "aws_v1", "MaxResults": 10},
+        )
+    stub.activate()
+    config = dev.model_copy(update={"region": "eu-west-1"})
+
+    est = cost.estimate(config, prices=LivePrices("eu-west-1", client))
+
+    stub.assert_no_pending_responses()
+    assert est.item("System nodes").idle_hourly == pytest.approx(2 * 0.107)
+    assert est.item("GPU pool inference").peak_hourly == pytest.approx(2 * 1.123 * 0.4)
+    assert est.price_source.startswith("AWS Pricing API (live)")
+    assert "fixed rates (EKS, NAT, EBS, load balancer) are us-east-1's: the table has no eu-west-1" in est.notes
+
+
+def test_live_price_failure_falls_back_to_the_table_and_says_so(dev):
+    client, stub = _pricing_stub()
+    stub.add_client_error("get_products", service_error_code="AccessDeniedException")
+    stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": []})
+    stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [_product("0.9")]})
+    stub.activate()
+
+    est = cost.estimate(dev, prices=LivePrices("us-west-2", client))
+
+    assert est.item("System nodes").idle_hourly == pytest.approx(2 * M6I_LARGE)  # table price
+    assert any("live price of m6i.large: permission denied (AccessDeniedException): needs pricing:GetProducts; "
+               "table price (2025-06-01) used" == n for n in est.notes)
+    assert any(n.startswith("live price of g6.xlarge: no on-demand Linux product found") for n in est.notes)
+    # asked in order m6i.large, g6.xlarge (table 0.8048), g5.xlarge (live 0.9, now the dearest)
+    assert est.item("GPU pool inference").peak_hourly == pytest.approx(2 * 0.9 * 0.4)
+
+
+def test_plan_facts_count_load_balancers_keys_and_endpoints(dev):
+    plan_doc = {"resources": [
+        {"type": "kubernetes:core/v1:Service", "inputs": {"spec": {"type": "LoadBalancer"}}},
+        {"type": "kubernetes:core/v1:Service", "inputs": {"spec": {"type": "ClusterIP"}}},
+        {"type": "kubernetes:networking.k8s.io/v1:Ingress", "inputs": {}},
+        {"type": "kubernetes:helm.sh/v3:Release", "inputs": {"values": {"service": {"type": "LoadBalancer"}}}},
+        {"type": "kubernetes:helm.sh/v3:Release", "inputs": {"values": {"service": {"type": "ClusterIP"}}}},
+        {"type": "aws:kms/key:Key", "inputs": {}},
+        {"type": "aws:ec2/vpcEndpoint:VpcEndpoint", "inputs": {"vpcEndpointType": "Gateway"}},
+        {"type": "aws:ec2/vpcEndpoint:VpcEndpoint", "inputs": {"vpcEndpointType": "Interface", "subnetIds": ["a", "b"]}},
+    ]}
+
+    facts = cost.facts_from_plan(plan_doc)
+    est = cost.estimate(dev, plan_facts=facts)
+
+    assert facts == cost.PlanFacts(load_balancers=3, kms_keys=1, interface_endpoint_zones=2)
+    assert est.item("Load balancers").idle_hourly == pytest.approx(3 * LB)
+    assert "counted in the plan" in est.item("Load balancers").detail
+    assert est.item("KMS keys").idle_hourly == pytest.approx(1.0 / HOURS)
+    assert est.item("VPC interface endpoints").idle_hourly == pytest.approx(2 * 0.01)
+
+
+def test_plan_prints_the_estimate_as_a_section(dev):
+    from platformctl import plan as plan_command
+
+    assert cost.PLAN_SECTION_TITLE in [title for title, _ in plan_command.SECTIONS]
+    out = io.StringIO()
+    text, code = cost.plan_section(None, dev, {"resources": []}, Console(file=out, width=240), False)
+
+    assert code == 0
+    assert "Estimated cost (us-west-2)" in text and "Estimated cost (us-west-2)" in out.getvalue()
+    assert "0 x $0.0225/h (counted in the plan" in text
