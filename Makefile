@@ -22,6 +22,7 @@ venv: $(VENV)/.installed
 
 tools:
 	@scripts/ensure-tools.sh
+	@scripts/ensure-checkov.sh
 
 plan: venv
 	@$(PY) -m platformctl plan --stack $(STACK) --out $(OUT)
