@@ -8,6 +8,10 @@ from components.cluster import Cluster, ClusterArgs, SystemNodeGroupArgs
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
 from components.network import Network, NetworkArgs
+from components.gpu_operator import GpuOperator, GpuOperatorArgs, GpuPool
+from components.gpu_scheduling import GpuScheduling, GpuSchedulingArgs
+from components.monitoring import Monitoring, MonitoringArgs
+from stack_config.gpu_stack import advertised_gpus, sharing_node_labels
 
 try:
     config = stack_config.load_from_pulumi()
@@ -75,9 +79,9 @@ gpu_pools = [
         max_size=pool.maxSize,
         ami_type=pool.amiType,
         disk_size_gib=pool.diskSizeGiB,
-        gpus_per_node=pool.gpus_per_node,
+        gpus_per_node=advertised_gpus(pool),  # time-slicing multiplies what a node advertises
         max_unavailable=pool.maxUnavailable,
-        extra_labels=pool.labels,
+        extra_labels={**pool.labels, **sharing_node_labels(pool)},
         depends_on=[cluster],
     ), aws_opts)
     for pool in config.gpuNodeGroups
@@ -99,6 +103,31 @@ if config.clusterAutoscaler.enabled:
         k8s_provider=cluster.k8s_provider,
     ), aws_opts)
 
+# --- GPU stack on the cluster: scheduling, monitoring (CRDs first), then the GPU operator ----------
+gpu_stack = config.gpuStack
+on_cluster = pulumi.ResourceOptions(depends_on=[cluster])
+scheduling = GpuScheduling("gpu-scheduling", GpuSchedulingArgs(
+    k8s_provider=cluster.k8s_provider,
+    gpu_quotas=gpu_stack.scheduling.gpuQuotas,
+), on_cluster)
+monitoring = Monitoring("monitoring", MonitoringArgs(
+    k8s_provider=cluster.k8s_provider,
+    monitoring=gpu_stack.monitoring,
+    alerting=gpu_stack.alerting,
+    thresholds=gpu_stack.alertThresholds,
+    slack_webhook_url=config.alertSlackWebhookUrl.get_secret_value() if config.alertSlackWebhookUrl else None,
+    smtp_password=config.alertSmtpPassword.get_secret_value() if config.alertSmtpPassword else None,
+), on_cluster)
+gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
+    k8s_provider=cluster.k8s_provider,
+    config=gpu_stack.operator,
+    validation=gpu_stack.validation,
+    pools=[GpuPool(pool.name, pool.sharing) for pool in config.gpuNodeGroups],
+    prometheus_release=monitoring.release_name,
+    depends_on=[monitoring.release],  # the ServiceMonitor CRD must exist before the operator
+    validation_depends_on=[*scheduling.priority_classes.values(), *gpu_pools],
+), on_cluster)
+
 pulumi.export("region", config.region)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -110,3 +139,7 @@ pulumi.export("gpuNodeGroups", [
      "minSize": pool.minSize, "maxSize": pool.maxSize, "nodeGroupName": group.node_group_name}
     for pool, group in zip(config.gpuNodeGroups, gpu_pools)
 ])
+pulumi.export("grafanaUrl", monitoring.grafana_url)
+pulumi.export("alertmanagerUrl", monitoring.alertmanager_url)
+pulumi.export("grafanaAdminUser", monitoring.grafana_admin_user)
+pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)
