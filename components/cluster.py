@@ -174,9 +174,13 @@ class Cluster(pulumi.ComponentResource):
         ]
 
         # vpc-cni and kube-proxy must exist before nodes can become Ready; the rest needs nodes.
+        # The VPC CNI enforces NetworkPolicies only with its network policy agent switched on; without
+        # it every policy the platform creates would be accepted by the API and silently do nothing.
+        addon_config = {"vpc-cni": json.dumps({"enableNetworkPolicy": "true"})}
         pre_node_addons = [
             aws.eks.Addon(
                 f"{name}-{addon}", cluster_name=cluster.name, addon_name=addon,
+                configuration_values=addon_config.get(addon),
                 resolve_conflicts_on_create="OVERWRITE", resolve_conflicts_on_update="OVERWRITE", opts=child,
             )
             for addon in ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
