@@ -15,10 +15,6 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-from rich.console import Console
-from rich.table import Table
-
 from .models.control import client_for, describe
 from .models.outputs import OutputsError, load_outputs, server_urls
 
@@ -50,9 +46,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=cmd_smoke)
 
 
-def _sample(datatype: str, shape: list[int], name: str) -> np.ndarray:
+def _sample(datatype: str, shape: list[int], name: str):
     """A valid tensor for an input: variable (-1) dimensions become 1; numbers are ones, strings
     are short text ("{}" for a *parameters input, which by convention holds JSON)."""
+    import numpy as np
     from tritonclient.utils import triton_to_np_dtype
 
     concrete = [1 if d < 0 else d for d in shape]
@@ -227,6 +224,9 @@ def cmd_smoke(args: argparse.Namespace) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         openai_url = openai_url or stack_openai
+    from rich.console import Console
+    from rich.table import Table
+
     checks = run(url, openai_url, args.timeout, args.model)
     table = Table(title=f"smoke: {url}")
     for column in ("check", "target", "result", "detail"):

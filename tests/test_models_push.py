@@ -32,7 +32,8 @@ def s3_endpoint():
 
 
 @pytest.fixture
-def s3(s3_endpoint, monkeypatch, request):
+def s3(s3_endpoint, monkeypatch, request, tmp_path):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # each test starts with no digest cache
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_EC2_METADATA_DISABLED": "true"}.items():
         monkeypatch.setenv(key, value)
@@ -266,3 +267,32 @@ def test_unreachable_endpoint_and_missing_credentials_are_clear_errors(capsys, s
 def test_bucket_needs_prefix(capsys, repo):
     assert main(["models", "push", str(repo), "--bucket", "b"]) == 2
     assert "--bucket needs --prefix" in capsys.readouterr().err
+
+
+def test_no_op_repush_uses_the_digest_cache_and_still_sees_foreign_changes(capsys, s3, repo):
+    assert push(capsys, s3, repo)[0] == 0
+    cache_file = sync.DigestCache.default_path()
+    assert cache_file.exists()
+
+    client = sync.make_client(s3.endpoint, concurrency=4)
+    calls: list[str] = []
+    client.meta.events.register("before-call.s3.*", lambda model, **_: calls.append(model.name))
+    models, _ = validate_repository(repo)
+    plan = sync.plan_sync(client, repo, models, s3.bucket, "standard", prune=False, cache=sync.DigestCache(cache_file))
+    assert plan.uploads == [] and len(plan.skipped) == 6
+    assert calls == ["ListObjectsV2"]  # no HEAD per object
+
+    # Someone else rewrites an object with other bytes of the same size: its ETag changes, so the
+    # cached digest no longer vouches for it and the push restores our file.
+    s3.put_object(Bucket=s3.bucket, Key="standard/postprocess/1/model.py", Body=b"# vX\n")
+    code, out, _ = push(capsys, s3, repo)
+    assert code == 0 and "uploaded 1 (5 B)" in out
+    assert s3.get_object(Bucket=s3.bucket, Key="standard/postprocess/1/model.py")["Body"].read() == b"# v1\n"
+
+
+def test_a_corrupt_digest_cache_is_ignored(capsys, s3, repo):
+    cache_file = sync.DigestCache.default_path()
+    cache_file.parent.mkdir(parents=True)
+    cache_file.write_text("{not json")
+    code, out, _ = push(capsys, s3, repo)
+    assert code == 0 and "uploaded 6 " in out

@@ -9,12 +9,10 @@ import sys
 import time
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-from rich.table import Table
-
 from .outputs import OutputsError, load_outputs, model_location
-from .validate import validate_repository
+
+# Command modules are imported by every platformctl invocation to build the parser, so the heavy
+# imports (tritonclient, boto3, rich) happen inside the commands that use them.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,6 +56,8 @@ def _err(message: str) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from .validate import validate_repository
+
     models, problems = validate_repository(args.directory)
     if problems:
         for problem in problems:
@@ -93,8 +93,11 @@ def _resolve_target(args: argparse.Namespace) -> tuple[str, str]:
 def cmd_push(args: argparse.Namespace) -> int:
     # Imported here so `models validate` does not pay for boto3.
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
     from . import push as sync
+    from .validate import validate_repository
 
     if args.concurrency < 1:
         _err("--concurrency must be >= 1")
@@ -119,8 +122,10 @@ def cmd_push(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         client = sync.make_client(args.endpoint_url, args.concurrency)
-        plan = sync.plan_sync(client, args.directory, models, bucket, prefix, prune=args.prune)
+        cache = sync.DigestCache(sync.DigestCache.default_path())
+        plan = sync.plan_sync(client, args.directory, models, bucket, prefix, prune=args.prune, cache=cache)
         if args.dry_run:
+            cache.save()
             _print_plan(out, plan, where)
             return 0
         with Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
@@ -128,7 +133,8 @@ def cmd_push(args: argparse.Namespace) -> int:
                       disable=not plan.uploads) as progress:
             task = progress.add_task("upload", total=plan.upload_bytes)
             result = sync.execute(client, plan, concurrency=args.concurrency,
-                                  advance=lambda n: progress.advance(task, n))
+                                  advance=lambda n: progress.advance(task, n), cache=cache)
+        cache.save()
     except NoCredentialsError:
         _err("no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use SSO)")
         return 1
@@ -156,7 +162,9 @@ def cmd_push(args: argparse.Namespace) -> int:
     return 1 if result.failed or result.held_back else 0
 
 
-def _print_plan(out: Console, plan, where: str) -> None:
+def _print_plan(out, plan, where: str) -> None:
+    from rich.table import Table
+
     table = Table(title=f"dry run: {where}", show_lines=False)
     table.add_column("action")
     table.add_column("key")

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-import tritonclient.http as httpclient
-from tritonclient.utils import InferenceServerException
 
 
-def client_for(url: str, timeout: float) -> httpclient.InferenceServerClient:
+def client_for(url: str, timeout: float):
     """tritonclient wants `host:port` plus an ssl flag; people paste `http(s)://host:port[/]`."""
+    import tritonclient.http as httpclient  # heavy (gevent); only the commands that talk to Triton pay
+
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
@@ -22,6 +22,8 @@ def client_for(url: str, timeout: float) -> httpclient.InferenceServerClient:
 
 def describe(exc: BaseException) -> str:
     """One line for an error from tritonclient or the network below it."""
+    from tritonclient.utils import InferenceServerException
+
     if isinstance(exc, InferenceServerException):
         message = exc.message() or str(exc)
         status = exc.status()

@@ -15,6 +15,9 @@ model that is removed is deleted before its data, for the same reason.
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -48,7 +51,7 @@ class LocalFile:
 class Upload:
     file: LocalFile
     key: str
-    sha256: str
+    sha256: str | None  # None until hashed (new files are hashed as they are submitted)
     reason: str  # "new" or "changed"
 
 
@@ -125,6 +128,75 @@ def file_digest(path: Path, algorithm: str) -> str:
     return digest.hexdigest()
 
 
+class DigestCache:
+    """Remembers what was already hashed, so a re-push neither re-reads every local byte nor sends a
+    HEAD per object. Local: (size, mtime_ns) -> sha256 per file path. Remote: the ETag an object
+    had when we last learned its sha256; an ETag changes whenever an object is rewritten with other
+    bytes, so an unchanged ETag means the remembered sha256 still holds. Anything not remembered is
+    checked the slow way. Kept in $XDG_CACHE_HOME/platformctl/push-digests.json (never required:
+    an unreadable cache is an empty one)."""
+
+    LIMIT = 200_000  # entries per table; the oldest go first
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.local: dict[str, list] = {}
+        self.remote: dict[str, list] = {}
+        self._lock = threading.Lock()
+        if path is not None:
+            try:
+                data = json.loads(path.read_text())
+                self.local, self.remote = dict(data["local"]), dict(data["remote"])
+            except (OSError, ValueError, KeyError, TypeError):
+                pass
+
+    @staticmethod
+    def default_path() -> Path:
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "platformctl" / "push-digests.json"
+
+    def sha256(self, path: Path) -> str:
+        stat = path.stat()
+        name = str(path.resolve())
+        with self._lock:
+            hit = self.local.get(name)
+        if hit and hit[0] == stat.st_size and hit[1] == stat.st_mtime_ns:
+            return hit[2]
+        digest = file_digest(path, "sha256")
+        with self._lock:
+            self.local.pop(name, None)
+            self.local[name] = [stat.st_size, stat.st_mtime_ns, digest]
+        return digest
+
+    def remote_sha256(self, where: str, etag: str, size: int) -> str | None:
+        with self._lock:
+            hit = self.remote.get(where)
+        return hit[2] if hit and hit[0] == etag and hit[1] == size else None
+
+    def remember_remote(self, where: str, etag: str, size: int, sha256: str) -> None:
+        with self._lock:
+            self.remote.pop(where, None)
+            self.remote[where] = [etag, size, sha256]
+
+    def save(self) -> None:
+        if self.path is None:
+            return
+        with self._lock:
+            data = {"local": dict(list(self.local.items())[-self.LIMIT:]),
+                    "remote": dict(list(self.remote.items())[-self.LIMIT:])}
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a cache that cannot be written only costs time next run
+
+
+def _where(client, bucket: str, key: str) -> str:
+    return f"{client.meta.endpoint_url}|{bucket}|{key}"
+
+
 def list_remote(client, bucket: str, prefix: str) -> dict[str, dict]:
     remote = {}
     paginator = client.get_paginator("list_objects_v2")
@@ -134,38 +206,46 @@ def list_remote(client, bucket: str, prefix: str) -> dict[str, dict]:
     return remote
 
 
-def _same_content(client, bucket: str, key: str, local: LocalFile, sha256: str, etag: str) -> bool:
+def _remote_sha256(client, bucket: str, key: str, local: LocalFile, etag: str, size: int,
+                   cache: DigestCache) -> str | None:
+    """The sha256 of a remote object, or None when it cannot be known."""
+    where = _where(client, bucket, key)
+    known = cache.remote_sha256(where, etag, size)
+    if known:
+        return known
     head = client.head_object(Bucket=bucket, Key=key)
     remote_sha = head.get("Metadata", {}).get(SHA256_META)
-    if remote_sha:
-        return remote_sha == sha256
-    if etag and "-" not in etag and len(etag) == 32:
+    if not remote_sha and etag and "-" not in etag and len(etag) == 32 and etag == file_digest(local.path, "md5"):
         # Uploaded by another tool in one part: the ETag is the MD5 unless SSE-KMS changed it, in
-        # which case the comparison fails and the file is re-uploaded, which is safe.
-        return etag == file_digest(local.path, "md5")
-    return False
+        # which case this does not match and the file is re-uploaded, which is safe.
+        remote_sha = cache.sha256(local.path)
+    if remote_sha:
+        cache.remember_remote(where, head.get("ETag", etag).strip('"'), size, remote_sha)
+    return remote_sha
 
 
 def plan_sync(client, root: Path, models: list[ModelInfo], bucket: str, prefix: str, *,
-              prune: bool, workers: int = 8) -> SyncPlan:
+              prune: bool, workers: int = 8, cache: DigestCache | None = None) -> SyncPlan:
+    cache = cache or DigestCache(None)
     prefix = normalize_prefix(prefix)
     plan = SyncPlan(bucket, prefix)
     files = local_files(models, root)
     remote = list_remote(client, bucket, prefix)
+
+    def decide(local: LocalFile) -> Upload | None:
+        key = object_key(prefix, local.rel)
+        existing = remote.get(key)
+        if existing is None:
+            return Upload(local, key, None, "new")  # hashed while earlier files upload
+        if existing["size"] != local.size:
+            return Upload(local, key, None, "changed")
+        sha256 = cache.sha256(local.path)
+        if _remote_sha256(client, bucket, key, local, existing["etag"], existing["size"], cache) != sha256:
+            return Upload(local, key, sha256, "changed")
+        return None
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        hashes = list(pool.map(lambda f: file_digest(f.path, "sha256"), files))
-
-        def decide(item: tuple[LocalFile, str]) -> Upload | None:
-            local, sha256 = item
-            key = object_key(prefix, local.rel)
-            existing = remote.get(key)
-            if existing is None:
-                return Upload(local, key, sha256, "new")
-            if existing["size"] != local.size or not _same_content(client, bucket, key, local, sha256, existing["etag"]):
-                return Upload(local, key, sha256, "changed")
-            return None
-
-        for local, upload in zip(files, pool.map(decide, zip(files, hashes))):
+        for local, upload in zip(files, pool.map(decide, files)):
             if upload is None:
                 plan.skipped.append(local)
             else:
@@ -192,7 +272,9 @@ class _Progress(BaseSubscriber):
 
 
 def execute(client, plan: SyncPlan, *, concurrency: int = 10, multipart_threshold: int = 8 * 1024 * 1024,
-            multipart_chunksize: int = 8 * 1024 * 1024, advance: Callable[[int], None] = lambda n: None) -> SyncResult:
+            multipart_chunksize: int = 8 * 1024 * 1024, advance: Callable[[int], None] = lambda n: None,
+            cache: DigestCache | None = None) -> SyncResult:
+    cache = cache or DigestCache(None)
     result = SyncResult()
     config = TransferConfig(multipart_threshold=multipart_threshold, multipart_chunksize=multipart_chunksize,
                             max_concurrency=concurrency, preferred_transfer_client="classic")
@@ -201,12 +283,13 @@ def execute(client, plan: SyncPlan, *, concurrency: int = 10, multipart_threshol
     failed_models: set[str] = set()
     with create_transfer_manager(client, config) as manager:
         def run(batch: list[Upload]) -> None:
-            futures = [
-                (u, manager.upload(str(u.file.path), plan.bucket, u.key,
-                                   extra_args={"Metadata": {SHA256_META: u.sha256}},
-                                   subscribers=[_Progress(advance)]))
-                for u in batch
-            ]
+            futures = []
+            for u in batch:
+                # Hashing here, in this thread, overlaps with the uploads already submitted.
+                u.sha256 = u.sha256 or cache.sha256(u.file.path)
+                futures.append((u, manager.upload(str(u.file.path), plan.bucket, u.key,
+                                                  extra_args={"Metadata": {SHA256_META: u.sha256}},
+                                                  subscribers=[_Progress(advance)])))
             for upload, future in futures:
                 try:
                     future.result()
@@ -223,6 +306,14 @@ def execute(client, plan: SyncPlan, *, concurrency: int = 10, multipart_threshol
             else:
                 ready.append(upload)
         run(ready)
+    if result.uploaded:
+        # One LIST tells the ETags S3 gave our uploads; with them the next push needs no HEADs.
+        # Sizes must match too, so an object replaced meanwhile by someone else is not vouched for.
+        listed = list_remote(client, plan.bucket, plan.prefix)
+        for upload in result.uploaded:
+            seen = listed.get(upload.key)
+            if seen and seen["size"] == upload.file.size:
+                cache.remember_remote(_where(client, plan.bucket, upload.key), seen["etag"], seen["size"], upload.sha256)
     for keys in (plan.delete_configs, plan.delete_data):
         for start in range(0, len(keys), DELETE_BATCH):
             _delete(client, plan.bucket, keys[start:start + DELETE_BATCH], result)
