@@ -273,12 +273,15 @@ def allow_alb_ingress(
     namespace: str,
     pod_labels: Mapping[str, str],
     ports: Sequence[int | str],
-    vpc_cidr: str,
+    alb_subnet_cidrs: Sequence[str],
     opts: pulumi.ResourceOptions,
     name: str = "allow-alb-ingress",
 ) -> k8s.networking.v1.NetworkPolicy:
-    """The ALB (IP targets, inside `vpc_cidr`) may reach the UI's ports."""
-    return allow_from_cidrs(namespace, name, pod_labels, ports, [vpc_cidr], opts)
+    """The ALB (IP targets) may reach the UI's ports. Pass the CIDRs of the subnets the ALB lives in
+    (the public subnets for an internet-facing ALB: `components.network.subnet_cidrs(...)[0]`),
+    never the VPC CIDR: with the VPC CNI every pod has a private-subnet IP, so the VPC CIDR would
+    let every pod of the cluster in as well."""
+    return allow_from_cidrs(namespace, name, pod_labels, ports, alb_subnet_cidrs, opts)
 
 
 def allow_https_egress(
