@@ -4,6 +4,7 @@ import pulumi
 import pulumi_aws as aws
 
 import stack_config
+from components.ci_role import CiRole, CiRoleArgs
 from components.cluster import Cluster, ClusterArgs, SystemNodeGroupArgs
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
@@ -127,6 +128,12 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
     depends_on=[monitoring.release],  # the ServiceMonitor CRD must exist before the operator
     validation_depends_on=[*scheduling.priority_classes.values(), *gpu_pools],
 ), on_cluster)
+
+if config.ciRole.enabled:
+    ci = CiRole("ci", CiRoleArgs.from_config(config.ciRole, stack, config.partition, cluster_name=cluster.name), aws_opts)
+    pulumi.export("ciRoleArn", ci.deploy_role_arn)
+    if ci.preview_role_arn is not None:
+        pulumi.export("ciPreviewRoleArn", ci.preview_role_arn)
 
 pulumi.export("region", config.region)
 pulumi.export("clusterName", cluster.name)

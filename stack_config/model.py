@@ -160,6 +160,7 @@ class ClusterConfig(ConfigModel):
 
 # Imported here, not at the top: gpu_stack builds on ConfigModel/problems defined above.
 from .gpu_stack import GpuSharingConfig, GpuStackConfig, SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, sharing_problems, stack_problems  # noqa: E402
+from .ci import CiRoleConfig  # noqa: E402
 
 class GpuNodeGroupConfig(ConfigModel):
     name: DnsLabel
@@ -222,6 +223,7 @@ class StackConfig(ConfigModel):
     gpuNodeGroups: Annotated[list[GpuNodeGroupConfig], Field(min_length=1)]
     clusterAutoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
     gpuStack: GpuStackConfig = GpuStackConfig()
+    ciRole: CiRoleConfig = CiRoleConfig()
     alertSlackWebhookUrl: Optional[SecretStr] = None
     alertSmtpPassword: Optional[SecretStr] = None
 
