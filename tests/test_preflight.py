@@ -1,0 +1,423 @@
+"""`platformctl preflight` against moto's EC2 (zone offerings and instance facts per region) and
+botocore Stubbers for what moto lacks: EC2 Service Quotas, EKS cluster versions and the SSM
+public AMI parameters (moto refuses to store names under /aws/service/)."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pytest
+import yaml
+from botocore.stub import Stubber
+from moto import mock_aws
+from rich.console import Console
+
+import stack_config
+from platformctl import preflight as pf
+
+PROJECT = stack_config.PROJECT_DIR
+AL2023_X86 = "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/nvidia/recommended/image_id"
+
+
+@pytest.fixture(autouse=True)
+def fake_credentials(monkeypatch):
+    """Never reach a real account: fixed fake credentials, no profile, no endpoint override."""
+    for var in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+
+
+@pytest.fixture
+def moto():
+    with mock_aws():
+        yield
+
+
+def write_stack(directory: Path, base: str = "dev", name: str = "t", **overrides) -> Path:
+    """A project dir with Pulumi.yaml and Pulumi.<name>.yaml = the base stack with `overrides`
+    (object keys are merged one level deep, lists replaced)."""
+    shutil.copy(PROJECT / "Pulumi.yaml", directory / "Pulumi.yaml")
+    doc = yaml.safe_load((PROJECT / f"Pulumi.{base}.yaml").read_text())
+    for key, value in overrides.items():
+        full = key if ":" in key else f"ai-platform:{key}"
+        current = doc["config"].get(full)
+        doc["config"][full] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
+    (directory / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(doc))
+    return directory
+
+
+def pool(name="inference", types=("g6.xlarge",), capacity="SPOT", minimum=0, desired=0, maximum=2, ami="AL2023_x86_64_NVIDIA"):
+    return {"name": name, "instanceTypes": list(types), "capacityType": capacity, "minSize": minimum,
+            "desiredSize": desired, "maxSize": maximum, "amiType": ami}
+
+
+class FakeAws:
+    """Stubbed Service Quotas / EKS / SSM clients; EC2 and STS come from moto."""
+
+    def __init__(self, region: str):
+        self.region = region
+        self.stubs: dict[str, Stubber] = {}
+        self.overrides = {}
+        for service in ("service-quotas", "eks", "ssm"):
+            client = boto3.client(service, region_name=region)
+            self.overrides[service] = client
+            self.stubs[service] = Stubber(client)
+            self.stubs[service].activate()
+
+    def quota(self, code: str, value: float | None = None, error: str | None = None):
+        params = {"ServiceCode": "ec2", "QuotaCode": code}
+        if error:
+            self.stubs["service-quotas"].add_client_error("get_service_quota", service_error_code=error, expected_params=params)
+        else:
+            self.stubs["service-quotas"].add_response(
+                "get_service_quota", {"Quota": {"ServiceCode": "ec2", "QuotaCode": code, "Value": value}}, params)
+        return self
+
+    def eks_version(self, version="1.33", status: str | None = "STANDARD_SUPPORT", error: str | None = None):
+        params = {"clusterVersions": [version], "includeAll": True}
+        if error:
+            self.stubs["eks"].add_client_error("describe_cluster_versions", service_error_code=error, expected_params=params)
+        else:
+            versions = [{"clusterVersion": version, "versionStatus": status}] if status else []
+            self.stubs["eks"].add_response("describe_cluster_versions", {"clusterVersions": versions}, params)
+        return self
+
+    def ami(self, name: str = AL2023_X86, value: str = "ami-0123456789abcdef0", error: str | None = None):
+        if error:
+            self.stubs["ssm"].add_client_error("get_parameter", service_error_code=error, expected_params={"Name": name})
+        else:
+            self.stubs["ssm"].add_response(
+                "get_parameter", {"Parameter": {"Name": name, "Type": "String", "Value": value}}, {"Name": name})
+        return self
+
+    def clients(self) -> pf.AwsClients:
+        return pf.AwsClients(self.region, overrides=self.overrides)
+
+    def verify(self):
+        """Every stubbed answer was asked for, with exactly the expected parameters."""
+        for stub in self.stubs.values():
+            stub.assert_no_pending_responses()
+
+
+def run(project: Path, fake: FakeAws | None, stack="t", **kwargs) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = pf.preflight(
+        stack, project_dir=project, clients=fake.clients() if fake else kwargs.pop("clients", None),
+        console=Console(file=out, width=1000, color_system=None),
+        err_console=Console(file=err, width=1000, color_system=None), **kwargs,
+    )
+    return code, out.getvalue(), err.getvalue()
+
+
+def checks(project: Path, fake: FakeAws, stack="t", region: str | None = None) -> pf.Report:
+    config = stack_config.load_from_files(stack, project)
+    if region:
+        config = pf.retarget(config, region)
+    return pf.run_checks(config, fake.clients())
+
+
+# --- a stack that fits ----------------------------------------------------------------------
+
+def test_dev_stack_that_fits_passes_every_check(moto, tmp_path):
+    write_stack(tmp_path)  # dev as shipped: us-west-2a/b, SPOT [g6.xlarge, g5.xlarge] 0..2
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+
+    code, out, err = run(tmp_path, fake)
+
+    assert code == 0, out + err
+    fake.verify()  # the G *spot* quota and the standard quota were asked, nothing else
+    assert "preflight: 9 ok, 0 warn, 0 fail" in out
+    assert "needs 0 vCPUs at desired, 8 at max (inference 0/2 x 4); quota L-3819A6DF is 16" in out
+    assert "ami-0123456789abcdef0 for Kubernetes 1.33 (inference)" in out
+    assert "Estimated cost (us-west-2)" in out and "Traceback" not in out + err
+
+
+def test_instance_facts_come_from_ec2_and_size_the_quota_need(moto, tmp_path):
+    write_stack(tmp_path, base="prod")  # inference g6e.xlarge 2/6, llm g6e.12xlarge 1/2, system m6i.xlarge 3/6
+    fake = FakeAws("us-east-1").quota("L-DB2E81BA", 512).quota("L-1216C47A", 512).eks_version().ami()
+
+    report = checks(tmp_path, fake)
+
+    facts = report.by_name("instance types")
+    assert facts.status == "ok"
+    assert "g6e.12xlarge: 48 vCPUs, 4x NVIDIA L40S" in facts.detail
+    assert "g6e.xlarge: 4 vCPUs, 1x NVIDIA L40S" in facts.detail
+    quota = report.by_name("quota G on-demand")
+    assert quota.status == "ok"
+    assert quota.detail.startswith("needs 56 vCPUs at desired, 120 at max (inference 2/6 x 4; llm 1/2 x 48)")
+    assert "needs 12 vCPUs at desired, 24 at max" in report.by_name("quota Standard on-demand").detail
+    fake.verify()
+
+
+# --- zone offerings -------------------------------------------------------------------------
+
+def test_zone_without_the_type_fails_and_suggests_types_and_zones(moto, tmp_path):
+    # moto (like us-west-2 today) has g5.xlarge in a, b, c but not d; g6.xlarge is in all four.
+    write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2d"]},
+                gpuNodeGroups=[pool(types=["g5.xlarge"])])
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+
+    code, out, _ = run(tmp_path, fake)
+    offerings = checks(tmp_path, FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640)
+                       .eks_version().ami()).by_name("offerings: inference")
+
+    assert code == 1
+    assert offerings.status == "fail"
+    assert offerings.detail == "g5.xlarge not offered in us-west-2d: the pool cannot launch nodes in us-west-2d"
+    assert "ai-platform:gpuNodeGroups[0].instanceTypes: use g6.xlarge (1x L4 24 GiB)" in offerings.fix
+    assert "ai-platform:network.availabilityZones: pick from us-west-2a, us-west-2b, us-west-2c" in offerings.fix
+    row = next(line for line in out.splitlines() if "offerings: inference" in line)
+    assert "│ fail " in row and "us-west-2d" in row
+
+
+def test_mixed_pool_covering_every_zone_only_warns(moto, tmp_path):
+    write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2d"]},
+                gpuNodeGroups=[pool(types=["g6.xlarge", "g5.xlarge"])])
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+
+    report = checks(tmp_path, fake)
+
+    offerings = report.by_name("offerings: inference")
+    assert offerings.status == "warn"
+    assert "g5.xlarge not offered in us-west-2d (other types of the pool cover those zones)" == offerings.detail
+    assert "drop g5.xlarge" in offerings.fix
+    assert report.count("fail") == 0
+
+
+def test_region_without_the_type_fails_with_the_suggested_alternative(moto, tmp_path):
+    # eu-west-1 offers g5.xlarge and g4dn.xlarge but no g6.xlarge (moto's data, as in AWS).
+    write_stack(tmp_path, gpuNodeGroups=[pool(types=["g6.xlarge"])])
+    fake = FakeAws("eu-west-1").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+
+    code, out, _ = run(tmp_path, fake, region="eu-west-1")
+
+    assert code == 1
+    assert "configured for us-west-2; checking eu-west-1" in out
+    report = checks(tmp_path, FakeAws("eu-west-1").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami(),
+                    region="eu-west-1")
+    offerings = report.by_name("offerings: inference")
+    assert offerings.status == "fail"
+    assert offerings.detail.startswith("g6.xlarge is not offered in eu-west-1")
+    # same GPU count, at least as much GPU memory first: the A10G (24 GiB) before the T4 (16 GiB)
+    assert "use g5.xlarge (1x A10G 24 GiB), g4dn.xlarge (1x T4 16 GiB)" in offerings.fix
+    assert report.by_name("zones").detail == "eu-west-1a, eu-west-1b available in eu-west-1"
+    # the table has no eu-west-1 prices: one clear line instead of a wrong estimate
+    assert "Cost estimate: not available: the price table (2025-06-01) has no prices for eu-west-1" in out
+    assert "run with --live-prices" in out
+
+
+def test_unknown_zone_fails_and_lists_the_real_ones(moto, tmp_path):
+    write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2z"]})
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+
+    zones = checks(tmp_path, fake).by_name("zones")
+
+    assert zones.status == "fail"
+    assert "us-west-2z not available in us-west-2" in zones.detail
+    assert zones.fix == "set ai-platform:network.availabilityZones to zones from: us-west-2a, us-west-2b, us-west-2c, us-west-2d"
+
+
+# --- quotas ---------------------------------------------------------------------------------
+
+def test_insufficient_quota_fails_with_the_exact_increase(moto, tmp_path):
+    write_stack(tmp_path, base="prod")
+    fake = FakeAws("us-east-1").quota("L-DB2E81BA", 64).quota("L-1216C47A", 512).eks_version().ami()
+
+    code, out, _ = run(tmp_path, fake)
+
+    assert code == 1
+    report = checks(tmp_path, FakeAws("us-east-1").quota("L-DB2E81BA", 64).quota("L-1216C47A", 512).eks_version().ami())
+    quota = report.by_name("quota G on-demand")
+    assert quota.status == "fail"
+    assert quota.detail.endswith("quota L-DB2E81BA 'Running On-Demand G and VT instances' is 64: node groups cannot scale to max size")
+    assert quota.fix == (
+        "request L-DB2E81BA >= 120 vCPUs (+56): aws service-quotas request-service-quota-increase "
+        "--region us-east-1 --service-code ec2 --quota-code L-DB2E81BA --desired-value 120"
+    )
+    assert "--quota-code L-DB2E81BA --desired-value 120" in out
+
+
+def test_quota_below_desired_says_the_pools_cannot_even_start(moto, tmp_path):
+    write_stack(tmp_path, base="prod")
+    fake = FakeAws("us-east-1").quota("L-DB2E81BA", 32).quota("L-1216C47A", 512).eks_version().ami()
+
+    quota = checks(tmp_path, fake).by_name("quota G on-demand")
+
+    assert quota.status == "fail"
+    assert "node groups cannot reach their desired size" in quota.detail
+    assert "(+88)" in quota.fix
+
+
+def test_spot_and_p_pools_use_their_own_quota_codes(moto, tmp_path):
+    write_stack(tmp_path, base="prod", gpuNodeGroups=[
+        pool("inference", types=["g6e.xlarge"], capacity="ON_DEMAND", minimum=2, desired=2, maximum=6),
+        pool("gspot", types=["g6.xlarge"], capacity="SPOT", maximum=4),
+        pool("llm", types=["p5.48xlarge"], capacity="ON_DEMAND", maximum=1),
+        pool("h100spot", types=["p5.48xlarge"], capacity="SPOT", maximum=2),
+    ])
+    fake = (FakeAws("us-east-1")
+            .quota("L-DB2E81BA", 24).quota("L-3819A6DF", 16).quota("L-417A185B", 192).quota("L-7212CCBC", 0)
+            .quota("L-1216C47A", 512).eks_version().ami())
+
+    report = checks(tmp_path, fake)
+
+    fake.verify()  # asked in order G on-demand, G spot, P on-demand, P spot, standard
+    assert report.by_name("quota G on-demand").status == "ok"
+    assert report.by_name("quota G spot").status == "ok"
+    assert report.by_name("quota P on-demand").status == "ok"
+    p_spot = report.by_name("quota P spot")
+    assert p_spot.status == "fail" and "--quota-code L-7212CCBC --desired-value 384" in p_spot.fix
+
+
+def test_quota_not_visible_is_a_warning_not_a_failure(moto, tmp_path):
+    write_stack(tmp_path)
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-1216C47A", 640).eks_version().ami()
+
+    code, out, err = run(tmp_path, fake)
+
+    assert code == 0, out
+    assert "quota L-3819A6DF not visible in us-west-2 (NoSuchResourceException)" in out
+    assert "'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8" in out
+    assert "preflight: 8 ok, 1 warn, 0 fail" in out
+
+    strict = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-1216C47A", 640).eks_version().ami()
+    assert run(tmp_path, strict, strict=True)[0] == 1
+
+
+def test_permission_denied_names_the_missing_iam_action(moto, tmp_path):
+    write_stack(tmp_path)
+    fake = (FakeAws("us-west-2").quota("L-3819A6DF", error="AccessDeniedException").quota("L-1216C47A", error="AccessDeniedException")
+            .eks_version(error="AccessDeniedException").ami(error="AccessDeniedException"))
+
+    report = checks(tmp_path, fake)
+
+    assert report.count("fail") == 0
+    assert "permission denied (AccessDeniedException): needs servicequotas:GetServiceQuota" in report.by_name("quota G spot").detail
+    assert report.by_name("EKS 1.33").detail == "not checked: permission denied (AccessDeniedException): needs eks:DescribeClusterVersions"
+    assert "needs ssm:GetParameter" in report.by_name("AMI AL2023_x86_64_NVIDIA").detail
+
+
+def test_ec2_denied_falls_back_to_the_local_table_for_vcpus(tmp_path):
+    write_stack(tmp_path)
+    ec2 = boto3.client("ec2", region_name="us-west-2")
+    ec2_stub = Stubber(ec2)
+    for method in ("describe_availability_zones", "describe_instance_type_offerings", "describe_instance_types"):
+        ec2_stub.add_client_error(method, service_error_code="UnauthorizedOperation", http_status_code=403)
+    ec2_stub.activate()
+    sts = boto3.client("sts", region_name="us-west-2")
+    sts_stub = Stubber(sts)
+    sts_stub.add_response("get_caller_identity", {"Account": "111122223333", "Arn": "arn:aws:iam::111122223333:user/ops", "UserId": "X"})
+    sts_stub.activate()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 8).eks_version().ami()
+    fake.overrides.update({"ec2": ec2, "sts": sts})
+
+    report = checks(tmp_path, fake)
+
+    assert report.by_name("zones").detail == "not checked: permission denied (UnauthorizedOperation): needs ec2:DescribeAvailabilityZones"
+    assert report.by_name("offerings").status == "warn"
+    assert "quota figures use the local table" in report.by_name("instance types").detail
+    assert report.by_name("quota G spot").status == "ok"  # 8 vCPUs from the local table (2 x g6.xlarge)
+    assert report.by_name("quota (other)").detail == "no vCPU quota bucket known for m6i.large; not checked"
+    fake.verify()
+
+
+# --- EKS version and AMI --------------------------------------------------------------------
+
+def test_missing_nvidia_ami_fails_and_extended_support_warns_with_its_price(moto, tmp_path):
+    write_stack(tmp_path)
+    fake = (FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640)
+            .eks_version(status="EXTENDED_SUPPORT").ami(error="ParameterNotFound"))
+
+    code, out, _ = run(tmp_path, fake)
+
+    assert code == 1
+    assert f"no AL2023_x86_64_NVIDIA AMI for Kubernetes 1.33 in us-west-2 ({AL2023_X86} not found); used by inference" in out
+    assert "offered in us-west-2 in extended support" in out
+    assert "Kubernetes 1.33, extended support" in out and "$0.6000" in out  # the estimate bills it
+
+
+def test_version_eks_does_not_offer_fails(moto, tmp_path):
+    write_stack(tmp_path)
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version(status=None).ami()
+
+    check = checks(tmp_path, fake).by_name("EKS 1.33")
+
+    assert check.status == "fail"
+    assert check.detail == "EKS does not offer Kubernetes 1.33 in us-west-2"
+
+
+def test_each_ami_type_is_looked_up_at_its_own_parameter(moto, tmp_path):
+    write_stack(tmp_path, gpuNodeGroups=[
+        pool("inference", types=["g6.xlarge"]),
+        pool("arm", types=["g5g.xlarge"], ami="BOTTLEROCKET_ARM_64_NVIDIA"),
+    ])
+    fake = (FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version()
+            .ami().ami("/aws/service/bottlerocket/aws-k8s-1.33-nvidia/arm64/latest/image_id", "ami-0bbbbbbbbbbbbbbbb"))
+
+    report = checks(tmp_path, fake)
+
+    fake.verify()
+    assert report.by_name("AMI BOTTLEROCKET_ARM_64_NVIDIA").detail == "ami-0bbbbbbbbbbbbbbbb for Kubernetes 1.33 (arm)"
+
+
+# --- cannot answer: warnings, never a traceback ---------------------------------------------
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_unreachable_api_gives_warnings_and_the_offline_quota_need(tmp_path):
+    write_stack(tmp_path)
+    clients = pf.AwsClients("us-west-2", endpoint_url=f"http://127.0.0.1:{_closed_port()}")
+
+    code, out, err = run(tmp_path, None, clients=clients)
+
+    assert code == 0, out + err
+    assert "AWS API not reachable" in out
+    assert "needs 0 vCPUs at desired, 8 at max; not checked" in out
+    assert "make sure 'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8 in us-west-2" in out
+    assert "Estimated cost (us-west-2)" in out  # the estimate needs no AWS
+    assert "Traceback" not in out + err
+
+
+def test_cli_honours_aws_endpoint_url_and_rejects_bad_input_cleanly(tmp_path):
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "1000",
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
+    }
+    ok = subprocess.run([sys.executable, "-m", "platformctl", "preflight", "--stack", "dev"],
+                        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert "AWS API not reachable" in ok.stdout and "Traceback" not in ok.stderr
+
+    missing = subprocess.run([sys.executable, "-m", "platformctl", "preflight", "--stack", "nope"],
+                             cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2
+    assert "Pulumi.nope.yaml: no such stack file" in missing.stderr and "Traceback" not in missing.stderr
+
+    discount = subprocess.run([sys.executable, "-m", "platformctl", "preflight", "--stack", "dev", "--spot-discount", "1.5"],
+                              cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
+    assert discount.returncode == 2 and "must be in [0, 1)" in discount.stderr
+
+
+def test_invalid_stack_config_exits_2_with_the_config_message(tmp_path):
+    write_stack(tmp_path, gpuNodeGroups=[pool(types=["inf2.xlarge"])])
+
+    code, out, err = run(tmp_path, FakeAws("us-west-2"))
+
+    assert code == 2 and out == ""
+    assert "ai-platform:gpuNodeGroups[0].instanceTypes[0]: inf2.xlarge has no NVIDIA GPU (AWS Inferentia2)" in err
