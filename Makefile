@@ -6,10 +6,11 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 OUT ?= build/plan/$(STACK)
 
-.PHONY: venv plan test bench tools clean help
+.PHONY: venv plan preflight test bench tools clean help
 
 help:
 	@echo "make plan [STACK=dev|prod]  offline preview of a stack (no cloud needed)"
+	@echo "make preflight [STACK=..]    GPU quotas, zone offerings, EKS/AMI and cost in your AWS account (read-only)"
 	@echo "make test                    every test (bootstraps .venv and system tools)"
 	@echo "make bench                   benchmarks, figures quoted in the README"
 
@@ -26,6 +27,10 @@ tools:
 
 plan: venv
 	@$(PY) -m platformctl plan --stack $(STACK) --out $(OUT)
+
+# Read-only AWS checks before the first `pulumi up` (needs credentials; see README for the IAM actions).
+preflight: venv
+	@$(PY) -m platformctl preflight --stack $(STACK)
 
 test: venv tools
 	@$(PY) -m pytest -q
