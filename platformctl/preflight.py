@@ -107,6 +107,7 @@ class Check:
 class Report:
     checks: list[Check] = field(default_factory=list)
     extended_support: bool = False
+    offline: str | None = None  # why AWS could not be asked at all, if it could not
 
     def add(self, check: Check) -> None:
         self.checks.append(check)
@@ -239,7 +240,7 @@ def vcpu_needs(config: StackConfig, vcpus_of: Callable[[str], int | None]) -> tu
             need = needs.setdefault((bucket, group.capacity), Need())
             need.desired += per_node * group.desired
             need.max += per_node * group.max
-            need.parts.append(f"{group.label} {group.desired}/{group.max} x {per_node}")
+            need.parts.append(f"{group.label}: {group.desired}/{group.max} nodes x {per_node} vCPUs")
     return needs, unknown
 
 
@@ -493,6 +494,7 @@ def run_checks(config: StackConfig, clients: AwsClients) -> Report:
         identity = clients("sts").get_caller_identity()
     except AWS_ERRORS as exc:
         reason = explain_error(exc, "sts:GetCallerIdentity")
+        report.offline = reason
         report.add(Check("credentials", WARN, reason, "configure AWS credentials for the target account"))
         report.checks.extend(_offline_checks(config, reason))
         return report
@@ -619,7 +621,9 @@ def preflight(
     render(report, console, stack, target)
 
     prices = None
-    if live_prices:
+    if live_prices and report.offline:
+        console.print(f"Live prices skipped ({report.offline}); using the price table.", markup=False)
+    elif live_prices:
         try:
             prices = LivePrices(target, clients("pricing"))
         except PricesUnavailable as exc:

@@ -137,7 +137,7 @@ def test_dev_stack_that_fits_passes_every_check(moto, tmp_path):
     assert code == 0, out + err
     fake.verify()  # the G *spot* quota and the standard quota were asked, nothing else
     assert "preflight: 9 ok, 0 warn, 0 fail" in out
-    assert "needs 0 vCPUs at desired, 8 at max (inference 0/2 x 4); quota L-3819A6DF is 16" in out
+    assert "needs 0 vCPUs at desired, 8 at max (inference: 0/2 nodes x 4 vCPUs); quota L-3819A6DF is 16" in out
     assert "ami-0123456789abcdef0 for Kubernetes 1.33 (inference)" in out
     assert "Estimated cost (us-west-2)" in out and "Traceback" not in out + err
 
@@ -154,7 +154,7 @@ def test_instance_facts_come_from_ec2_and_size_the_quota_need(moto, tmp_path):
     assert "g6e.xlarge: 4 vCPUs, 1x NVIDIA L40S" in facts.detail
     quota = report.by_name("quota G on-demand")
     assert quota.status == "ok"
-    assert quota.detail.startswith("needs 56 vCPUs at desired, 120 at max (inference 2/6 x 4; llm 1/2 x 48)")
+    assert quota.detail.startswith("needs 56 vCPUs at desired, 120 at max (inference: 2/6 nodes x 4 vCPUs; llm: 1/2 nodes x 48 vCPUs)")
     assert "needs 12 vCPUs at desired, 24 at max" in report.by_name("quota Standard on-demand").detail
     fake.verify()
 
@@ -382,10 +382,11 @@ def test_unreachable_api_gives_warnings_and_the_offline_quota_need(tmp_path):
     write_stack(tmp_path)
     clients = pf.AwsClients("us-west-2", endpoint_url=f"http://127.0.0.1:{_closed_port()}")
 
-    code, out, err = run(tmp_path, None, clients=clients)
+    code, out, err = run(tmp_path, None, clients=clients, live_prices=True)
 
     assert code == 0, out + err
     assert "AWS API not reachable" in out
+    assert "Live prices skipped (AWS API not reachable" in out  # no minute of pricing timeouts
     assert "needs 0 vCPUs at desired, 8 at max; not checked" in out
     assert "make sure 'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8 in us-west-2" in out
     assert "Estimated cost (us-west-2)" in out  # the estimate needs no AWS
