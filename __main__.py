@@ -12,6 +12,9 @@ from components.network import Network, NetworkArgs
 from components.gpu_operator import GpuOperator, GpuOperatorArgs, GpuPool
 from components.gpu_scheduling import GpuScheduling, GpuSchedulingArgs
 from components.monitoring import Monitoring, MonitoringArgs
+from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
+from components.triton import TritonServer, TritonServerArgs, service_account_name
+from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
 from stack_config.gpu_stack import advertised_gpus, sharing_node_labels
 
 try:
@@ -134,6 +137,52 @@ if config.ciRole.enabled:
     pulumi.export("ciRoleArn", ci.deploy_role_arn)
     if ci.preview_role_arn is not None:
         pulumi.export("ciPreviewRoleArn", ci.preview_role_arn)
+
+# --- Triton on the S3 model repository, autoscaled on queue/compute time ----------------------------
+triton_servers: dict[str, TritonServer] = {}
+if config.tritonDeployments:
+    repository_config = config.modelRepository
+    model_bucket = repository_config.bucket_name(stack, config.region)
+    repository = ModelRepository("model-repository", ModelRepositoryArgs(
+        bucket_name=model_bucket,
+        partition=config.partition,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
+        readers=[RepositoryReader(d.name, d.namespace, service_account_name(d.name), d.modelPrefix)
+                 for d in config.tritonDeployments],
+        protect_data=config.protectData,
+        noncurrent_version_days=repository_config.noncurrentVersionDays,
+        noncurrent_versions_kept=repository_config.noncurrentVersionsKept,
+        kms_key_arn=repository_config.kmsKeyArn,
+        publisher_principal_arns=repository_config.publisher.trustedPrincipalArns,
+        publisher_allow_delete=repository_config.publisher.allowDelete,
+    ), aws_opts)
+    adapter = None
+    if any(d.autoscaled for d in config.tritonDeployments):
+        adapter = PrometheusAdapter("prometheus-adapter", PrometheusAdapterArgs(
+            k8s_provider=cluster.k8s_provider,
+            depends_on=[monitoring.release],
+        ), on_cluster)
+    # Quota namespaces already exist (GPU scheduling); the first deployment in any other creates it.
+    triton_namespaces = dict(scheduling.namespaces)
+    for deployment in config.tritonDeployments:
+        server = TritonServer(f"triton-{deployment.name}", TritonServerArgs(
+            config=deployment,
+            bucket_name=model_bucket,
+            region=config.region,
+            role_arn=repository.reader_role_arns[deployment.name],
+            k8s_provider=cluster.k8s_provider,
+            namespace_resource=triton_namespaces.get(deployment.namespace),
+            service_monitor_labels={"release": monitoring.release_name},
+            depends_on=[monitoring.release, *scheduling.priority_classes.values(), *([adapter] if adapter else [])],
+        ), on_cluster)
+        triton_namespaces.setdefault(deployment.namespace, server.namespace_resource)
+        triton_servers[deployment.name] = server
+    pulumi.export("modelBucket", repository.bucket_name)
+    pulumi.export("modelPublisherPolicyArn", repository.publisher_policy_arn)
+    if repository.publisher_role_arn is not None:
+        pulumi.export("modelPublisherRoleArn", repository.publisher_role_arn)
+    pulumi.export("tritonDeployments", {name: server.outputs for name, server in triton_servers.items()})
 
 pulumi.export("region", config.region)
 pulumi.export("clusterName", cluster.name)

@@ -160,6 +160,7 @@ class ClusterConfig(ConfigModel):
 
 # Imported here, not at the top: gpu_stack builds on ConfigModel/problems defined above.
 from .gpu_stack import GpuSharingConfig, GpuStackConfig, SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, sharing_problems, stack_problems  # noqa: E402
+from .triton import ModelRepositoryConfig, TritonDeploymentConfig, triton_problems  # noqa: E402
 from .ci import CiRoleConfig  # noqa: E402
 
 class GpuNodeGroupConfig(ConfigModel):
@@ -223,6 +224,8 @@ class StackConfig(ConfigModel):
     gpuNodeGroups: Annotated[list[GpuNodeGroupConfig], Field(min_length=1)]
     clusterAutoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
     gpuStack: GpuStackConfig = GpuStackConfig()
+    modelRepository: ModelRepositoryConfig = ModelRepositoryConfig()
+    tritonDeployments: list[TritonDeploymentConfig] = []
     ciRole: CiRoleConfig = CiRoleConfig()
     alertSlackWebhookUrl: Optional[SecretStr] = None
     alertSmtpPassword: Optional[SecretStr] = None
@@ -247,6 +250,7 @@ class StackConfig(ConfigModel):
         if foreign:
             found.append(("network.availabilityZones", f"{', '.join(foreign)} not in region {self.region}"))
         found.extend(stack_problems(self))
+        found.extend(triton_problems(self))
         problems(found)
         return self
 

@@ -1,0 +1,276 @@
+"""The model repository: one private, versioned, encrypted S3 bucket per stack, a read-only IRSA
+role per Triton deployment (its prefix only) and a publisher policy/role for whoever pushes models.
+
+Every policy document is built from the bucket *name* chosen before deploy (not from the bucket's
+ARN output), so `pulumi preview` shows the exact documents and tests can assert them.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+
+from components.iam import irsa_trust_policy
+
+S3_BUCKET_TYPE = "aws:s3/bucket:Bucket"
+
+
+def bucket_arn(partition: str, bucket: str) -> str:
+    return f"arn:{partition}:s3:::{bucket}"
+
+
+def _prefix_conditions(prefixes: Sequence[str]) -> list[str]:
+    # `prefix/` is what a client lists to open the "directory"; `prefix/*` everything under it.
+    values: list[str] = []
+    for prefix in prefixes:
+        values += [f"{prefix}/", f"{prefix}/*"]
+    return values
+
+
+def _kms_statement(kms_key_arn: Optional[str], actions: list[str]) -> list[dict]:
+    # Only a customer managed key needs IAM grants; the AWS managed key (aws/s3) trusts every
+    # principal of the account that S3 acts for.
+    if not kms_key_arn:
+        return []
+    return [{"Sid": "UseModelKey", "Effect": "Allow", "Action": actions, "Resource": kms_key_arn,
+             "Condition": {"StringEquals": {"kms:ViaService": f"s3.{kms_key_arn.split(':')[3]}.amazonaws.com"}}}]
+
+
+def reader_policy(partition: str, bucket: str, prefix: str, kms_key_arn: Optional[str] = None) -> str:
+    """Read-only access to one prefix: list it, get its objects. Nothing else in the bucket."""
+    arn = bucket_arn(partition, bucket)
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListModelPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": arn,
+                "Condition": {"StringLike": {"s3:prefix": _prefix_conditions([prefix])}},
+            },
+            {
+                "Sid": "ReadModels",
+                "Effect": "Allow",
+                "Action": "s3:GetObject",
+                "Resource": f"{arn}/{prefix}/*",
+            },
+            *_kms_statement(kms_key_arn, ["kms:Decrypt"]),
+        ],
+    })
+
+
+def publisher_policy(partition: str, bucket: str, prefixes: Sequence[str], allow_delete: bool,
+                     kms_key_arn: Optional[str] = None) -> str:
+    """Publish models under `prefixes`: list them, put (and read back, for sync by content)
+    objects, abort multipart uploads; delete only when `allow_delete` (for `models push --prune`)."""
+    arn = bucket_arn(partition, bucket)
+    object_actions = ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"]
+    if allow_delete:
+        object_actions.append("s3:DeleteObject")
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListModelPrefixes",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": arn,
+                "Condition": {"StringLike": {"s3:prefix": _prefix_conditions(prefixes)}},
+            },
+            {
+                "Sid": "PublishModels",
+                "Effect": "Allow",
+                "Action": object_actions,
+                "Resource": [f"{arn}/{prefix}/*" for prefix in prefixes],
+            },
+            *_kms_statement(kms_key_arn, ["kms:Decrypt", "kms:GenerateDataKey"]),
+        ],
+    })
+
+
+def tls_only_bucket_policy(partition: str, bucket: str) -> str:
+    """Refuse every request that is not over TLS (a Deny, so no grant anywhere can override it)."""
+    arn = bucket_arn(partition, bucket)
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "DenyInsecureTransport",
+            "Effect": "Deny",
+            "Principal": "*",
+            "Action": "s3:*",
+            "Resource": [arn, f"{arn}/*"],
+            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        }],
+    })
+
+
+def principals_trust_policy(principal_arns: Sequence[str]) -> str:
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"AWS": list(principal_arns)}, "Action": "sts:AssumeRole"}],
+    })
+
+
+@dataclass(frozen=True)
+class RepositoryReader:
+    """A Triton deployment that reads its models from `prefix` as `namespace/service_account`."""
+
+    name: str
+    namespace: str
+    service_account: str
+    prefix: str
+
+
+@dataclass(frozen=True)
+class ModelRepositoryArgs:
+    bucket_name: str
+    partition: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    readers: Sequence[RepositoryReader] = ()
+    protect_data: bool = True
+    noncurrent_version_days: int = 30
+    noncurrent_versions_kept: int = 3
+    kms_key_arn: Optional[str] = None
+    publisher_principal_arns: Sequence[str] = ()
+    publisher_allow_delete: bool = False
+    # Prefixes the publisher may write; default: every reader's prefix.
+    publisher_prefixes: Sequence[str] = field(default_factory=tuple)
+
+
+class ModelRepository(pulumi.ComponentResource):
+    bucket_name: pulumi.Output[str]
+    bucket_arn: str
+    reader_role_arns: dict[str, pulumi.Output[str]]
+    publisher_policy_arn: pulumi.Output[str]
+    publisher_role_arn: Optional[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: ModelRepositoryArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ai-platform:models:ModelRepository", name, None, opts)
+        if len(args.bucket_name) > 63:
+            raise ValueError(f"bucket name {args.bucket_name!r} is longer than 63 characters; set modelRepository.bucketName")
+        child = pulumi.ResourceOptions(parent=self)
+        partition, bucket_name = args.partition, args.bucket_name
+
+        bucket = aws.s3.Bucket(
+            name,
+            bucket=bucket_name,
+            # Only a throwaway stack may delete a bucket that still holds models.
+            force_destroy=not args.protect_data,
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                protect=args.protect_data,
+                # Even `pulumi stack rm --force` or removing the code must not delete the models.
+                retain_on_delete=args.protect_data,
+            ),
+        )
+        # Sub-resources take the bucket's name output: known at preview and a dependency on it.
+        sub = pulumi.ResourceOptions(parent=self, depends_on=[bucket])
+        aws.s3.BucketOwnershipControls(
+            f"{name}-ownership", bucket=bucket.bucket,
+            rule={"object_ownership": "BucketOwnerEnforced"}, opts=sub,
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-public-access", bucket=bucket.bucket,
+            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=sub,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-versioning", bucket=bucket.bucket,
+            versioning_configuration={"status": "Enabled"}, opts=sub,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-encryption", bucket=bucket.bucket,
+            rules=[{
+                "apply_server_side_encryption_by_default": {
+                    "sse_algorithm": "aws:kms",
+                    **({"kms_master_key_id": args.kms_key_arn} if args.kms_key_arn else {}),
+                },
+                # One data key per bucket instead of per object: far fewer KMS calls on large pushes.
+                "bucket_key_enabled": True,
+            }],
+            opts=sub,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-lifecycle", bucket=bucket.bucket,
+            rules=[
+                {
+                    "id": "expire-old-model-versions",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "noncurrent_version_expiration": {
+                        "noncurrent_days": args.noncurrent_version_days,
+                        **({"newer_noncurrent_versions": args.noncurrent_versions_kept} if args.noncurrent_versions_kept else {}),
+                    },
+                    # A push interrupted mid-multipart leaves invisible parts that are billed.
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                },
+                {
+                    "id": "remove-expired-delete-markers",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"expired_object_delete_marker": True},
+                },
+            ],
+            # Lifecycle rules on a bucket without versioning enabled would not see noncurrent versions.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, versioning]),
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-tls-only", bucket=bucket.bucket,
+            policy=tls_only_bucket_policy(partition, bucket_name),
+            # S3 refuses a bucket policy while the public access block is being changed.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, public_access]),
+        )
+
+        self.reader_role_arns = {}
+        for reader in args.readers:
+            role = aws.iam.Role(
+                f"{name}-reader-{reader.name}",
+                description=f"Triton {reader.namespace}/{reader.service_account}: read models under s3://{bucket_name}/{reader.prefix}/",
+                assume_role_policy=irsa_trust_policy(args.oidc_provider_arn, args.oidc_issuer, reader.namespace, reader.service_account),
+                max_session_duration=3600,
+                opts=child,
+            )
+            aws.iam.RolePolicy(
+                f"{name}-reader-{reader.name}",
+                role=role.id,
+                policy=reader_policy(partition, bucket_name, reader.prefix, args.kms_key_arn),
+                opts=child,
+            )
+            self.reader_role_arns[reader.name] = role.arn
+
+        prefixes = list(dict.fromkeys(args.publisher_prefixes or [r.prefix for r in args.readers]))
+        if not prefixes:
+            raise ValueError("the publisher needs at least one prefix (no Triton deployment reads from the bucket)")
+        policy = aws.iam.Policy(
+            f"{name}-publisher",
+            description=f"Publish models to s3://{bucket_name} ({', '.join(p + '/' for p in prefixes)})",
+            policy=publisher_policy(partition, bucket_name, prefixes, args.publisher_allow_delete, args.kms_key_arn),
+            opts=child,
+        )
+        self.publisher_policy_arn = policy.arn
+        self.publisher_role_arn = None
+        if args.publisher_principal_arns:
+            role = aws.iam.Role(
+                f"{name}-publisher",
+                description=f"Publish models to s3://{bucket_name}",
+                assume_role_policy=principals_trust_policy(args.publisher_principal_arns),
+                max_session_duration=3600,
+                opts=child,
+            )
+            aws.iam.RolePolicyAttachment(f"{name}-publisher", role=role.name, policy_arn=policy.arn, opts=child)
+            self.publisher_role_arn = role.arn
+
+        self.bucket_name = bucket.bucket
+        self.bucket_arn = bucket_arn(partition, bucket_name)
+        self.register_outputs({
+            "bucketName": self.bucket_name,
+            "readerRoleArns": self.reader_role_arns,
+            "publisherPolicyArn": self.publisher_policy_arn,
+            "publisherRoleArn": self.publisher_role_arn,
+        })

@@ -1,0 +1,352 @@
+"""Triton Inference Server, one per `tritonDeployments` entry, serving models straight from its
+prefix of the S3 model repository through an IRSA role that can read only that prefix.
+
+`standard` runs `tritonserver` (KServe v2 HTTP/gRPC + metrics); `llm` runs Triton's
+OpenAI-compatible frontend from the -vllm-python-py3 image (OpenAI API, health and metrics on port
+9000) with the KServe frontends enabled beside it.
+
+The pod spec is built by plain functions (`container_args`, `probes`, `pod_spec`) so tests and
+reviewers can read exactly what runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components import security
+from components.gpu_scheduling import INFERENCE_PRIORITY_CLASS, MANAGED_BY, gpu_pod_placement
+from components.gpu_node_group import GPU_RESOURCE
+from components.triton_autoscaling import triton_hpa
+from stack_config.triton import STARTUP_PERIOD_SECONDS, TritonDeploymentConfig
+
+IMAGE_REPOSITORY = "nvcr.io/nvidia/tritonserver"
+OPENAI_FRONTEND = "/opt/tritonserver/python/openai/openai_frontend/main.py"
+# The Triton images run as `triton-server` (uid/gid 1000).
+TRITON_UID = 1000
+
+PORTS = {"http": 8000, "grpc": 8001, "metrics": 8002, "openai": 9000}
+# Ports each mode listens on, and the one Prometheus scrapes (/metrics).
+MODE_PORTS = {"standard": ("http", "grpc", "metrics"), "llm": ("openai", "http", "grpc")}
+METRICS_PORT = {"standard": "metrics", "llm": "openai"}
+APP_PROTOCOL = {"http": "http", "grpc": "kubernetes.io/h2c", "metrics": "http", "openai": "http"}
+
+# Nodes of a GPU pool may have to be created first (scale from zero): give `pulumi up` and the
+# Deployment controller that much beyond the model download budget before calling it failed.
+NODE_PROVISIONING_SECONDS = 900
+
+# In-tree AWS cloud provider and AWS Load Balancer Controller both read these; with the
+# controller, IP targets skip the extra NodePort hop.
+INTERNAL_NLB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
+    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+}
+
+
+def resource_name(deployment: str) -> str:
+    """Name of the Deployment, Service, ServiceAccount... of a Triton deployment: the deployment's
+    own name, so its URL is http://<name>.<namespace>.svc.cluster.local."""
+    return deployment
+
+
+def service_account_name(deployment: str) -> str:
+    return resource_name(deployment)
+
+
+def selector_labels(deployment: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": "triton", "app.kubernetes.io/instance": deployment}
+
+
+def model_repository_url(bucket: str, prefix: str) -> str:
+    return f"s3://{bucket}/{prefix}"
+
+
+def container_command(config: TritonDeploymentConfig, bucket: str) -> tuple[list[str], list[str]]:
+    """(command, args) of the Triton container for the deployment's mode."""
+    repository = model_repository_url(bucket, config.modelPrefix)
+    if config.mode == "llm":
+        args = [
+            f"--model-repository={repository}",
+            f"--openai-port={PORTS['openai']}",
+            "--enable-kserve-frontends",
+            f"--kserve-http-port={PORTS['http']}",
+            f"--kserve-grpc-port={PORTS['grpc']}",
+        ]
+        if config.tokenizer:
+            args.append(f"--tokenizer={config.tokenizer}")
+        return ["python3", OPENAI_FRONTEND], args
+
+    control = config.modelControl
+    args = [
+        f"--model-repository={repository}",
+        f"--model-control-mode={control.mode}",
+        f"--http-port={PORTS['http']}",
+        f"--grpc-port={PORTS['grpc']}",
+        f"--metrics-port={PORTS['metrics']}",
+    ]
+    if control.mode == "poll":
+        args.append(f"--repository-poll-secs={control.poll_seconds}")
+    elif control.mode == "explicit":
+        args += [f"--load-model={model}" for model in control.loadModels]
+    return ["tritonserver"], args
+
+
+def probes(config: TritonDeploymentConfig) -> dict[str, dict]:
+    """Startup, readiness and liveness probes. The startup probe holds the others off for
+    `startupTimeoutSeconds` while models download from S3 and load onto the GPU."""
+    if config.mode == "llm":
+        # The OpenAI frontend starts listening only once every model is loaded; /health/ready
+        # then follows the engine.
+        ready = {"httpGet": {"path": "/health/ready", "port": "openai"}}
+        live = {"tcpSocket": {"port": "openai"}}
+    else:
+        ready = {"httpGet": {"path": "/v2/health/ready", "port": "http"}}
+        live = {"httpGet": {"path": "/v2/health/live", "port": "http"}}
+    return {
+        "startupProbe": {**ready, "periodSeconds": STARTUP_PERIOD_SECONDS, "timeoutSeconds": 5,
+                         "failureThreshold": config.startup_failure_threshold},
+        "readinessProbe": {**ready, "periodSeconds": 5, "timeoutSeconds": 5, "failureThreshold": 3},
+        # Liveness restarts a replica (and reloads every model): only after a minute of silence.
+        "livenessProbe": {**live, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 6},
+    }
+
+
+def container_ports(mode: str) -> list[dict]:
+    return [{"name": name, "containerPort": PORTS[name], "protocol": "TCP"} for name in MODE_PORTS[mode]]
+
+
+def pod_spec(config: TritonDeploymentConfig, bucket: str, region: str,
+             priority_class: str = INFERENCE_PRIORITY_CLASS) -> dict[str, Any]:
+    """The Deployment's pod spec (Kubernetes spelling)."""
+    command, args = container_command(config, bucket)
+    gpus = str(config.gpusPerReplica)
+    container = {
+        "name": "triton",
+        "image": f"{IMAGE_REPOSITORY}:{config.imageTag}",
+        "command": command,
+        "args": args,
+        "ports": container_ports(config.mode),
+        "env": [
+            # Triton's S3 client takes the region from AWS_DEFAULT_REGION; IRSA's web identity
+            # variables are injected by the EKS pod identity webhook from the ServiceAccount.
+            {"name": "AWS_DEFAULT_REGION", "value": region},
+            {"name": "AWS_REGION", "value": region},
+        ],
+        "resources": {
+            "requests": {"cpu": config.resources.cpu, "memory": config.resources.memory, GPU_RESOURCE: gpus},
+            "limits": {"memory": config.resources.memory, GPU_RESOURCE: gpus},
+        },
+        # Writable root: the S3 repository is copied to local disk under /tmp, and vLLM and the
+        # HuggingFace tokenizer write caches under $HOME; everything else is locked down.
+        "securityContext": security.restricted_security_context(read_only_root=False, run_as_user=TRITON_UID),
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        **probes(config),
+    }
+    spec: dict[str, Any] = {
+        "serviceAccountName": service_account_name(config.name),
+        # The pod needs no Kubernetes API access; the IRSA token is a separate projected volume.
+        "automountServiceAccountToken": False,
+        "securityContext": security.restricted_pod_security_context(run_as_user=TRITON_UID),
+        **gpu_pod_placement(config.gpuPool, priority_class),
+        "terminationGracePeriodSeconds": 60,
+        "containers": [container],
+        # /dev/shm must be a sized memory volume: the runtime's default 64Mi breaks Python
+        # backends and vLLM, and an env var cannot change it. It counts against the memory limit.
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": config.shmSize}}],
+    }
+    if config.maxReplicas > 1:
+        # Soft spreading: a hard zone rule could leave a replica Pending forever, because the
+        # autoscaler cannot pick the zone of a new node in a multi-zone node group.
+        spec["topologySpreadConstraints"] = [
+            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": "ScheduleAnyway",
+             "labelSelector": {"matchLabels": selector_labels(config.name)}, "matchLabelKeys": ["pod-template-hash"]}
+            for key in ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+        ]
+    return spec
+
+
+def deployment_spec(config: TritonDeploymentConfig, bucket: str, region: str,
+                    priority_class: str = INFERENCE_PRIORITY_CLASS) -> dict[str, Any]:
+    labels = {**MANAGED_BY, **selector_labels(config.name), "ai-platform/triton-mode": config.mode}
+    spec: dict[str, Any] = {
+        "selector": {"matchLabels": selector_labels(config.name)},
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec(config, bucket, region, priority_class)},
+        "revisionHistoryLimit": 5,
+        # The default 10 minutes would declare a rollout failed while a large model still downloads.
+        "progressDeadlineSeconds": config.startupTimeoutSeconds + NODE_PROVISIONING_SECONDS,
+        "strategy": (
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+            if config.rolloutStrategy == "surge" else {"type": "Recreate"}
+        ),
+    }
+    if not config.autoscaled:
+        # With an HPA the replica count is the HPA's; setting it here would reset it on every update.
+        spec["replicas"] = config.minReplicas
+    return spec
+
+
+def in_cluster_host(deployment: str, namespace: str) -> str:
+    return f"{resource_name(deployment)}.{namespace}.svc.cluster.local"
+
+
+def endpoints(config: TritonDeploymentConfig) -> dict[str, str]:
+    """In-cluster URLs of a deployment. gRPC is host:port, as tritonclient takes it."""
+    host = in_cluster_host(config.name, config.namespace)
+    urls = {
+        "httpUrl": f"http://{host}:{PORTS['http']}",
+        "grpcUrl": f"{host}:{PORTS['grpc']}",
+        "metricsUrl": f"http://{host}:{PORTS[METRICS_PORT[config.mode]]}/metrics",
+    }
+    if config.mode == "llm":
+        # No trailing slash: OpenAI clients append /models, /chat/completions.
+        urls["openaiUrl"] = f"http://{host}:{PORTS['openai']}/v1"
+    return urls
+
+
+def _load_balancer_host(status) -> Optional[str]:
+    ingress = status.load_balancer.ingress if status and status.load_balancer else None
+    return (ingress[0].hostname or ingress[0].ip) if ingress else None
+
+
+@dataclass
+class TritonServerArgs:
+    config: TritonDeploymentConfig
+    bucket_name: str
+    region: str
+    role_arn: pulumi.Input[str]
+    k8s_provider: k8s.Provider
+    # The namespace, when another component creates it (shared by several deployments); else
+    # this component creates it (Pod Security `restricted`).
+    namespace_resource: Optional[k8s.core.v1.Namespace] = None
+    priority_class_name: str = INFERENCE_PRIORITY_CLASS
+    # Labels the stack's Prometheus selects ServiceMonitors by (kube-prometheus-stack: release).
+    service_monitor_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
+    # The monitoring release (ServiceMonitor CRD), the priority class, the GPU pool...
+    depends_on: Sequence[pulumi.Resource] = ()
+
+
+class TritonServer(pulumi.ComponentResource):
+    namespace: str
+    service_name: str
+    http_url: str
+    grpc_url: str
+    metrics_url: str
+    openai_base_url: Optional[str]  # llm only
+    external_http_url: Optional[pulumi.Output[str]]
+    external_openai_url: Optional[pulumi.Output[str]]
+    namespace_resource: k8s.core.v1.Namespace
+    outputs: dict[str, Any]
+
+    def __init__(self, name: str, args: TritonServerArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ai-platform:triton:TritonServer", name, None, opts)
+        config = args.config
+        ns = config.namespace
+        base = resource_name(config.name)
+        labels = {**MANAGED_BY, **selector_labels(config.name)}
+
+        if args.namespace_resource is None:
+            self.namespace_resource = security.namespace(
+                ns, "restricted", "Triton runs as non-root with every capability dropped",
+                provider=args.k8s_provider, parent=self,
+            )
+        else:
+            self.namespace_resource = args.namespace_resource
+        k8s_opts = pulumi.ResourceOptions(
+            parent=self, provider=args.k8s_provider, depends_on=[self.namespace_resource, *args.depends_on],
+        )
+
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata={"name": service_account_name(config.name), "namespace": ns, "labels": labels,
+                      "annotations": {"eks.amazonaws.com/role-arn": args.role_arn}},
+            automount_service_account_token=False,
+            opts=k8s_opts,
+        )
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={"name": base, "namespace": ns, "labels": labels, "annotations": {
+                # Pulumi waits for the rollout; allow for a node scale-up plus the model download.
+                "pulumi.com/timeoutSeconds": str(config.startupTimeoutSeconds + NODE_PROVISIONING_SECONDS),
+            }},
+            spec=deployment_spec(config, args.bucket_name, args.region, args.priority_class_name),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account])),
+        )
+
+        service_ports = [{"name": port, "port": PORTS[port], "targetPort": port, "protocol": "TCP",
+                          "appProtocol": APP_PROTOCOL[port]} for port in MODE_PORTS[config.mode]]
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": base, "namespace": ns, "labels": {**labels, "ai-platform/metrics": "true"}},
+            spec={"type": "ClusterIP", "selector": selector_labels(config.name), "ports": service_ports},
+            opts=k8s_opts,
+        )
+        metrics_port = METRICS_PORT[config.mode]
+        k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": base, "namespace": ns, "labels": {**labels, **args.service_monitor_labels}},
+            spec={
+                # Only the ClusterIP Service carries the metrics label, so an NLB Service for the
+                # same pods is never scraped twice.
+                "selector": {"matchLabels": {**selector_labels(config.name), "ai-platform/metrics": "true"}},
+                "namespaceSelector": {"matchNames": [ns]},
+                "endpoints": [{"port": metrics_port, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
+            },
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service])),
+        )
+
+        if config.minReplicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(
+                f"{name}-pdb",
+                metadata={"name": base, "namespace": ns, "labels": labels},
+                # Node drains (upgrades, scale-down) take one replica at a time.
+                spec={"maxUnavailable": 1, "selector": {"matchLabels": selector_labels(config.name)}},
+                opts=k8s_opts,
+            )
+        if config.autoscaled:
+            triton_hpa(f"{name}-hpa", ns, base, labels, config.minReplicas, config.maxReplicas,
+                       config.targetQueueComputeRatio,
+                       pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[deployment])))
+
+        self.external_http_url = None
+        self.external_openai_url = None
+        if config.expose == "internalNlb":
+            serving = [p for p in service_ports if p["name"] != "metrics"]
+            nlb = k8s.core.v1.Service(
+                f"{name}-nlb",
+                metadata={"name": f"{base}-nlb", "namespace": ns, "labels": labels, "annotations": INTERNAL_NLB_ANNOTATIONS},
+                spec={"type": "LoadBalancer", "selector": selector_labels(config.name), "ports": serving},
+                opts=k8s_opts,
+            )
+            hostname = nlb.status.apply(_load_balancer_host)
+            self.external_http_url = hostname.apply(lambda h: f"http://{h}:{PORTS['http']}")
+            if config.mode == "llm":
+                self.external_openai_url = hostname.apply(lambda h: f"http://{h}:{PORTS['openai']}/v1")
+
+        urls = endpoints(config)
+        self.namespace = ns
+        self.service_name = base
+        self.http_url = urls["httpUrl"]
+        self.grpc_url = urls["grpcUrl"]
+        self.metrics_url = urls["metricsUrl"]
+        self.openai_base_url = urls.get("openaiUrl")
+        self.outputs = {
+            "mode": config.mode,
+            "namespace": ns,
+            "service": base,
+            "modelPrefix": config.modelPrefix,
+            "modelRepository": model_repository_url(args.bucket_name, config.modelPrefix),
+            "roleArn": args.role_arn,
+            **urls,
+        }
+        if self.external_http_url is not None:
+            self.outputs["externalHttpUrl"] = self.external_http_url
+        if self.external_openai_url is not None:
+            self.outputs["externalOpenaiUrl"] = self.external_openai_url
+        self.register_outputs(self.outputs)
