@@ -151,8 +151,6 @@ def alertmanager_config(alerting: AlertingConfig, has_smtp_password: bool) -> di
             {"source_matchers": ['alertname = "TritonServerDown"'],
              "target_matchers": ['alertname =~ "TritonServerNotReady|TritonInferenceFailures|TritonQueueTimeHigh"'],
              "equal": ["namespace"]},
-            # No DCGM metrics: no point alerting on their absence elsewhere.
-            {"source_matchers": ['alertname = "DcgmExporterMissing"'], "target_matchers": ['alertname = "GpuIdle"']},
             {"source_matchers": ['alertname = "InfoInhibitor"'], "target_matchers": ['severity = "info"'],
              "equal": ["namespace"]},
         ],
