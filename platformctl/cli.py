@@ -7,26 +7,31 @@ import argparse
 import importlib
 import sys
 
-# One module per command (or command group). Commands validate their input before acting.
-COMMAND_MODULES = [
-    "platformctl.plan",
-    "platformctl.models",
-    "platformctl.smoke",
-    "platformctl.policy_check",
-    "platformctl.preflight",
-]
+# Command name -> module. Only the module of the command being run is imported, so a quick
+# command (models push) does not pay for importing the Pulumi SDK (plan). Commands validate their
+# input before acting.
+COMMANDS = {
+    "plan": "platformctl.plan",
+    "models": "platformctl.models",
+    "smoke": "platformctl.smoke",
+    "policy": "platformctl.policy_check",
+    "preflight": "platformctl.preflight",
+}
+COMMAND_MODULES = list(dict.fromkeys(COMMANDS.values()))
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="platformctl", description="Operate the ai-platform stacks.")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    modules = [COMMANDS[command]] if command in COMMANDS else COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv[0] if argv else None).parse_args(argv)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

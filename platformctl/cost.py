@@ -316,14 +316,3 @@ def plan_section(run: Any, config: StackConfig, plan_doc: dict, console: Console
     return "```\n" + recorder.export_text().rstrip() + "\n```", 0
 
 
-def _register_plan_section() -> None:
-    try:
-        from platformctl import plan as plan_command
-    except ImportError:  # plan not available: preflight still prints the estimate
-        return
-    sections = getattr(plan_command, "SECTIONS", None)
-    if isinstance(sections, list) and not any(title == PLAN_SECTION_TITLE for title, _ in sections):
-        sections.append((PLAN_SECTION_TITLE, plan_section))
-
-
-_register_plan_section()

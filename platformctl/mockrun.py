@@ -72,6 +72,11 @@ def public_value(value: Any) -> Any:
     if isinstance(value, Unknown) or value == rpc.UNKNOWN:
         return COMPUTED
     if rpc.is_rpc_secret(value):
+        # Secretness is pushed up to the enclosing map (e.g. a Secret's stringData): keep its
+        # keys, which are not secret, so manifests keep their shape.
+        inner = rpc.unwrap_rpc_secret(value)
+        if isinstance(inner, dict):
+            return {k: SECRET for k in inner}
         return SECRET
     if isinstance(value, dict):
         return {k: public_value(v) for k, v in value.items()}

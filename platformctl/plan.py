@@ -94,6 +94,24 @@ def _file_name(index: int, resource: RecordedResource, inputs: dict[str, Any]) -
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p)).lower() + ".yaml"
 
 
+COMPUTED_NOTE = "plan.ai-platform/computed-at-deploy"
+
+
+def manifest(inputs: dict[str, Any]) -> dict[str, Any]:
+    """A Kubernetes object as it would be applied. A Secret's data built from values generated at
+    deploy (passwords) is unknown as a whole in a preview; it is left out and named in an
+    annotation, so the manifest stays schema-valid and says what it lacks."""
+    doc = dict(inputs)
+    missing = [key for key in ("data", "stringData") if isinstance(doc.get(key), str)]
+    if missing:
+        for key in missing:
+            del doc[key]
+        meta = dict(doc.get("metadata") or {})
+        meta["annotations"] = {**(meta.get("annotations") or {}), COMPUTED_NOTE: ",".join(missing)}
+        doc["metadata"] = meta
+    return doc
+
+
 def write_outputs(run: ProgramRun, out_dir: Path) -> dict[str, Any]:
     if out_dir.exists():
         shutil.rmtree(out_dir)
@@ -104,7 +122,7 @@ def write_outputs(run: ProgramRun, out_dir: Path) -> dict[str, Any]:
         inputs = resource.public_inputs()
         if "kind" not in inputs:
             continue
-        (out_dir / "manifests" / _file_name(index, resource, inputs)).write_text(yaml.safe_dump(inputs, sort_keys=False))
+        (out_dir / "manifests" / _file_name(index, resource, inputs)).write_text(yaml.safe_dump(manifest(inputs), sort_keys=False))
     releases = run.of_type("kubernetes:helm.sh/v3:Release")
     if releases:
         (out_dir / "helm").mkdir()
@@ -149,10 +167,18 @@ def render_markdown(run: ProgramRun, extra_sections: list[tuple[str, str]]) -> s
     return "\n".join(lines) + "\n"
 
 
-# Reports appended under the resource tree: (title, fn(run, config, plan, console, markdown) ->
-# (text, exit_code)). Other commands register here (policy check, cost estimate).
+# Reports shown under the resource tree: (title, fn(run, config, plan, console, markdown) ->
+# (text, exit_code)).
 PlanSection = Callable[[ProgramRun, stack_config.StackConfig, dict, Console, bool], tuple[str, int]]
-SECTIONS: list[tuple[str, PlanSection]] = []
+
+
+def sections() -> list[tuple[str, PlanSection]]:
+    from platformctl import cost, policy_check
+
+    return [
+        (policy_check.PLAN_SECTION_TITLE, policy_check.plan_section),
+        (cost.PLAN_SECTION_TITLE, cost.plan_section),
+    ]
 
 
 def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None = None, stack_file: Path | None = None) -> int:
@@ -172,7 +198,7 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
         console.print(build_tree(run))
         console.print(counts_table(run))
         console.print(outputs_table(run))
-    for title, section in SECTIONS:
+    for title, section in sections():
         text, code = section(run, config, plan_doc, console, fmt == "markdown")
         exit_code = max(exit_code, code)
         extra.append((title, text))

@@ -171,18 +171,7 @@ def plan_section(run: Any, config: Any, plan_doc: dict, console: Console, markdo
     return "```\n" + recorder.export_text().rstrip() + "\n```", result.exit_code
 
 
-def _register_plan_section() -> None:
-    try:
-        from platformctl import plan as plan_command
-    except ImportError:  # plan not available: `policy check` still works on its own
-        return
-    sections = getattr(plan_command, "SECTIONS", None)
-    if isinstance(sections, list) and not any(title == PLAN_SECTION_TITLE for title, _ in sections):
-        sections.append((PLAN_SECTION_TITLE, plan_section))
-
-
 PLAN_SECTION_TITLE = "Policy check"
-_register_plan_section()
 
 
 def _run(args: argparse.Namespace) -> int:

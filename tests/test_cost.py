@@ -216,7 +216,7 @@ def test_plan_facts_count_load_balancers_keys_and_endpoints(dev):
 def test_plan_prints_the_estimate_as_a_section(dev):
     from platformctl import plan as plan_command
 
-    assert cost.PLAN_SECTION_TITLE in [title for title, _ in plan_command.SECTIONS]
+    assert cost.PLAN_SECTION_TITLE in [title for title, _ in plan_command.sections()]
     out = io.StringIO()
     text, code = cost.plan_section(None, dev, {"resources": []}, Console(file=out, width=240), False)
 
