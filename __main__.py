@@ -15,6 +15,9 @@ from components.monitoring import Monitoring, MonitoringArgs
 from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
 from components.triton import TritonServer, TritonServerArgs, service_account_name
 from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
+from components.exposure import ExposureSettings, LoadBalancerController, LoadBalancerControllerArgs, ui_ingress
+from components.openwebui import OpenWebUi, OpenWebUiArgs, PostgresNetwork
+from components import monitoring as monitoring_component
 from stack_config.gpu_stack import advertised_gpus, sharing_node_labels
 
 try:
@@ -184,6 +187,58 @@ if config.tritonDeployments:
         pulumi.export("modelPublisherRoleArn", repository.publisher_role_arn)
     pulumi.export("tritonDeployments", {name: server.outputs for name, server in triton_servers.items()})
 
+# --- UIs: the AWS Load Balancer Controller, OpenWebUI on the llm deployments, one shared ALB -------
+exposure_config = config.exposure
+lb_controller = None
+if exposure_config.loadBalancerController:
+    lb_controller = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
+        cluster_name=cluster_name,
+        region=config.region,
+        partition=config.partition,
+        vpc_id=network.vpc_id,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
+        k8s_provider=cluster.k8s_provider,
+    ), pulumi.ResourceOptions.merge(aws_opts, on_cluster))
+exposure = ExposureSettings(
+    scheme=exposure_config.scheme,
+    certificate_arn=exposure_config.certificateArn,
+    group_name=exposure_config.groupName,
+    inbound_cidrs=list(exposure_config.inboundCidrs),
+    controller=lb_controller.release,
+) if exposure_config.certificateArn and lb_controller else None
+
+grafana_url = monitoring.grafana_url
+if exposure and exposure_config.grafanaHostname:
+    ui_ingress("grafana", monitoring_component.NAMESPACE, exposure_config.grafanaHostname,
+               f"{monitoring_component.RELEASE_NAME}-grafana", 80, "/api/health", exposure,
+               pulumi.ResourceOptions(parent=monitoring, provider=cluster.k8s_provider, depends_on=[monitoring.release]))
+    grafana_url = f"https://{exposure_config.grafanaHostname}"
+
+
+if config.openWebUi.enabled:
+    openwebui_config = config.openWebUi
+    openwebui = OpenWebUi("openwebui", OpenWebUiArgs(
+        config=openwebui_config,
+        # Triton's OpenAI frontend of every `llm` deployment, in config order.
+        openai_base_urls=[server.openai_base_url for server in triton_servers.values() if server.openai_base_url],
+        k8s_provider=cluster.k8s_provider,
+        protect_data=config.protectData,
+        hostname=exposure_config.openWebUiHostname if exposure else None,
+        exposure=exposure,
+        oidc_client_secret=(pulumi.Output.secret(config.openWebUiOidcClientSecret.get_secret_value())
+                            if config.openWebUiOidcClientSecret else None),
+        postgres_network=PostgresNetwork(
+            name_prefix=cluster_name,
+            vpc_id=network.vpc_id,
+            private_subnet_ids=network.private_subnet_ids,
+            cluster_security_group_id=cluster.cluster_security_group_id,
+        ) if openwebui_config.persistence.database == "postgres" else None,
+    ), pulumi.ResourceOptions.merge(aws_opts, on_cluster))
+    pulumi.export("openWebUiUrl", openwebui.url)
+    if openwebui.port_forward_command:
+        pulumi.export("openWebUiPortForward", openwebui.port_forward_command)
+
 pulumi.export("region", config.region)
 pulumi.export("clusterName", cluster.name)
 pulumi.export("kubeconfig", cluster.kubeconfig)
@@ -195,7 +250,7 @@ pulumi.export("gpuNodeGroups", [
      "minSize": pool.minSize, "maxSize": pool.maxSize, "nodeGroupName": group.node_group_name}
     for pool, group in zip(config.gpuNodeGroups, gpu_pools)
 ])
-pulumi.export("grafanaUrl", monitoring.grafana_url)
+pulumi.export("grafanaUrl", grafana_url)
 pulumi.export("alertmanagerUrl", monitoring.alertmanager_url)
 pulumi.export("grafanaAdminUser", monitoring.grafana_admin_user)
 pulumi.export("grafanaAdminPassword", monitoring.grafana_admin_password)

@@ -162,6 +162,7 @@ class ClusterConfig(ConfigModel):
 from .gpu_stack import GpuSharingConfig, GpuStackConfig, SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, sharing_problems, stack_problems  # noqa: E402
 from .triton import ModelRepositoryConfig, TritonDeploymentConfig, triton_problems  # noqa: E402
 from .ci import CiRoleConfig  # noqa: E402
+from .openwebui import OIDC_CLIENT_SECRET_KEY, ExposureConfig, OpenWebUiConfig, stack_problems as openwebui_problems  # noqa: E402
 
 class GpuNodeGroupConfig(ConfigModel):
     name: DnsLabel
@@ -229,6 +230,9 @@ class StackConfig(ConfigModel):
     ciRole: CiRoleConfig = CiRoleConfig()
     alertSlackWebhookUrl: Optional[SecretStr] = None
     alertSmtpPassword: Optional[SecretStr] = None
+    openWebUi: OpenWebUiConfig = OpenWebUiConfig()
+    exposure: ExposureConfig = ExposureConfig()
+    openWebUiOidcClientSecret: Optional[SecretStr] = None
 
     @property
     def partition(self) -> str:
@@ -251,12 +255,13 @@ class StackConfig(ConfigModel):
             found.append(("network.availabilityZones", f"{', '.join(foreign)} not in region {self.region}"))
         found.extend(stack_problems(self))
         found.extend(triton_problems(self))
+        found.extend(openwebui_problems(self))
         problems(found)
         return self
 
 
 # Keys whose values must be Pulumi secrets (`pulumi config set --secret`). Filled by the sections
 # that take secret values; the loader refuses them in plain text.
-SECRET_KEYS: set[str] = {SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY}
+SECRET_KEYS: set[str] = {SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, OIDC_CLIENT_SECRET_KEY}
 
 __all__ = ["StackConfig", "GpuNodeGroupConfig", "SecretStr", "SECRET_KEYS"]

@@ -1,0 +1,373 @@
+"""OpenWebUI on the platform's LLMs (Triton's OpenAI-compatible endpoints): its own namespace,
+secrets only by reference, data that survives the release and the stack being replaced, one of
+three authentication modes, and optionally exposed through the shared ALB.
+
+Environment variable names are OpenWebUI's (backend/open_webui/config.py and env.py); see the
+README for the version they were checked against.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Sequence
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.exposure import ExposureSettings, port_forward_command, ui_ingress
+from components.oauth2_proxy import OAuth2Proxy, OAuth2ProxyArgs
+from stack_config.openwebui import OpenWebUiConfig
+
+IMAGE_REPOSITORY = "ghcr.io/open-webui/open-webui"
+NAME = "open-webui"
+PORT = 8080
+SERVICE_PORT = 80
+DATA_DIR = "/app/backend/data"
+SECRET_NAME = "open-webui"
+POSTGRES_PORT = 5432
+POSTGRES_USER = "openwebui"
+POSTGRES_DB = "openwebui"
+LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
+
+# Every variable this component sets, as OpenWebUI reads it (`os.getenv`/`os.environ.get` in
+# backend/open_webui/config.py and env.py, checked against the upstream source; the README names
+# the version). A name outside this set is a typo OpenWebUI would silently ignore.
+VERIFIED_ENV_NAMES = frozenset({
+    "ENABLE_OLLAMA_API", "ENABLE_OPENAI_API", "OPENAI_API_BASE_URLS", "OPENAI_API_KEYS",
+    "ENABLE_PERSISTENT_CONFIG", "WEBUI_SECRET_KEY", "WEBUI_URL", "CORS_ALLOW_ORIGIN",
+    "WEBUI_SESSION_COOKIE_SECURE", "ANONYMIZED_TELEMETRY", "DO_NOT_TRACK", "DATABASE_URL",
+    "WEBUI_AUTH", "ENABLE_SIGNUP", "DEFAULT_USER_ROLE", "ENABLE_INITIAL_ADMIN_SIGNUP",
+    "WEBUI_ADMIN_EMAIL", "WEBUI_ADMIN_PASSWORD",
+    "ENABLE_OAUTH_SIGNUP", "OPENID_PROVIDER_URL", "OPENID_REDIRECT_URI", "OAUTH_CLIENT_ID",
+    "OAUTH_CLIENT_SECRET", "OAUTH_PROVIDER_NAME", "OAUTH_SCOPES",
+    "WEBUI_AUTH_TRUSTED_EMAIL_HEADER", "WEBUI_AUTH_TRUSTED_NAME_HEADER",
+})
+
+
+def join_base_urls(urls: Sequence[str]) -> str:
+    """`OPENAI_API_BASE_URLS`: `;`-separated, no trailing slash (OpenWebUI appends `/models` etc.
+    to each, and `.../v1//models` is a 404 on Triton's frontend)."""
+    return ";".join(url.rstrip("/") for url in urls)
+
+
+def database_url(host: str, port: int, password: str) -> str:
+    # sslmode=require: RDS accepts TLS by default; nothing in the cluster needs plaintext.
+    return f"postgresql://{POSTGRES_USER}:{password}@{host}:{port}/{POSTGRES_DB}?sslmode=require"
+
+
+def plain_env(config: OpenWebUiConfig, hostname: Optional[str], has_llms: bool) -> dict[str, str]:
+    """The non-secret settings, by OpenWebUI's variable names. Secrets are added by reference."""
+    auth = config.auth
+    env = {
+        "ENABLE_OLLAMA_API": "false",
+        # No LLM deployment yet: keep OpenWebUI from falling back to api.openai.com.
+        "ENABLE_OPENAI_API": "true" if has_llms else "false",
+        # The stack is the source of truth: without this, OpenWebUI keeps the values of its first
+        # start in its database and ignores a second `llm` deployment added later.
+        "ENABLE_PERSISTENT_CONFIG": "false",
+        "WEBUI_AUTH": "true",
+        "DEFAULT_USER_ROLE": auth.defaultUserRole,
+        "ANONYMIZED_TELEMETRY": "false",
+        "DO_NOT_TRACK": "true",
+    }
+    if hostname:
+        env.update({
+            "WEBUI_URL": f"https://{hostname}",
+            "CORS_ALLOW_ORIGIN": f"https://{hostname}",
+            "WEBUI_SESSION_COOKIE_SECURE": "true",
+        })
+    if auth.mode == "builtin":
+        env["ENABLE_SIGNUP"] = "true" if auth.enableSignup else "false"
+        if auth.adminEmail:
+            env["WEBUI_ADMIN_EMAIL"] = auth.adminEmail
+        elif not auth.enableSignup:
+            # Sign-up is closed, so the very first account (the admin) needs this one exception.
+            env["ENABLE_INITIAL_ADMIN_SIGNUP"] = "true"
+    elif auth.mode == "oidc":
+        oidc = auth.oidc
+        env.update({
+            "ENABLE_SIGNUP": "false",
+            "ENABLE_OAUTH_SIGNUP": "true" if oidc.enableSignup else "false",
+            "OPENID_PROVIDER_URL": oidc.providerUrl,
+            "OAUTH_CLIENT_ID": oidc.clientId,
+            "OAUTH_PROVIDER_NAME": oidc.providerName,
+            "OAUTH_SCOPES": oidc.scopes,
+        })
+        if hostname:
+            env["OPENID_REDIRECT_URI"] = f"https://{hostname}/oauth/oidc/callback"
+    else:  # trusted-header: oauth2-proxy has authenticated the user and set these headers
+        env.update({
+            "ENABLE_SIGNUP": "false",
+            "WEBUI_AUTH_TRUSTED_EMAIL_HEADER": auth.emailHeader,
+            "WEBUI_AUTH_TRUSTED_NAME_HEADER": auth.nameHeader,
+        })
+    return env
+
+
+@dataclass(frozen=True)
+class PostgresNetwork:
+    """Where the RDS instance lives; reachable only from the cluster's security group."""
+
+    name_prefix: str
+    vpc_id: pulumi.Input[str]
+    private_subnet_ids: pulumi.Input[list[str]]
+    cluster_security_group_id: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
+class OpenWebUiArgs:
+    config: OpenWebUiConfig
+    # One per `llm` Triton deployment, in config order.
+    openai_base_urls: list[pulumi.Input[str]]
+    k8s_provider: k8s.Provider
+    protect_data: bool
+    hostname: Optional[str] = None
+    exposure: Optional[ExposureSettings] = None
+    oidc_client_secret: Optional[pulumi.Input[str]] = None
+    postgres_network: Optional[PostgresNetwork] = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+class OpenWebUi(pulumi.ComponentResource):
+    namespace: str
+    service_name: str
+    url: str
+    port_forward_command: Optional[str]
+    database_endpoint: Optional[pulumi.Output[str]]
+
+    def __init__(self, name: str, args: OpenWebUiArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ai-platform:apps:OpenWebUi", name, None, opts)
+        config, auth = args.config, args.config.auth
+        ns = config.namespace
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        exposed = bool(args.hostname and args.exposure)
+        if auth.mode == "trusted-header" and not exposed:
+            raise ValueError("trusted-header mode needs the hostname and exposure settings (checked by the config model)")
+
+        namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            # The upstream image runs as root, so `restricted` would reject it; `baseline` still
+            # refuses privileged pods and host access.
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels={"pod-security.kubernetes.io/enforce": "baseline"}),
+            opts=k8s_opts,
+        )
+        ns_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
+
+        # --- secrets ----------------------------------------------------------------------------
+        webui_secret_key = random.RandomPassword(f"{name}-secret-key", length=48, special=False,
+                                                 opts=pulumi.ResourceOptions(parent=self))
+        # Triton's OpenAI frontend takes no key, but OpenWebUI pairs one key with each URL; a
+        # generated placeholder keeps a real-looking credential out of the manifests.
+        placeholder_key = random.RandomPassword(f"{name}-openai-key", length=32, special=False,
+                                                opts=pulumi.ResourceOptions(parent=self))
+        url_count = len(args.openai_base_urls)
+        secret_data: dict[str, pulumi.Input[str]] = {
+            "WEBUI_SECRET_KEY": webui_secret_key.result,
+            "OPENAI_API_KEYS": placeholder_key.result.apply(lambda key: ";".join([key] * max(url_count, 1))),
+        }
+        if auth.mode == "builtin" and auth.adminEmail:
+            admin_password = random.RandomPassword(f"{name}-admin-password", length=24, special=False,
+                                                   opts=pulumi.ResourceOptions(parent=self))
+            secret_data["WEBUI_ADMIN_PASSWORD"] = admin_password.result
+        if auth.mode == "oidc":
+            secret_data["OAUTH_CLIENT_SECRET"] = pulumi.Output.secret(args.oidc_client_secret)
+
+        self.database_endpoint = None
+        if config.persistence.database == "postgres":
+            if args.postgres_network is None:
+                raise ValueError("postgres persistence needs postgres_network")
+            secret_data["DATABASE_URL"] = self._postgres(name, config, args.postgres_network, args.protect_data)
+
+        secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_NAME, namespace=ns, labels=LABELS),
+            type="Opaque",
+            string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()},
+            opts=ns_opts,
+        )
+
+        def from_secret(key: str) -> k8s.core.v1.EnvVarArgs:
+            return k8s.core.v1.EnvVarArgs(name=key, value_from=k8s.core.v1.EnvVarSourceArgs(
+                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=SECRET_NAME, key=key)))
+
+        env = [k8s.core.v1.EnvVarArgs(name=k, value=v)
+               for k, v in {**plain_env(config, args.hostname, url_count > 0), **args.extra_env}.items()]
+        if url_count:
+            env.append(k8s.core.v1.EnvVarArgs(
+                name="OPENAI_API_BASE_URLS",
+                value=pulumi.Output.all(*args.openai_base_urls).apply(join_base_urls),
+            ))
+        env.extend(from_secret(key) for key in secret_data)
+
+        # --- data volume ------------------------------------------------------------------------
+        # SQLite lives here; with postgres it still holds uploads and the vector store. One
+        # replica: an EBS volume attaches to one node. More replicas (postgres only) get scratch.
+        single = config.replicas == 1
+        if single:
+            k8s.core.v1.PersistentVolumeClaim(
+                f"{name}-data",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{NAME}-data", namespace=ns, labels=LABELS),
+                spec=k8s.core.v1.PersistentVolumeClaimSpecArgs(
+                    access_modes=["ReadWriteOnce"],
+                    storage_class_name=config.persistence.storageClass,
+                    resources=k8s.core.v1.VolumeResourceRequirementsArgs(
+                        requests={"storage": f"{config.persistence.volumeSizeGiB}Gi"}),
+                ),
+                # Deleting the stack or replacing the claim must not delete the chats.
+                opts=pulumi.ResourceOptions.merge(ns_opts, pulumi.ResourceOptions(
+                    retain_on_delete=True, protect=args.protect_data)),
+            )
+            data_volume = k8s.core.v1.VolumeArgs(
+                name="data", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=f"{NAME}-data"))
+        else:
+            data_volume = k8s.core.v1.VolumeArgs(name="data", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="10Gi"))
+
+        run_as = config.runAsUser
+        container = k8s.core.v1.ContainerArgs(
+            name=NAME,
+            image=f"{IMAGE_REPOSITORY}:{config.imageTag}",
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
+            env=env,
+            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="data", mount_path=DATA_DIR)],
+            # First start runs migrations and downloads the embedding model: give it 10 minutes
+            # before liveness applies.
+            startup_probe=k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"),
+                period_seconds=10, failure_threshold=60),
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"),
+                period_seconds=20, timeout_seconds=5, failure_threshold=3),
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port="http"),
+                period_seconds=10, timeout_seconds=5, failure_threshold=3),
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}),
+            security_context=k8s.core.v1.SecurityContextArgs(
+                allow_privilege_escalation=False,
+                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+                run_as_non_root=True if run_as else None,
+                run_as_user=run_as,
+            ),
+        )
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS),
+            spec=k8s.apps.v1.DeploymentSpecArgs(
+                replicas=config.replicas,
+                # Recreate with one replica: the old pod must release the volume (and SQLite)
+                # before the new one starts; two writers would corrupt the database.
+                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate") if single else
+                k8s.apps.v1.DeploymentStrategyArgs(type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+                    max_unavailable=0, max_surge=1)),
+                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+                template=k8s.core.v1.PodTemplateSpecArgs(
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
+                    spec=k8s.core.v1.PodSpecArgs(
+                        security_context=k8s.core.v1.PodSecurityContextArgs(
+                            fs_group=run_as,
+                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+                        containers=[container],
+                        volumes=[data_volume],
+                    ),
+                ),
+            ),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace, secret]),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP", selector=LABELS,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")],
+            ),
+            opts=ns_opts,
+        )
+
+        # --- the way in ---------------------------------------------------------------------------
+        front_service, front_port, health = NAME, SERVICE_PORT, "/health"
+        if auth.mode == "trusted-header":
+            oidc = auth.oidc
+            proxy = OAuth2Proxy(f"{name}-oauth2-proxy", OAuth2ProxyArgs(
+                namespace=ns,
+                issuer_url=oidc.issuer_url,
+                client_id=oidc.clientId,
+                client_secret=args.oidc_client_secret,
+                scopes=oidc.scopes,
+                redirect_url=f"https://{args.hostname}/oauth2/callback",
+                upstream_service=NAME,
+                upstream_port=SERVICE_PORT,
+                upstream_pod_labels=LABELS,
+                upstream_container_port=PORT,
+                k8s_provider=args.k8s_provider,
+            ), pulumi.ResourceOptions(parent=self, depends_on=[namespace, deployment]))
+            front_service, front_port, health = proxy.service_name, proxy.service_port, "/ping"
+
+        if exposed:
+            ui_ingress(NAME, ns, args.hostname, front_service, front_port, health, args.exposure, ns_opts)
+            self.url = f"https://{args.hostname}"
+            self.port_forward_command = None
+        else:
+            self.url = "http://localhost:8080"
+            self.port_forward_command = port_forward_command(ns, front_service, front_port)
+
+        self.namespace = ns
+        self.service_name = NAME
+        self.register_outputs({"url": self.url})
+
+    def _postgres(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork, protect_data: bool) -> pulumi.Output[str]:
+        pg = config.persistence.postgres
+        child = pulumi.ResourceOptions(parent=self)
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-db",
+            name=f"{net.name_prefix}-openwebui-db",
+            description="OpenWebUI PostgreSQL: 5432 from the EKS cluster security group only",
+            vpc_id=net.vpc_id,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-db-from-cluster",
+            security_group_id=security_group.id,
+            referenced_security_group_id=net.cluster_security_group_id,
+            ip_protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT,
+            description="PostgreSQL from EKS pods and nodes",
+            opts=child,
+        )
+        subnet_group = aws.rds.SubnetGroup(
+            f"{name}-db",
+            name=f"{net.name_prefix}-openwebui",
+            subnet_ids=net.private_subnet_ids,
+            description="OpenWebUI PostgreSQL in the private subnets",
+            opts=child,
+        )
+        # Alphanumeric: the password goes into a URL and RDS refuses / @ " and spaces.
+        password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=child)
+        instance = aws.rds.Instance(
+            f"{name}-db",
+            identifier=f"{net.name_prefix}-openwebui",
+            engine="postgres",
+            engine_version=pg.engineVersion,
+            instance_class=pg.instanceClass,
+            allocated_storage=pg.allocatedStorageGiB,
+            max_allocated_storage=pg.maxAllocatedStorageGiB,
+            storage_type="gp3",
+            storage_encrypted=True,
+            db_name=POSTGRES_DB,
+            username=POSTGRES_USER,
+            password=password.result,
+            db_subnet_group_name=subnet_group.name,
+            vpc_security_group_ids=[security_group.id],
+            publicly_accessible=False,
+            multi_az=pg.multiAz,
+            backup_retention_period=pg.backupRetentionDays,
+            copy_tags_to_snapshot=True,
+            deletion_protection=True,
+            skip_final_snapshot=False,
+            final_snapshot_identifier=f"{net.name_prefix}-openwebui-final",
+            auto_minor_version_upgrade=True,
+            opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
+        )
+        self.database_endpoint = instance.address
+        return pulumi.Output.secret(pulumi.Output.all(instance.address, instance.port, password.result).apply(
+            lambda parts: database_url(parts[0], int(parts[1]), parts[2])))

@@ -1,0 +1,200 @@
+"""Configuration of OpenWebUI (the chat UI on the platform's LLMs) and of how the UIs are exposed
+(AWS Load Balancer Controller, one shared ALB for OpenWebUI and Grafana).
+
+Imported by `model.py` in the middle of the file (after `ConfigModel` and `problems` exist), so
+this module must only import those names from `.model` and nothing that imports `model` back.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, Optional
+
+from pydantic import Field, model_validator
+
+from .model import ConfigModel, problems
+
+# Top-level secret key (registered in model.SECRET_KEYS): the OIDC client secret, used by
+# OpenWebUI in `oidc` mode and by oauth2-proxy in `trusted-header` mode.
+OIDC_CLIENT_SECRET_KEY = "openWebUiOidcClientSecret"
+
+# A pinned release tag (v0.11.0), never a moving one: `main`/`latest` change under a running stack
+# and OpenWebUI migrates its database on start, so an unplanned upgrade cannot be rolled back.
+IMAGE_TAG_PATTERN = r"^v?\d+\.\d+\.\d+(-[\w.]+)?$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+HOSTNAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+ACM_ARN = r"^arn:aws(-cn|-us-gov)?:acm:([a-z]{2}(-gov)?-[a-z]+-\d):\d{12}:certificate/[0-9a-f-]{36}$"
+HEADER_NAME = r"^[A-Za-z][A-Za-z0-9-]*$"
+
+NamespaceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+
+
+class OidcConfig(ConfigModel):
+    """The identity provider: OpenWebUI's own OIDC login (`oidc`) or oauth2-proxy (`trusted-header`)."""
+
+    # The provider's discovery document, e.g. https://idp.example.com/.well-known/openid-configuration
+    providerUrl: Annotated[str, Field(pattern=r"^https://\S+/\.well-known/openid-configuration$")]
+    clientId: Annotated[str, Field(min_length=1)]
+    providerName: Annotated[str, Field(min_length=1)] = "SSO"
+    scopes: Annotated[str, Field(pattern=r"^[\w:./-]+( [\w:./-]+)*$")] = "openid email profile"
+    # Create an OpenWebUI account on first SSO login (the account still starts as defaultUserRole).
+    enableSignup: bool = True
+
+    @property
+    def issuer_url(self) -> str:
+        return self.providerUrl.removesuffix("/.well-known/openid-configuration")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if "openid" not in self.scopes.split():
+            problems([("scopes", f"must include 'openid' (got {self.scopes!r})")])
+        return self
+
+
+class AuthConfig(ConfigModel):
+    mode: Literal["builtin", "oidc", "trusted-header"] = "builtin"
+    # builtin: self-service sign-up on the login page. Off in prod; new accounts need an admin.
+    enableSignup: bool = False
+    defaultUserRole: Literal["pending", "user"] = "pending"
+    # builtin: the admin account created at first start (its password is generated into a Secret).
+    # Unset, the first account signed up on the login page becomes the admin (then sign-up closes
+    # again unless enableSignup); refused for an internet-facing UI, where anyone could be first.
+    adminEmail: Optional[Annotated[str, Field(pattern=EMAIL)]] = None
+    oidc: Optional[OidcConfig] = None
+    # trusted-header: the authenticating proxy in front of OpenWebUI. Only `oauth2-proxy` (deployed
+    # by this stack) is accepted: without it anyone could log in as anyone by sending the header.
+    proxy: Literal["none", "oauth2-proxy"] = "none"
+    emailHeader: Annotated[str, Field(pattern=HEADER_NAME)] = "X-Forwarded-Email"
+    nameHeader: Annotated[str, Field(pattern=HEADER_NAME)] = "X-Forwarded-Preferred-Username"
+
+    @model_validator(mode="after")
+    def _check(self):
+        found = []
+        if self.mode in ("oidc", "trusted-header") and self.oidc is None:
+            found.append(("oidc", f"required when mode is {self.mode} (providerUrl, clientId; the client "
+                                  f"secret is the secret key {OIDC_CLIENT_SECRET_KEY})"))
+        if self.mode == "builtin" and self.oidc is not None:
+            found.append(("oidc", "only applies to mode oidc or trusted-header (mode is builtin)"))
+        if self.mode == "trusted-header" and self.proxy != "oauth2-proxy":
+            found.append(("proxy", "mode trusted-header needs proxy: oauth2-proxy; without an authenticating proxy "
+                                   "in front, anyone reaching OpenWebUI could log in as any user by sending the "
+                                   f"{self.emailHeader} header"))
+        if self.mode != "trusted-header" and self.proxy != "none":
+            found.append(("proxy", f"only applies to mode trusted-header (mode is {self.mode})"))
+        if self.mode != "builtin" and self.adminEmail is not None:
+            found.append(("adminEmail", f"only applies to mode builtin (mode is {self.mode}; accounts come from the identity provider)"))
+        problems(found)
+        return self
+
+
+class PostgresConfig(ConfigModel):
+    """The RDS PostgreSQL instance created when persistence.database is postgres."""
+
+    instanceClass: Annotated[str, Field(pattern=r"^db\.[a-z0-9]+\.[a-z0-9]+$")] = "db.t4g.medium"
+    engineVersion: Annotated[str, Field(pattern=r"^1[4-8](\.\d+)?$")] = "16"
+    allocatedStorageGiB: Annotated[int, Field(ge=20, le=65536)] = 20
+    maxAllocatedStorageGiB: Annotated[int, Field(ge=20, le=65536)] = 100
+    # At least one day: automated backups stay on.
+    backupRetentionDays: Annotated[int, Field(ge=1, le=35)] = 7
+    multiAz: bool = False
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.maxAllocatedStorageGiB < self.allocatedStorageGiB:
+            problems([("maxAllocatedStorageGiB", f"must be >= allocatedStorageGiB ({self.maxAllocatedStorageGiB} < {self.allocatedStorageGiB})")])
+        return self
+
+
+class PersistenceConfig(ConfigModel):
+    # sqlite: the database lives on the data volume (one writer, so one replica).
+    # postgres: an RDS instance created by the stack; DATABASE_URL comes from a Secret.
+    database: Literal["sqlite", "postgres"] = "sqlite"
+    volumeSizeGiB: Annotated[int, Field(ge=1, le=16384)] = 10
+    # gp3-retain keeps the EBS volume when the claim is deleted (reclaim policy Retain).
+    storageClass: Annotated[str, Field(min_length=1)] = "gp3-retain"
+    postgres: PostgresConfig = PostgresConfig()
+
+
+class OpenWebUiConfig(ConfigModel):
+    enabled: bool = True
+    imageTag: Annotated[str, Field(pattern=IMAGE_TAG_PATTERN)] = "v0.11.0"
+    namespace: NamespaceName = "openwebui"
+    replicas: Annotated[int, Field(ge=1, le=20)] = 1
+    # The upstream image runs as root; set a UID only for an image rebuilt with that user.
+    runAsUser: Optional[Annotated[int, Field(ge=1)]] = None
+    auth: AuthConfig = AuthConfig()
+    persistence: PersistenceConfig = PersistenceConfig()
+
+    @model_validator(mode="after")
+    def _check(self):
+        found = []
+        if self.replicas > 1 and self.persistence.database == "sqlite":
+            found.append(("replicas", f"must be 1 with persistence.database sqlite (SQLite allows one writer; "
+                                      f"use postgres for {self.replicas} replicas)"))
+        problems(found)
+        return self
+
+
+class ExposureConfig(ConfigModel):
+    """How the UIs are reached. Without a hostname and certificate a UI stays ClusterIP-only and the
+    stack exports the `kubectl port-forward` command instead."""
+
+    # AWS Load Balancer Controller (serves ingressClassName alb).
+    loadBalancerController: bool = True
+    scheme: Literal["internet-facing", "internal"] = "internal"
+    # ACM certificate covering the hostnames, in the stack's region. HTTPS only; HTTP redirects.
+    certificateArn: Optional[Annotated[str, Field(pattern=ACM_ARN)]] = None
+    openWebUiHostname: Optional[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = None
+    grafanaHostname: Optional[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = None
+    # Source ranges allowed to reach the ALB (empty: the ALB default, everyone for its scheme).
+    inboundCidrs: list[Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]] = []
+    # Ingresses in one group share one ALB.
+    groupName: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")] = "ai-platform"
+
+    @property
+    def hostnames(self) -> list[str]:
+        return [h for h in (self.openWebUiHostname, self.grafanaHostname) if h]
+
+    @model_validator(mode="after")
+    def _check(self):
+        found = []
+        if self.hostnames and self.certificateArn is None:
+            found.append(("certificateArn", "required when a hostname is set (the ALB serves HTTPS only)"))
+        if self.certificateArn is not None and not self.hostnames:
+            found.append(("certificateArn", "set, but no openWebUiHostname or grafanaHostname uses it"))
+        if self.hostnames and not self.loadBalancerController:
+            found.append(("loadBalancerController", "must be true when a hostname is set (nothing else serves "
+                                                    "ingressClassName alb on this cluster)"))
+        if self.openWebUiHostname and self.openWebUiHostname == self.grafanaHostname:
+            found.append(("grafanaHostname", "must differ from openWebUiHostname (both share one ALB, routed by host)"))
+        problems(found)
+        return self
+
+
+def certificate_region(arn: str) -> str:
+    match = re.fullmatch(ACM_ARN, arn)
+    return match.group(2) if match else ""
+
+
+def stack_problems(config) -> list[tuple[str, str]]:
+    """Checks across `openWebUi`, `exposure`, the region and the secret key; called from
+    StackConfig's validator."""
+    found = []
+    ui, exposure = config.openWebUi, config.exposure
+    if exposure.certificateArn and certificate_region(exposure.certificateArn) != config.region:
+        found.append(("exposure.certificateArn", f"is in {certificate_region(exposure.certificateArn)}, but an ALB can only "
+                                                 f"use certificates of its own region ({config.region})"))
+    if not ui.enabled:
+        return found
+    mode = ui.auth.mode
+    if mode in ("oidc", "trusted-header") and getattr(config, OIDC_CLIENT_SECRET_KEY) is None:
+        found.append((OIDC_CLIENT_SECRET_KEY, f"required when openWebUi.auth.mode is {mode} "
+                                              f"(pulumi config set --secret {OIDC_CLIENT_SECRET_KEY} ...)"))
+    if (mode == "builtin" and ui.auth.adminEmail is None and exposure.openWebUiHostname
+            and exposure.scheme == "internet-facing"):
+        found.append(("openWebUi.auth.adminEmail", "required for an internet-facing OpenWebUI: otherwise whoever "
+                                                   "signs up first on the public login page becomes the admin"))
+    if mode == "trusted-header" and not exposure.openWebUiHostname:
+        found.append(("openWebUi.auth.mode", "trusted-header needs exposure.openWebUiHostname and certificateArn: "
+                                             "oauth2-proxy's login callback and secure cookie need the HTTPS hostname"))
+    return found

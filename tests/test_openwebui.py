@@ -1,0 +1,348 @@
+"""OpenWebUI as an operator would check it in a preview: connected to every `llm` Triton deployment,
+secrets only by reference, data that survives, each authentication mode's settings, and the unsafe
+configurations refused with a message naming the key."""
+
+import http.server
+import threading
+import urllib.error
+import urllib.request
+
+import pytest
+
+import stack_config
+from components.openwebui import SECRET_NAME, VERIFIED_ENV_NAMES, database_url, join_base_urls
+from components.triton import endpoints
+from platformctl.mockrun import run_program
+from tests.harness import SECRET, config_for, inputs, plan, plan_with, stack_values
+
+DEPLOYMENT = "kubernetes:apps/v1:Deployment"
+SECRET_ENV = {"WEBUI_SECRET_KEY", "OPENAI_API_KEYS", "OAUTH_CLIENT_SECRET", "DATABASE_URL", "WEBUI_ADMIN_PASSWORD"}
+OIDC = {"providerUrl": "https://login.example.com/realms/ai/.well-known/openid-configuration", "clientId": "openwebui"}
+CERT = {"dev": "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"}
+
+
+def k8s_object(run, kind, name):
+    found = [r for r in run.kubernetes_objects() if inputs(r).get("kind") == kind and inputs(r)["metadata"]["name"] == name]
+    assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
+    return found[0]
+
+
+def container(run):
+    spec = inputs(k8s_object(run, "Deployment", "open-webui"))["spec"]
+    return spec, spec["template"]["spec"]["containers"][0]
+
+
+def env_of(run) -> dict:
+    return {e["name"]: e for e in container(run)[1]["env"]}
+
+
+def run_with_secret(stack, secret_value="s3cr3t-client", **overrides):
+    """A real stack file with `ai-platform:` overrides and the OIDC client secret set as a secret."""
+    values, secret = stack_config.read_stack_files(stack)
+    for key, value in overrides.items():
+        values[f"ai-platform:{key}"] = stack_config.engine_value(value)
+    values["ai-platform:openWebUiOidcClientSecret"] = secret_value
+    secret.add("ai-platform:openWebUiOidcClientSecret")
+    stack_config.parse(values, secret, stack)
+    return run_program(stack, values, secret)
+
+
+def config_problems(stack="dev", secret=None, **overrides) -> list[str]:
+    values, secret_keys = stack_config.read_stack_files(stack)
+    for key, value in overrides.items():
+        values[f"ai-platform:{key}"] = stack_config.engine_value(value)
+    if secret is not None:
+        values["ai-platform:openWebUiOidcClientSecret"] = secret
+        secret_keys.add("ai-platform:openWebUiOidcClientSecret")
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.parse(values, secret_keys, stack)
+    return caught.value.problems
+
+
+def openwebui_with(stack="dev", **changes):
+    values = stack_values(stack)["openWebUi"]
+    for key, value in changes.items():
+        values[key] = {**values.get(key, {}), **value} if isinstance(value, dict) else value
+    return values
+
+
+def llm_urls(config):
+    return [endpoints(d)["openaiUrl"] for d in config.tritonDeployments if d.mode == "llm"]
+
+
+# --- connection to the platform's LLMs --------------------------------------------------------
+
+def triton_llm_exports(run):
+    return [d["openaiUrl"] for d in run.outputs["tritonDeployments"].value.values() if d["mode"] == "llm"]
+
+
+def test_base_urls_are_the_llm_deployments_openai_endpoints_without_trailing_slash():
+    run, config = plan("dev"), config_for("dev")
+    expected = triton_llm_exports(run)
+    assert expected and expected == llm_urls(config), "the dev stack has an llm deployment"
+    env = env_of(run)
+    assert env["OPENAI_API_BASE_URLS"]["value"] == ";".join(expected)
+    assert not any(url.endswith("/") for url in env["OPENAI_API_BASE_URLS"]["value"].split(";"))
+    assert env["ENABLE_OPENAI_API"]["value"] == "true"
+    assert env["ENABLE_OLLAMA_API"]["value"] == "false"
+    # Env stays authoritative, so a deployment added later reaches a running OpenWebUI.
+    assert env["ENABLE_PERSISTENT_CONFIG"]["value"] == "false"
+
+
+def test_a_second_llm_deployment_adds_a_second_url_with_no_other_change():
+    deployments = stack_values("dev")["tritonDeployments"]
+    llm = next(d for d in deployments if d["mode"] == "llm")
+    values = stack_values("dev")
+    pools = [{**pool, "maxSize": pool["maxSize"] + 1} for pool in values["gpuNodeGroups"]]
+    gpu_stack = values["gpuStack"]
+    gpu_stack["scheduling"]["gpuQuotas"] = {ns: quota + 1 for ns, quota in gpu_stack["scheduling"]["gpuQuotas"].items()}
+    run = plan_with("dev", gpuNodeGroups=pools, gpuStack=gpu_stack,
+                    tritonDeployments=[*deployments, {**llm, "name": "llm-large", "modelPrefix": "llm-large"}])
+    urls = env_of(run)["OPENAI_API_BASE_URLS"]["value"].split(";")
+    assert len(urls) == 2 and urls[1].startswith("http://") and urls[1].endswith(":9000/v1") and "llm-large" in urls[1]
+    assert urls == triton_llm_exports(run)
+
+
+def test_without_llm_deployments_openwebui_does_not_fall_back_to_api_openai_com():
+    run = plan_with("dev", tritonDeployments=[d for d in stack_values("dev")["tritonDeployments"] if d["mode"] != "llm"])
+    env = env_of(run)
+    assert env["ENABLE_OPENAI_API"]["value"] == "false"
+    assert "OPENAI_API_BASE_URLS" not in env
+
+
+def test_join_strips_trailing_slashes():
+    assert join_base_urls(["http://a:9000/v1/", "http://b:9000/v1"]) == "http://a:9000/v1;http://b:9000/v1"
+
+
+def test_joined_urls_reach_models_on_an_openai_style_server():
+    """The real request path: OpenWebUI appends `/models` to each base URL. A local server that
+    only knows `/v1/models` answers the joined URLs; a trailing slash would make it `//models`."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            ok = self.path == "/v1/models"
+            self.send_response(200 if ok else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"object": "list", "data": [{"id": "llm", "object": "model"}]}' if ok else b"{}")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_port}/v1"
+        for url in join_base_urls([base + "/", base]).split(";"):
+            with urllib.request.urlopen(f"{url}/models", timeout=5) as response:
+                assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError):  # what an unstripped URL would do
+            urllib.request.urlopen(f"{base}//models", timeout=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+# --- secrets ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_secrets_come_from_the_secret_by_reference_never_as_literal_values(stack):
+    run = plan(stack)
+    env = env_of(run)
+    secret_env = {name: e for name, e in env.items() if name in SECRET_ENV}
+    assert {"WEBUI_SECRET_KEY", "OPENAI_API_KEYS"} <= set(secret_env)
+    for name, entry in secret_env.items():
+        assert "value" not in entry, f"{name} is a literal"
+        assert entry["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": name}
+    # The whole Secret payload is a Pulumi secret: the plan (and state) show it only as [secret].
+    assert inputs(k8s_object(run, "Secret", SECRET_NAME))["stringData"] == SECRET
+    # The secret key is generated by the stack, not typed into config.
+    assert any(r.name == "openwebui-secret-key" for r in run.of_type("random:index/randomPassword:RandomPassword"))
+
+
+def test_every_variable_set_is_one_openwebui_reads():
+    names = set()
+    for stack_run in (plan("dev"), plan("prod")):
+        names |= set(env_of(stack_run))
+    assert names <= VERIFIED_ENV_NAMES, f"not OpenWebUI variables: {sorted(names - VERIFIED_ENV_NAMES)}"
+
+
+# --- persistence ----------------------------------------------------------------------------------
+
+def test_sqlite_keeps_its_volume_and_never_has_two_writers():
+    run = plan("dev")
+    claim = k8s_object(run, "PersistentVolumeClaim", "open-webui-data")
+    assert claim.retain_on_delete is True
+    assert inputs(claim)["spec"]["storageClassName"] == "gp3-retain"
+    assert inputs(claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
+    spec, main = container(run)
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    assert main["volumeMounts"] == [{"mountPath": "/app/backend/data", "name": "data"}]
+    assert spec["template"]["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "open-webui-data"}}]
+    assert "DATABASE_URL" not in env_of(run)
+    assert not run.of_type("aws:rds/instance:Instance")
+
+
+def test_gp3_retain_is_a_retain_class():
+    classes = {inputs(r)["metadata"]["name"]: inputs(r) for r in plan("dev").of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+    assert classes["gp3-retain"]["reclaimPolicy"] == "Retain"
+
+
+def test_postgres_is_an_encrypted_backed_up_protected_rds_reachable_only_from_the_cluster():
+    run = plan("prod")
+    assert config_for("prod").openWebUi.persistence.database == "postgres"
+    (instance,) = run.of_type("aws:rds/instance:Instance")
+    db = inputs(instance)
+    assert db["engine"] == "postgres"
+    assert db["storageEncrypted"] is True
+    assert db["backupRetentionPeriod"] >= 1
+    assert db["deletionProtection"] is True and db["skipFinalSnapshot"] is False
+    assert db["publiclyAccessible"] is False
+    assert db["password"] == SECRET
+    assert instance.protect is True  # prod protects data
+    (rule,) = [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if r.name.startswith("openwebui")]
+    rule_inputs = inputs(rule)
+    assert (rule_inputs["fromPort"], rule_inputs["toPort"], rule_inputs["ipProtocol"]) == (5432, 5432, "tcp")
+    assert "referencedSecurityGroupId" in rule_inputs and "cidrIpv4" not in rule_inputs
+    (subnets,) = [r for r in run.of_type("aws:rds/subnetGroup:SubnetGroup") if r.name.startswith("openwebui")]
+    assert inputs(subnets)["subnetIds"]  # the private subnets (IDs known after deploy)
+    env = env_of(run)
+    assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": "DATABASE_URL"}
+
+
+def test_database_url_format():
+    assert database_url("db.example", 5432, "pw") == "postgresql://openwebui:pw@db.example:5432/openwebui?sslmode=require"
+
+
+def test_postgres_allows_more_replicas_with_a_rolling_update():
+    run = plan_with("prod", openWebUi=openwebui_with("prod", replicas=2))
+    spec, _ = container(run)
+    assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
+    assert not [r for r in run.kubernetes_objects() if inputs(r).get("kind") == "PersistentVolumeClaim"
+                and inputs(r)["metadata"]["namespace"] == "openwebui"]
+
+
+def test_more_than_one_replica_with_sqlite_is_a_config_error():
+    found = config_problems("dev", openWebUi=openwebui_with("dev", replicas=2))
+    assert found == ["ai-platform:openWebUi.replicas: must be 1 with persistence.database sqlite "
+                     "(SQLite allows one writer; use postgres for 2 replicas)"]
+
+
+# --- pod -------------------------------------------------------------------------------------------
+
+def test_pinned_image_probes_and_resources():
+    spec, main = container(plan("dev"))
+    assert main["image"] == "ghcr.io/open-webui/open-webui:v0.11.0"
+    assert main["livenessProbe"]["httpGet"]["path"] == "/health"
+    assert main["readinessProbe"]["httpGet"]["path"] == "/ready"
+    assert main["resources"]["requests"] and main["resources"]["limits"]["memory"]
+    assert main["securityContext"]["allowPrivilegeEscalation"] is False
+    assert inputs(k8s_object(plan("dev"), "Namespace", "openwebui"))
+
+
+@pytest.mark.parametrize("tag", ["main", "latest", "dev"])
+def test_a_moving_image_tag_is_refused(tag):
+    found = config_problems("dev", openWebUi=openwebui_with("dev", imageTag=tag))
+    assert len(found) == 1 and found[0].startswith("ai-platform:openWebUi.imageTag: string should match pattern")
+
+
+# --- authentication modes -------------------------------------------------------------------------
+
+def test_builtin_mode_signup_on_in_dev_off_in_prod_with_pending_role():
+    dev, prod = env_of(plan("dev")), env_of(plan("prod"))
+    for env in (dev, prod):
+        assert env["WEBUI_AUTH"]["value"] == "true"
+        assert env["DEFAULT_USER_ROLE"]["value"] == "pending"
+    assert dev["ENABLE_SIGNUP"]["value"] == "true"
+    assert prod["ENABLE_SIGNUP"]["value"] == "false"
+    assert prod["WEBUI_ADMIN_EMAIL"]["value"] == config_for("prod").openWebUi.auth.adminEmail
+    assert "value" not in prod["WEBUI_ADMIN_PASSWORD"]
+
+
+def test_oidc_mode_settings_and_client_secret_from_the_secret():
+    run = run_with_secret("dev", openWebUi=openwebui_with("dev", auth={"mode": "oidc", "enableSignup": False, "oidc": OIDC}))
+    env = env_of(run)
+    assert env["OPENID_PROVIDER_URL"]["value"] == OIDC["providerUrl"]
+    assert env["OAUTH_CLIENT_ID"]["value"] == "openwebui"
+    assert env["OAUTH_SCOPES"]["value"] == "openid email profile"
+    assert env["OAUTH_PROVIDER_NAME"]["value"] == "SSO"
+    assert env["ENABLE_OAUTH_SIGNUP"]["value"] == "true"
+    assert env["ENABLE_SIGNUP"]["value"] == "false"
+    assert env["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "OAUTH_CLIENT_SECRET"
+    assert "s3cr3t-client" not in str(run.to_json())
+    assert not any(name.startswith("WEBUI_AUTH_TRUSTED") for name in env)
+
+
+def test_oidc_mode_without_the_client_secret_names_the_secret_key():
+    found = config_problems("dev", openWebUi=openwebui_with("dev", auth={"mode": "oidc", "enableSignup": False, "oidc": OIDC}))
+    assert found == ["ai-platform:openWebUiOidcClientSecret: required when openWebUi.auth.mode is oidc "
+                     "(pulumi config set --secret openWebUiOidcClientSecret ...)"]
+
+
+def test_client_secret_in_plain_text_is_refused():
+    values, secret = stack_config.read_stack_files("dev")
+    values["ai-platform:openWebUiOidcClientSecret"] = "plain"
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.parse(values, secret, "dev")
+    assert "ai-platform:openWebUiOidcClientSecret: must be a secret (pulumi config set --secret openWebUiOidcClientSecret ...)" in caught.value.problems
+
+
+def test_trusted_header_without_the_proxy_is_refused_with_the_reason():
+    found = config_problems("dev", secret="x", openWebUi=openwebui_with("dev", auth={"mode": "trusted-header", "enableSignup": False, "oidc": OIDC}),
+                            exposure={"certificateArn": CERT["dev"], "openWebUiHostname": "chat.example.com"})
+    assert len(found) == 1
+    assert found[0].startswith("ai-platform:openWebUi.auth.proxy: mode trusted-header needs proxy: oauth2-proxy;")
+    assert "anyone reaching OpenWebUI could log in as any user by sending the X-Forwarded-Email header" in found[0]
+
+
+def test_trusted_header_without_the_https_hostname_is_refused():
+    found = config_problems("dev", secret="x", openWebUi=openwebui_with(
+        "dev", auth={"mode": "trusted-header", "enableSignup": False, "proxy": "oauth2-proxy", "oidc": OIDC}))
+    assert found == ["ai-platform:openWebUi.auth.mode: trusted-header needs exposure.openWebUiHostname and certificateArn: "
+                     "oauth2-proxy's login callback and secure cookie need the HTTPS hostname"]
+
+
+def test_trusted_header_is_reachable_only_through_oauth2_proxy():
+    run = run_with_secret(
+        "dev",
+        openWebUi=openwebui_with("dev", auth={"mode": "trusted-header", "enableSignup": False, "proxy": "oauth2-proxy", "oidc": OIDC}),
+        exposure={"certificateArn": CERT["dev"], "openWebUiHostname": "chat.example.com"},
+    )
+    env = env_of(run)
+    assert env["WEBUI_AUTH_TRUSTED_EMAIL_HEADER"]["value"] == "X-Forwarded-Email"
+    assert env["WEBUI_AUTH_TRUSTED_NAME_HEADER"]["value"] == "X-Forwarded-Preferred-Username"
+    # The ALB sends users to the proxy, never to OpenWebUI.
+    ingress = inputs(k8s_object(run, "Ingress", "open-webui"))
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend == {"name": "oauth2-proxy", "port": {"number": 80}}
+    # The proxy signs in against the same issuer and strips forged identity headers.
+    proxy = inputs(k8s_object(run, "Deployment", "oauth2-proxy"))["spec"]["template"]["spec"]["containers"][0]
+    assert "--oidc-issuer-url=https://login.example.com/realms/ai" in proxy["args"]
+    assert "--skip-auth-strip-headers=true" in proxy["args"] and "--pass-user-headers=true" in proxy["args"]
+    assert "--redirect-url=https://chat.example.com/oauth2/callback" in proxy["args"]
+    assert "--upstream=http://open-webui.openwebui.svc.cluster.local:80/" in proxy["args"]
+    assert {e["name"]: e["valueFrom"]["secretKeyRef"]["key"] for e in proxy["env"]} == {
+        "OAUTH2_PROXY_CLIENT_SECRET": "client-secret", "OAUTH2_PROXY_COOKIE_SECRET": "cookie-secret"}
+    # Inside the cluster, only the proxy's pods may reach OpenWebUI's port.
+    policy = inputs(k8s_object(run, "NetworkPolicy", "open-webui-from-oauth2-proxy-only"))["spec"]
+    assert policy["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "open-webui"
+    assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {
+        "app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/part-of": "ai-platform"}}}],
+        "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    assert "s3cr3t-client" not in str(run.to_json())
+    assert run.outputs["openWebUiUrl"].value == "https://chat.example.com"
+
+
+def test_an_internet_facing_ui_must_not_leave_the_first_signup_open():
+    found = config_problems("dev", openWebUi=openwebui_with("dev", auth={"enableSignup": False}),
+                            exposure={"scheme": "internet-facing", "certificateArn": CERT["dev"], "openWebUiHostname": "chat.example.com"})
+    assert found == ["ai-platform:openWebUi.auth.adminEmail: required for an internet-facing OpenWebUI: otherwise "
+                     "whoever signs up first on the public login page becomes the admin"]
+
+
+def test_disabled_openwebui_creates_nothing():
+    run = plan_with("dev", openWebUi=openwebui_with("dev", enabled=False))
+    assert not [r for r in run.resources if r.type == "ai-platform:apps:OpenWebUi"]
+    assert "openWebUiUrl" not in run.outputs
