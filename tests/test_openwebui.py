@@ -273,6 +273,7 @@ def test_oidc_mode_settings_and_client_secret_from_the_secret():
     assert env["OAUTH_CLIENT_SECRET"]["valueFrom"]["secretKeyRef"]["key"] == "OAUTH_CLIENT_SECRET"
     assert "s3cr3t-client" not in str(run.to_json())
     assert not any(name.startswith("WEBUI_AUTH_TRUSTED") for name in env)
+    assert set(env) <= VERIFIED_ENV_NAMES
 
 
 def test_oidc_mode_without_the_client_secret_names_the_secret_key():
@@ -313,6 +314,7 @@ def test_trusted_header_is_reachable_only_through_oauth2_proxy():
     env = env_of(run)
     assert env["WEBUI_AUTH_TRUSTED_EMAIL_HEADER"]["value"] == "X-Forwarded-Email"
     assert env["WEBUI_AUTH_TRUSTED_NAME_HEADER"]["value"] == "X-Forwarded-Preferred-Username"
+    assert set(env) <= VERIFIED_ENV_NAMES
     # The ALB sends users to the proxy, never to OpenWebUI.
     ingress = inputs(k8s_object(run, "Ingress", "open-webui"))
     backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
