@@ -1,0 +1,376 @@
+"""Triton deployments as the stacks define them: what runs (args, env, probes, ports per mode),
+where it runs (GPU pool, taint, priority), how it is reached (Service, NLB, exported URLs),
+scraped (ServiceMonitor selected by this stack's Prometheus) and scaled (HPA on the metric the
+prometheus-adapter rule publishes), plus the config errors a user gets for impossible setups."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import stack_config
+from components.gpu_node_group import GPU_RESOURCE, POOL_LABEL, gpu_toleration
+from components.gpu_scheduling import INFERENCE_PRIORITY_CLASS
+from components.monitoring import effective_selector, selector_matches
+from components.triton import OPENAI_FRONTEND
+from components.triton_autoscaling import CHART_REPOSITORY, CHART_VERSION
+from tests.harness import STACKS, config_for, inputs, plan, plan_with, stack_values
+
+HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+PDB = "kubernetes:policy/v1:PodDisruptionBudget"
+SERVICE_MONITOR = "kubernetes:monitoring.coreos.com/v1:ServiceMonitor"
+HELM = "kubernetes:helm.sh/v3:Release"
+
+CASES = [(stack, d.name) for stack in STACKS for d in config_for(stack).tritonDeployments]
+
+
+def deployment_config(stack, name):
+    [found] = [d for d in config_for(stack).tritonDeployments if d.name == name]
+    return found
+
+
+def deployment(stack, name) -> dict:
+    return inputs(plan(stack).named(f"triton-{name}-deployment"))
+
+
+def container(stack, name) -> dict:
+    [found] = deployment(stack, name)["spec"]["template"]["spec"]["containers"]
+    return found
+
+
+def port_number(c: dict, port) -> int:
+    if isinstance(port, int):
+        return port
+    [number] = [p["containerPort"] for p in c["ports"] if p["name"] == port]
+    return number
+
+
+def bucket(stack) -> str:
+    return config_for(stack).modelRepository.bucket_name(stack, config_for(stack).region)
+
+
+# --- what runs -----------------------------------------------------------------------------------
+
+def test_both_stacks_define_a_standard_and_an_llm_deployment():
+    for stack in STACKS:
+        assert sorted(d.mode for d in config_for(stack).tritonDeployments) == ["llm", "standard"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_standard_runs_tritonserver_on_its_s3_prefix_with_the_configured_model_control(stack):
+    config = deployment_config(stack, "standard")
+    c = container(stack, "standard")
+    assert c["image"] == f"nvcr.io/nvidia/tritonserver:{config.imageTag}"
+    assert c["command"] == ["tritonserver"]
+    args = c["args"]
+    assert f"--model-repository=s3://{bucket(stack)}/{config.modelPrefix}" in args
+    assert f"--model-control-mode={config.modelControl.mode}" in args
+    assert {"--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"} <= set(args)
+    polls = [a for a in args if a.startswith("--repository-poll-secs=")]
+    loads = [a for a in args if a.startswith("--load-model=")]
+    if config.modelControl.mode == "poll":
+        assert polls == [f"--repository-poll-secs={config.modelControl.poll_seconds}"] and not loads
+    else:
+        assert not polls and loads == [f"--load-model={m}" for m in config.modelControl.loadModels]
+    # dev polls, prod loads explicitly: both modes are exercised by the real stacks
+    assert {"dev": "poll", "prod": "explicit"}[stack] == config.modelControl.mode
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_llm_runs_the_openai_frontend_with_kserve_frontends_and_the_tokenizer(stack):
+    config = deployment_config(stack, "llm")
+    c = container(stack, "llm")
+    assert c["image"].endswith("-vllm-python-py3")
+    assert c["command"] == ["python3", OPENAI_FRONTEND]
+    assert c["args"] == [
+        f"--model-repository=s3://{bucket(stack)}/{config.modelPrefix}",
+        "--openai-port=9000",
+        "--enable-kserve-frontends",
+        "--kserve-http-port=8000",
+        "--kserve-grpc-port=8001",
+        f"--tokenizer={config.tokenizer}",
+    ]
+
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_region_is_set_for_triton_s3_client(stack, name):
+    env = {e["name"]: e["value"] for e in container(stack, name)["env"]}
+    assert env["AWS_DEFAULT_REGION"] == config_for(stack).region
+
+
+@pytest.mark.parametrize("stack, name, expected", [
+    (stack, "standard", {"http": 8000, "grpc": 8001, "metrics": 8002}) for stack in STACKS
+] + [
+    (stack, "llm", {"openai": 9000, "http": 8000, "grpc": 8001}) for stack in STACKS
+])
+def test_ports_per_mode(stack, name, expected):
+    assert {p["name"]: p["containerPort"] for p in container(stack, name)["ports"]} == expected
+
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_probes_hit_the_modes_health_endpoints_and_allow_the_startup_budget(stack, name):
+    config = deployment_config(stack, name)
+    c = container(stack, name)
+    startup, ready = c["startupProbe"], c["readinessProbe"]
+    if config.mode == "llm":
+        assert startup["httpGet"]["path"] == ready["httpGet"]["path"] == "/health/ready"
+        assert port_number(c, startup["httpGet"]["port"]) == 9000
+    else:
+        assert startup["httpGet"]["path"] == ready["httpGet"]["path"] == "/v2/health/ready"
+        assert port_number(c, startup["httpGet"]["port"]) == 8000
+        assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    # models download before the server is ready: the startup probe must wait at least that long
+    assert startup["failureThreshold"] * startup["periodSeconds"] >= config.startupTimeoutSeconds >= 1800
+    spec = deployment(stack, name)
+    assert spec["spec"]["progressDeadlineSeconds"] > config.startupTimeoutSeconds
+    assert int(spec["metadata"]["annotations"]["pulumi.com/timeoutSeconds"]) > config.startupTimeoutSeconds
+
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_dev_shm_is_a_sized_memory_volume(stack, name):
+    config = deployment_config(stack, name)
+    pod = deployment(stack, name)["spec"]["template"]["spec"]
+    [mount] = [m for m in container(stack, name)["volumeMounts"] if m["mountPath"] == "/dev/shm"]
+    [volume] = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert volume["emptyDir"] == {"medium": "Memory", "sizeLimit": config.shmSize}
+
+
+# --- where it runs -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_gpu_placement_limits_toleration_pool_and_priority(stack, name):
+    config = deployment_config(stack, name)
+    pod = deployment(stack, name)["spec"]["template"]["spec"]
+    resources = container(stack, name)["resources"]
+    assert resources["limits"][GPU_RESOURCE] == resources["requests"][GPU_RESOURCE] == str(config.gpusPerReplica)
+    assert gpu_toleration() in pod["tolerations"]
+    assert pod["nodeSelector"] == {POOL_LABEL: config.gpuPool}
+    assert pod["priorityClassName"] == INFERENCE_PRIORITY_CLASS
+    classes = [inputs(r)["metadata"]["name"] for r in plan(stack).of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")]
+    assert INFERENCE_PRIORITY_CLASS in classes
+
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_runs_as_non_root_with_nothing_to_escalate(stack, name):
+    pod = deployment(stack, name)["spec"]["template"]["spec"]
+    context = container(stack, name)["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 1000
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == 1000
+    assert context["allowPrivilegeEscalation"] is False and context["privileged"] is False
+    assert context["capabilities"] == {"drop": ["ALL"]}
+    assert context["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_spread_when_it_can_scale_out_and_pdb_when_it_always_has_several(stack, name):
+    config = deployment_config(stack, name)
+    pod = deployment(stack, name)["spec"]["template"]["spec"]
+    spread = pod.get("topologySpreadConstraints", [])
+    if config.maxReplicas > 1:
+        assert {c["topologyKey"] for c in spread} == {"topology.kubernetes.io/zone", "kubernetes.io/hostname"}
+        assert all(c["labelSelector"]["matchLabels"] == deployment(stack, name)["spec"]["selector"]["matchLabels"] for c in spread)
+    else:
+        assert spread == []
+    pdbs = [r for r in plan(stack).of_type(PDB) if r.name == f"triton-{name}-pdb"]
+    if config.minReplicas > 1:
+        [pdb] = pdbs
+        assert inputs(pdb)["spec"]["maxUnavailable"] == 1
+        assert inputs(pdb)["spec"]["selector"] == deployment(stack, name)["spec"]["selector"]
+    else:
+        assert pdbs == []
+    # prod standard has both, the rest neither: the stacks cover both branches
+    assert (stack, name, config.minReplicas > 1) in {("prod", "standard", True), ("prod", "llm", False),
+                                                     ("dev", "standard", False), ("dev", "llm", False)}
+
+
+def test_rollout_strategy_follows_config():
+    assert deployment("dev", "standard")["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment("prod", "standard")["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
+
+
+# --- how it is reached ---------------------------------------------------------------------------
+
+def service(stack, name, suffix="service"):
+    return inputs(plan(stack).named(f"triton-{name}-{suffix}"))
+
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_cluster_ip_service_selects_the_pods_and_exposes_every_container_port(stack, name):
+    svc = service(stack, name)
+    assert svc["spec"]["type"] == "ClusterIP"
+    assert svc["spec"]["selector"] == deployment(stack, name)["spec"]["selector"]["matchLabels"]
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in svc["spec"]["ports"]}
+    assert ports == {p["name"]: (p["containerPort"], p["name"]) for p in container(stack, name)["ports"]}
+
+
+def test_internal_nlb_is_internal_and_serves_no_metrics():
+    assert deployment_config("prod", "standard").expose == "internalNlb"
+    nlb = service("prod", "standard", "nlb")
+    annotations = nlb["metadata"]["annotations"]
+    assert nlb["spec"]["type"] == "LoadBalancer"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] == "true"
+    assert {p["name"] for p in nlb["spec"]["ports"]} == {"http", "grpc"}
+    outputs = plan("prod").outputs["tritonDeployments"].value
+    assert "externalHttpUrl" in outputs["standard"] and "externalHttpUrl" not in outputs["llm"]
+    assert not [r for r in plan("dev").resources if r.name.endswith("-nlb")]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_exported_urls_point_at_the_services_and_the_openai_url_has_no_trailing_slash(stack):
+    outputs = plan(stack).outputs["tritonDeployments"].value
+    for config in config_for(stack).tritonDeployments:
+        svc = service(stack, config.name)["metadata"]
+        host = f"{svc['name']}.{svc['namespace']}.svc.cluster.local"
+        values = outputs[config.name]
+        assert values["httpUrl"] == f"http://{host}:8000"
+        assert values["grpcUrl"] == f"{host}:8001"
+        assert values["modelPrefix"] == config.modelPrefix
+        if config.mode == "llm":
+            assert values["openaiUrl"] == f"http://{host}:9000/v1"
+            assert values["metricsUrl"] == f"http://{host}:9000/metrics"
+        else:
+            assert "openaiUrl" not in values
+            assert values["metricsUrl"] == f"http://{host}:8002/metrics"
+
+
+def test_models_toolchain_reads_the_exported_outputs():
+    """`platformctl models push --stack` / `smoke --stack` read these outputs: feed them the plan's."""
+    from platformctl.models.outputs import model_location, server_urls
+
+    run = plan("dev")
+    outputs = {name: out.value for name, out in run.outputs.items()}
+    assert model_location(outputs, "llm") == (bucket("dev"), "triton/llm")
+    http, openai = server_urls(outputs, "llm")
+    assert http == "http://llm.inference.svc.cluster.local:8000"
+    assert openai == "http://llm.inference.svc.cluster.local:9000/v1"
+
+
+# --- metrics and autoscaling ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("stack, name", CASES)
+def test_service_monitor_scrapes_a_port_the_service_has_and_this_prometheus_selects_it(stack, name):
+    run = plan(stack)
+    monitor = inputs(run.named(f"triton-{name}-servicemonitor", SERVICE_MONITOR))
+    [endpoint] = monitor["spec"]["endpoints"]
+    svc = service(stack, name)
+    assert endpoint["port"] in {p["name"] for p in svc["spec"]["ports"]}
+    assert endpoint["path"] == "/metrics"
+    expected_port = 9000 if deployment_config(stack, name).mode == "llm" else 8002
+    assert {p["name"]: p["port"] for p in svc["spec"]["ports"]}[endpoint["port"]] == expected_port
+    assert selector_matches(monitor["spec"]["selector"], svc["metadata"]["labels"])
+    assert monitor["spec"]["namespaceSelector"] == {"matchNames": [svc["metadata"]["namespace"]]}
+    nlb = [r for r in run.resources if r.name == f"triton-{name}-nlb"]
+    for other in nlb:  # never scraped twice through the load balancer Service
+        assert not selector_matches(monitor["spec"]["selector"], inputs(other)["metadata"]["labels"])
+    prometheus = inputs(run.named("monitoring-release", HELM))["values"]["prometheus"]["prometheusSpec"]
+    assert selector_matches(effective_selector(prometheus, "serviceMonitor"), monitor["metadata"]["labels"])
+    assert prometheus.get("serviceMonitorNamespaceSelector") in (None, {})
+
+
+def adapter_rule(run) -> dict:
+    release = inputs(run.named("prometheus-adapter", HELM))
+    assert release["chart"] == "prometheus-adapter" and release["version"] == CHART_VERSION
+    assert release["repositoryOpts"]["repo"] == CHART_REPOSITORY
+    assert release["values"]["rules"]["default"] is False
+    [rule] = release["values"]["rules"]["custom"]
+    return rule
+
+
+def test_hpa_scales_on_the_metric_the_adapter_publishes():
+    run = plan("prod")
+    config = deployment_config("prod", "standard")
+    assert config.maxReplicas > config.minReplicas
+    rule = adapter_rule(run)
+    hpa = inputs(run.named("triton-standard-hpa", HPA))["spec"]
+    [metric] = hpa["metrics"]
+    assert metric["type"] == "Pods"
+    assert metric["pods"]["metric"]["name"] == rule["name"]["as"]
+    assert metric["pods"]["target"] == {"type": "AverageValue", "averageValue": "500m"}  # targetQueueComputeRatio 0.5
+    assert (hpa["minReplicas"], hpa["maxReplicas"]) == (config.minReplicas, config.maxReplicas)
+    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "standard"}
+    behavior = hpa["behavior"]
+    assert behavior["scaleUp"]["policies"] and behavior["scaleDown"]["policies"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] > behavior["scaleUp"]["stabilizationWindowSeconds"]
+    # the HPA owns the replica count: the Deployment must not reset it on every update
+    assert "replicas" not in deployment("prod", "standard")["spec"]
+
+
+def test_adapter_rule_is_the_queue_to_compute_ratio_per_pod():
+    rule = adapter_rule(plan("prod"))
+    assert rule["seriesQuery"].startswith("nv_inference_queue_duration_us{")
+    assert rule["resources"]["overrides"] == {"namespace": {"resource": "namespace"}, "pod": {"resource": "pod"}}
+    query = rule["metricsQuery"]
+    numerator, denominator = query.split(" / clamp_min(")
+    assert "rate(nv_inference_queue_duration_us{<<.LabelMatchers>>}" in numerator
+    assert "rate(nv_inference_compute_infer_duration_us{<<.LabelMatchers>>}" in denominator
+    assert numerator.startswith("sum by (<<.GroupBy>>)") and denominator.rstrip().endswith(", 1)")
+
+
+def test_fixed_size_deployments_get_no_hpa_and_dev_runs_no_adapter():
+    run = plan("dev")
+    assert run.of_type(HPA) == []
+    assert not [r for r in run.of_type(HELM) if r.name == "prometheus-adapter"]
+    for config in config_for("dev").tritonDeployments:
+        assert deployment("dev", config.name)["spec"]["replicas"] == config.minReplicas
+    assert [r.name for r in plan("prod").of_type(HPA)] == ["triton-standard-hpa"]
+
+
+# --- config errors -------------------------------------------------------------------------------
+
+def problems_with(stack: str, **changes) -> list[str]:
+    values, secret = stack_config.read_stack_files(stack)
+    for key, value in changes.items():
+        values[f"ai-platform:{key}"] = json.dumps(value)
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.parse(values, secret, stack)
+    return caught.value.problems
+
+
+def deployments_with(stack: str, index: int, **changes) -> list[dict]:
+    deployments = [dict(d) for d in stack_values(stack)["tritonDeployments"]]
+    deployments[index].update(changes)
+    return deployments
+
+
+def test_gpu_pool_must_name_a_pool_of_the_stack():
+    found = problems_with("prod", tritonDeployments=deployments_with("prod", 1, gpuPool="llms"))
+    assert found == ["ai-platform:tritonDeployments[1].gpuPool: no GPU pool named 'llms' in gpuNodeGroups (pools: inference, llm)"]
+
+
+def test_more_gpus_per_replica_than_a_node_has_is_refused():
+    found = problems_with("prod", tritonDeployments=deployments_with("prod", 0, gpusPerReplica=2))
+    assert "ai-platform:tritonDeployments[0].gpusPerReplica: 2 GPUs do not fit on one node of pool inference (g6e.xlarge has 1)" in found
+
+
+def test_peak_gpus_beyond_the_namespace_quota_and_the_pool_are_named():
+    found = problems_with("dev", tritonDeployments=deployments_with("dev", 0, maxReplicas=2, rolloutStrategy="surge"))
+    assert ("ai-platform:gpuNodeGroups[0].maxSize: pool inference offers 2 GPUs at maxSize 2 but Triton needs up to 4 "
+            "(standard: (2 max + 1 surge) x 1 GPU; llm: (1 max) x 1 GPU)") in found
+    assert any(p.startswith("ai-platform:gpuStack.scheduling.gpuQuotas.inference: is 2 but Triton in namespace inference needs up to 4")
+               for p in found), found
+
+
+@pytest.mark.parametrize("index, changes, expected", [
+    (1, {"imageTag": "25.06-py3"}, "ai-platform:tritonDeployments[1].imageTag: mode llm runs the OpenAI frontend of the -vllm-python-py3 image"),
+    (1, {"modelControl": {"mode": "poll"}}, "ai-platform:tritonDeployments[1].modelControl.mode: mode llm loads every model at start"),
+    (0, {"tokenizer": "Qwen/Qwen2.5-0.5B-Instruct"}, "ai-platform:tritonDeployments[0].tokenizer: only applies to mode llm"),
+    (0, {"modelControl": {"mode": "none", "pollSeconds": 10}}, "ai-platform:tritonDeployments[0].modelControl.pollSeconds: only applies to mode poll"),
+    (0, {"imageTag": "latest"}, "ai-platform:tritonDeployments[0].imageTag: string should match pattern"),
+    (0, {"modelPrefix": "/triton/standard/"}, "ai-platform:tritonDeployments[0].modelPrefix: string should match pattern"),
+    (0, {"shmSize": "16Gi"}, "ai-platform:tritonDeployments[0].shmSize: must be below resources.memory (16Gi >= 8Gi)"),
+    (0, {"minReplicas": 2, "maxReplicas": 1}, "ai-platform:tritonDeployments[0].maxReplicas: must be >= minReplicas (got 1 < 2)"),
+    (1, {"name": "standard"}, "ai-platform:tritonDeployments[1].name: duplicate deployment name 'standard' (also tritonDeployments[0])"),
+])
+def test_each_bad_deployment_setting_is_reported_by_key(index, changes, expected):
+    found = problems_with("dev", tritonDeployments=deployments_with("dev", index, **changes))
+    assert any(p.startswith(expected) for p in found), found
+
+
+def test_config_errors_stop_the_program_before_anything_is_planned():
+    with pytest.raises(stack_config.ConfigError):
+        plan_with("prod", tritonDeployments=deployments_with("prod", 1, gpuPool="nope"))
+
