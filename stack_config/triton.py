@@ -96,10 +96,10 @@ class ModelControlConfig(ConfigModel):
 
 
 class ResourcesConfig(ConfigModel):
-    # CPU request only: a CPU limit would throttle Triton's request threads under load and show
-    # up as latency, so none is set.
+    # Requests and limits are equal (CPU and memory): with the GPU that makes the pod Guaranteed,
+    # the last to be evicted under node pressure. Size `cpu` for peak load: CPU above it is throttled.
     cpu: Quantity = "2"
-    # Memory request and limit (equal: an LLM that outgrows it is OOM-killed, not the node).
+    # Includes /dev/shm (a memory-backed volume is charged to the container).
     memory: Quantity = "8Gi"
 
 
