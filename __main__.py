@@ -8,7 +8,7 @@ from components.ci_role import CiRole, CiRoleArgs
 from components.cluster import Cluster, ClusterArgs, SystemNodeGroupArgs
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
-from components.network import Network, NetworkArgs
+from components.network import Network, NetworkArgs, subnet_cidrs
 from components.gpu_operator import GpuOperator, GpuOperatorArgs, GpuPool
 from components.gpu_scheduling import GpuScheduling, GpuSchedulingArgs
 from components.monitoring import Monitoring, MonitoringArgs
@@ -178,6 +178,7 @@ if config.tritonDeployments:
             namespace_resource=triton_namespaces.get(deployment.namespace),
             service_monitor_labels={"release": monitoring.release_name},
             depends_on=[monitoring.release, *scheduling.priority_classes.values(), *([adapter] if adapter else [])],
+            vpc_cidr=config.network.vpcCidr,
         ), on_cluster)
         triton_namespaces.setdefault(deployment.namespace, server.namespace_resource)
         triton_servers[deployment.name] = server
@@ -226,6 +227,9 @@ if config.openWebUi.enabled:
         protect_data=config.protectData,
         hostname=exposure_config.openWebUiHostname if exposure else None,
         exposure=exposure,
+        # The ALB's subnets (public when internet-facing), for the UI's NetworkPolicy.
+        alb_source_cidrs=subnet_cidrs(config.network.vpcCidr, len(config.network.availabilityZones))[
+            0 if exposure_config.scheme == "internet-facing" else 1],
         oidc_client_secret=(pulumi.Output.secret(config.openWebUiOidcClientSecret.get_secret_value())
                             if config.openWebUiOidcClientSecret else None),
         postgres_network=PostgresNetwork(

@@ -119,11 +119,19 @@ def validation_resource(sharing: Optional[GpuSharingConfig]) -> Optional[str]:
     return f"nvidia.com/mig-{match.group(1)}" if match else None
 
 
+def _with_cpu_memory(resources: dict) -> dict:
+    requests = {"cpu": "100m", "memory": "128Mi", **resources.get("requests", {})}
+    limits = {"cpu": "500m", "memory": "256Mi", **resources.get("limits", {})}
+    return {**resources, "requests": requests, "limits": limits}
+
+
 def validation_job_manifest(pool: GpuPool, config: GpuValidationConfig, resource: str) -> dict:
     """A Job that runs nvidia-smi on one GPU of `pool` (Kubernetes spelling, for tests and the component)."""
     return {
         "metadata": {"name": f"gpu-validation-{pool.name}", "namespace": NAMESPACE,
-                     "labels": {**MANAGED_BY, "ai-platform/gpu-validation": pool.name}},
+                     "labels": {**MANAGED_BY, "ai-platform/gpu-validation": pool.name},
+                     "annotations": security.checkov_skips(
+                         {"CKV_K8S_43": "the CUDA base image tag is pinned in stack config (gpuStack.validation.image)"})},
         "spec": {
             # No ttlSecondsAfterFinished: a Job deleted behind Pulumi's back would be recreated
             # (and re-run) by the next `pulumi up`.
@@ -142,7 +150,10 @@ def validation_job_manifest(pool: GpuPool, config: GpuValidationConfig, resource
                         "image": config.image,
                         # Fails (non-zero) when no GPU is visible or the driver cannot talk to it.
                         "command": ["sh", "-c", "nvidia-smi && nvidia-smi -L"],
-                        "resources": gpu_limits(1, resource),
+                        "imagePullPolicy": "Always",
+                        # nvidia-smi is tiny; requests/limits keep the Job inside the GPU quota's
+                        # namespace budget and off the serving pods' CPU and memory.
+                        "resources": _with_cpu_memory(gpu_limits(1, resource)),
                         "securityContext": security.restricted_security_context(),
                     }],
                 },

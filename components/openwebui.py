@@ -16,8 +16,9 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import security
 from components.exposure import ExposureSettings, port_forward_command, ui_ingress
-from components.oauth2_proxy import OAuth2Proxy, OAuth2ProxyArgs
+from components.oauth2_proxy import PORT as OAUTH2_PROXY_PORT, OAuth2Proxy, OAuth2ProxyArgs
 from stack_config.openwebui import OpenWebUiConfig
 
 IMAGE_REPOSITORY = "ghcr.io/open-webui/open-webui"
@@ -128,6 +129,8 @@ class OpenWebUiArgs:
     oidc_client_secret: Optional[pulumi.Input[str]] = None
     postgres_network: Optional[PostgresNetwork] = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    # Where the ALB connects from when exposed (IP targets): the subnets it lives in.
+    alb_source_cidrs: Sequence[str] = ()
 
 
 class OpenWebUi(pulumi.ComponentResource):
@@ -146,12 +149,14 @@ class OpenWebUi(pulumi.ComponentResource):
         if auth.mode == "trusted-header" and not exposed:
             raise ValueError("trusted-header mode needs the hostname and exposure settings (checked by the config model)")
 
-        namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace",
-            # The upstream image runs as root, so `restricted` would reject it; `baseline` still
-            # refuses privileged pods and host access.
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=ns, labels={"pod-security.kubernetes.io/enforce": "baseline"}),
-            opts=k8s_opts,
+        # The upstream image runs as root unless `runAsUser` is set, so `restricted` would reject
+        # it; `baseline` still refuses privileged pods and host access.
+        run_as = config.runAsUser
+        namespace = security.namespace(
+            ns, "restricted" if run_as else "baseline",
+            "OpenWebUI runs as a non-root uid" if run_as else
+            "the upstream OpenWebUI image runs as root (set openWebUi.runAsUser to run it non-root and restricted)",
+            provider=args.k8s_provider, parent=self,
         )
         ns_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
 
@@ -224,10 +229,10 @@ class OpenWebUi(pulumi.ComponentResource):
         else:
             data_volume = k8s.core.v1.VolumeArgs(name="data", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="10Gi"))
 
-        run_as = config.runAsUser
         container = k8s.core.v1.ContainerArgs(
             name=NAME,
             image=f"{IMAGE_REPOSITORY}:{config.imageTag}",
+            image_pull_policy="Always",  # the tag is pinned; Always re-checks its digest at start
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
             env=env,
             volume_mounts=[k8s.core.v1.VolumeMountArgs(name="data", mount_path=DATA_DIR)],
@@ -242,18 +247,31 @@ class OpenWebUi(pulumi.ComponentResource):
             readiness_probe=k8s.core.v1.ProbeArgs(
                 http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port="http"),
                 period_seconds=10, timeout_seconds=5, failure_threshold=3),
+            # Embedding documents is CPU-heavy: the limit keeps one upload from starving the node.
             resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": "500m", "memory": "1Gi"}, limits={"memory": "4Gi"}),
+                requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "2", "memory": "4Gi"}),
             security_context=k8s.core.v1.SecurityContextArgs(
                 allow_privilege_escalation=False,
+                privileged=False,
                 capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
                 run_as_non_root=True if run_as else None,
                 run_as_user=run_as,
+                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
             ),
         )
+        skips = {
+            "CKV_K8S_22": "OpenWebUI writes outside its data volume at start (static files, caches under /app)",
+            "CKV_K8S_35": "OpenWebUI reads its settings only from environment variables; the values come from a Secret by reference",
+            "CKV_K8S_43": "the image tag is pinned in stack config (never :main)",
+        }
+        if not run_as:
+            skips["CKV_K8S_23"] = "the upstream image runs as root; set openWebUi.runAsUser to run it non-root"
+        if not run_as or run_as < 10000:
+            skips["CKV_K8S_40"] = "the image's uid is used (openWebUi.runAsUser); files under /app belong to it"
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS),
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS,
+                                                annotations=security.checkov_skips(skips)),
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=config.replicas,
                 # Recreate with one replica: the old pod must release the volume (and SQLite)
@@ -265,6 +283,8 @@ class OpenWebUi(pulumi.ComponentResource):
                 template=k8s.core.v1.PodTemplateSpecArgs(
                     metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
                     spec=k8s.core.v1.PodSpecArgs(
+                        # OpenWebUI never calls the Kubernetes API.
+                        automount_service_account_token=False,
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             fs_group=run_as,
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
@@ -306,6 +326,17 @@ class OpenWebUi(pulumi.ComponentResource):
 
         if exposed:
             ui_ingress(NAME, ns, args.hostname, front_service, front_port, health, args.exposure, ns_opts)
+            # The namespace denies ingress: let the ALB (IP targets) reach the front pods only.
+            if not args.alb_source_cidrs:
+                raise ValueError("exposing OpenWebUI needs alb_source_cidrs (the ALB's subnets) for its NetworkPolicy")
+            front_labels, front_container_port = (
+                ({"app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/part-of": "ai-platform"}, OAUTH2_PROXY_PORT)
+                if auth.mode == "trusted-header" else (LABELS, PORT))
+            if args.exposure.scheme == "internal":
+                security.allow_from_vpc_clients(ns, "allow-alb-ingress", front_labels, [front_container_port], list(args.alb_source_cidrs),
+                                                "internal ALB: its ENIs have private-subnet IPs, like pods", ns_opts)
+            else:
+                security.allow_alb_ingress(ns, front_labels, [front_container_port], list(args.alb_source_cidrs), ns_opts)
             self.url = f"https://{args.hostname}"
             self.port_forward_command = None
         else:

@@ -64,7 +64,7 @@ def namespace(
     if not reason.strip():
         raise ValueError(f"namespace {name}: give the reason for pod security level {level!r}")
     all_labels = {**MANAGED_LABEL, **(labels or {}), **pod_security_labels(level, version)}
-    return k8s.core.v1.Namespace(
+    ns = k8s.core.v1.Namespace(
         f"ns-{name}",
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=name,
@@ -73,6 +73,12 @@ def namespace(
         ),
         opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent, provider=provider), opts),
     )
+    # Workload namespaces start closed: each component then opens exactly its paths. Privileged
+    # namespaces hold host-network node agents (NetworkPolicies do not apply to them) and chart
+    # webhooks the API server must reach, so they are left to their charts.
+    if level != "privileged":
+        default_deny(name, pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[ns]))
+    return ns
 
 
 # --- security contexts -----------------------------------------------------------------------
@@ -170,10 +176,13 @@ def default_deny_ingress(namespace: str, opts: pulumi.ResourceOptions) -> k8s.ne
     return default_deny(namespace, opts, egress=False)
 
 
-def allow_dns_egress(namespace: str, opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
-    """Every pod of the namespace may resolve names through CoreDNS (needed once egress is denied)."""
-    return _policy(namespace, "allow-dns-egress", {
-        "podSelector": {},
+def allow_dns_egress(namespace: str, opts: pulumi.ResourceOptions, pod_labels: Optional[Mapping[str, str]] = None,
+                     name: str = "allow-dns-egress") -> k8s.networking.v1.NetworkPolicy:
+    """The selected pods (all of the namespace without `pod_labels`) may resolve names through
+    CoreDNS. Note an Egress policy also isolates the egress of the pods it selects: use it with
+    the other allow-*-egress policies of those pods."""
+    return _policy(namespace, name, {
+        "podSelector": {"matchLabels": dict(pod_labels)} if pod_labels else {},
         "policyTypes": ["Egress"],
         "egress": [{
             "to": [{"namespaceSelector": _name_selector(DNS_NAMESPACE), "podSelector": {"matchLabels": dict(DNS_POD_LABELS)}}],
@@ -284,6 +293,38 @@ def allow_alb_ingress(
     return allow_from_cidrs(namespace, name, pod_labels, ports, alb_subnet_cidrs, opts)
 
 
+# On a policy that admits address ranges covering pod IPs (an internal NLB's subnets): why.
+POD_NETWORK_ANNOTATION = "ai-platform/admits-pod-network"
+
+
+def allow_from_vpc_clients(
+    namespace: str,
+    name: str,
+    pod_labels: Mapping[str, str],
+    ports: Sequence[int | str],
+    cidrs: Sequence[str],
+    reason: str,
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """Ingress from clients inside the VPC through an internal NLB (IP targets): the NLB's ENIs,
+    like pods, have private-subnet IPs, so this necessarily admits pods on `ports` too. The
+    `reason` is kept on the policy and the security tests list such policies."""
+    if not pod_labels or not reason.strip():
+        raise ValueError(f"{namespace}/{name}: name the pod labels and the reason")
+    policy = {
+        "podSelector": {"matchLabels": dict(pod_labels)},
+        "policyTypes": ["Ingress"],
+        "ingress": [{"from": [{"ipBlock": {"cidr": c}} for c in cidrs], "ports": _ports(ports)}],
+    }
+    return k8s.networking.v1.NetworkPolicy(
+        f"{namespace}-{name}",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=name, namespace=namespace, labels=dict(MANAGED_LABEL),
+                                            annotations={POD_NETWORK_ANNOTATION: reason}),
+        spec=policy,
+        opts=opts,
+    )
+
+
 def allow_https_egress(
     namespace: str,
     pod_labels: Mapping[str, str],
@@ -316,5 +357,6 @@ __all__ = [
     "restricted_pod_security_context", "restricted_security_context", "writable_dirs", "checkov_skips",
     "default_deny", "default_deny_ingress", "allow_dns_egress", "allow_from_pods", "allow_egress_to_pods",
     "allow_prometheus_scrape", "allow_from_cidrs", "allow_alb_ingress", "allow_https_egress",
+    "allow_from_vpc_clients", "POD_NETWORK_ANNOTATION",
     "PROMETHEUS_POD_LABELS", "DNS_POD_LABELS", "LINK_LOCAL", "PRIVATE_RANGES",
 ]

@@ -34,6 +34,15 @@ MODE_PORTS = {"standard": ("http", "grpc", "metrics"), "llm": ("openai", "http",
 METRICS_PORT = {"standard": "metrics", "llm": "openai"}
 APP_PROTOCOL = {"http": "http", "grpc": "kubernetes.io/h2c", "metrics": "http", "openai": "http"}
 
+# Checks that do not apply to the Triton Deployment, with why (listed in docs/security.md).
+CHECKOV_SKIPS = {
+    "CKV_K8S_22": "Triton copies the S3 model repository under /tmp and vLLM/tokenizers cache under $HOME",
+    "CKV_K8S_40": "the image's files belong to its triton-server user (uid 1000); another uid cannot run it",
+    "CKV_K8S_43": "the image tag is pinned in stack config; NGC tags are immutable releases",
+}
+# Pods that call the OpenAI endpoint of `llm` deployments: (namespace, pod labels) of OpenWebUI.
+OPENAI_CLIENTS = (("openwebui", {"app.kubernetes.io/name": "open-webui"}),)
+
 # Nodes of a GPU pool may have to be created first (scale from zero): give `pulumi up` and the
 # Deployment controller that much beyond the model download budget before calling it failed.
 NODE_PROVISIONING_SECONDS = 900
@@ -137,10 +146,14 @@ def pod_spec(config: TritonDeploymentConfig, bucket: str, region: str,
             {"name": "AWS_DEFAULT_REGION", "value": region},
             {"name": "AWS_REGION", "value": region},
         ],
+        # The same CPU limit as request: a GPU node's CPUs are shared by its GPU pods, and one
+        # replica's tokenizer/pre-processing must not starve the others (checkov CKV_K8S_11).
         "resources": {
             "requests": {"cpu": config.resources.cpu, "memory": config.resources.memory, GPU_RESOURCE: gpus},
-            "limits": {"memory": config.resources.memory, GPU_RESOURCE: gpus},
+            "limits": {"cpu": config.resources.cpu, "memory": config.resources.memory, GPU_RESOURCE: gpus},
         },
+        # Tags are pinned; Always re-checks the tag's digest at pod start (layers stay cached).
+        "imagePullPolicy": "Always",
         # Writable root: the S3 repository is copied to local disk under /tmp, and vLLM and the
         # HuggingFace tokenizer write caches under $HOME; everything else is locked down.
         "securityContext": security.restricted_security_context(read_only_root=False, run_as_user=TRITON_UID),
@@ -228,6 +241,9 @@ class TritonServerArgs:
     service_monitor_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
     # The monitoring release (ServiceMonitor CRD), the priority class, the GPU pool...
     depends_on: Sequence[pulumi.Resource] = ()
+    # Internal NLB clients come from inside the VPC (the NetworkPolicy admits this range).
+    vpc_cidr: str = "10.0.0.0/8"
+    openai_clients: Sequence[tuple[str, dict[str, str]]] = OPENAI_CLIENTS
 
 
 class TritonServer(pulumi.ComponentResource):
@@ -272,6 +288,7 @@ class TritonServer(pulumi.ComponentResource):
             metadata={"name": base, "namespace": ns, "labels": labels, "annotations": {
                 # Pulumi waits for the rollout; allow for a node scale-up plus the model download.
                 "pulumi.com/timeoutSeconds": str(config.startupTimeoutSeconds + NODE_PROVISIONING_SECONDS),
+                **security.checkov_skips(CHECKOV_SKIPS),
             }},
             spec=deployment_spec(config, args.bucket_name, args.region, args.priority_class_name),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account])),
@@ -301,6 +318,17 @@ class TritonServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service])),
         )
 
+        # Network: the namespace denies all ingress; open only what this deployment serves and
+        # let its pods out only to DNS and HTTPS (S3 model repository, STS for IRSA, model hub).
+        pod_labels = selector_labels(config.name)
+        security.allow_prometheus_scrape(ns, pod_labels, [PORTS[metrics_port]], k8s_opts, name=f"{base}-allow-prometheus")
+        if config.mode == "llm":
+            for index, (client_ns, client_labels) in enumerate(args.openai_clients):
+                security.allow_from_pods(ns, f"{base}-allow-openai-client-{index}", pod_labels, [PORTS["openai"]],
+                                         client_ns, client_labels, k8s_opts)
+        security.allow_dns_egress(ns, k8s_opts, pod_labels, name=f"{base}-allow-dns-egress")
+        security.allow_https_egress(ns, pod_labels, k8s_opts, name=f"{base}-allow-https-egress")
+
         if config.minReplicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
@@ -318,6 +346,9 @@ class TritonServer(pulumi.ComponentResource):
         self.external_openai_url = None
         if config.expose == "internalNlb":
             serving = [p for p in service_ports if p["name"] != "metrics"]
+            security.allow_from_vpc_clients(
+                ns, f"{base}-allow-nlb", pod_labels, [p["port"] for p in serving], [args.vpc_cidr],
+                "internal NLB with IP targets: its ENIs have private-subnet IPs, like pods", k8s_opts)
             nlb = k8s.core.v1.Service(
                 f"{name}-nlb",
                 metadata={"name": f"{base}-nlb", "namespace": ns, "labels": labels, "annotations": INTERNAL_NLB_ANNOTATIONS},

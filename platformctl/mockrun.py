@@ -84,6 +84,10 @@ def public_value(value: Any) -> Any:
         return [public_value(v) for v in value]
     if isinstance(value, pulumi.Asset) or isinstance(value, pulumi.Archive):
         return repr(value)
+    if isinstance(value, float) and value.is_integer():
+        # Numbers cross the engine protocol as doubles; Kubernetes integer fields (ports, uids)
+        # must come out as integers or the manifests would not apply (and checkov misreads them).
+        return int(value)
     return value
 
 

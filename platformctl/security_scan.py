@@ -277,8 +277,8 @@ def pod_security_findings(name: str, obj: dict) -> list[str]:
     for container, is_init in containers:
         cw = f"{where} container {container.get('name')}"
         ctx = container.get("securityContext") or {}
-        if _effective(container, spec, "runAsNonRoot") is not True:
-            found.append(f"{cw}: runAsNonRoot is not true")
+        if _effective(container, spec, "runAsNonRoot") is not True and "CKV_K8S_23" not in skipped:
+            found.append(f"{cw}: runAsNonRoot is not true (and no documented CKV_K8S_23 skip)")
         if _effective(container, spec, "runAsUser") == 0:
             found.append(f"{cw}: runs as uid 0")
         if ctx.get("allowPrivilegeEscalation") is not False:
@@ -514,6 +514,14 @@ def default_deny_namespaces(policies: list[dict], direction: str = "Ingress") ->
     return out
 
 
+POD_NETWORK_ANNOTATION = "ai-platform/admits-pod-network"
+
+
+def admits_pod_network(policy: dict) -> str:
+    """The stated reason a policy admits address ranges that cover pod IPs (internal NLB), or ''."""
+    return ((policy.get("metadata") or {}).get("annotations") or {}).get(POD_NETWORK_ANNOTATION, "")
+
+
 PUBLIC_HTTPS_EXCEPT = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16")
 
 
@@ -543,7 +551,8 @@ def policy_shape_findings(policy: dict, pod_cidrs: list[str]) -> list[str]:
                                         and {str(e) for e in excepts} >= set(PUBLIC_HTTPS_EXCEPT))
                         if not public_https:
                             found.append(f"{rw}: {block} is only allowed for egress on 443 with private and link-local ranges excepted")
-                    elif direction == "ingress" and any(block.overlaps(ipaddress.ip_network(c)) for c in pod_cidrs):
+                    elif direction == "ingress" and any(block.overlaps(ipaddress.ip_network(c)) for c in pod_cidrs) \
+                            and not admits_pod_network(policy):
                         found.append(f"{rw}: {block} covers pod IPs (the VPC CNI gives pods subnet IPs), so every pod is let in")
                 else:
                     if not (peer.get("podSelector") or {}).get("matchLabels") and not (peer.get("podSelector") or {}).get("matchExpressions"):

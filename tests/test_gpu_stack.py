@@ -262,9 +262,11 @@ def test_prometheus_retention_and_volume_per_stack(stack):
     assert spec["retention"] == cfg.retention
     claim = spec["storageSpec"]["volumeClaimTemplate"]["spec"]
     assert claim["resources"]["requests"]["storage"] == f"{cfg.volumeSizeGiB}Gi"
-    assert claim["storageClassName"] == "gp3"
+    # prod keeps its metrics volume when the claim goes (tests/test_security.py: nothing lost in prod).
+    expected_class = "gp3-retain" if stack == "prod" else "gp3"
+    assert claim["storageClassName"] == expected_class
     classes = [r.public_inputs()["metadata"]["name"] for r in run.of_type("kubernetes:storage.k8s.io/v1:StorageClass")]
-    assert "gp3" in classes
+    assert expected_class in classes
     assert harness.config_for("dev").gpuStack.monitoring.volumeSizeGiB < harness.config_for("prod").gpuStack.monitoring.volumeSizeGiB
 
 
