@@ -110,6 +110,12 @@ if config.clusterAutoscaler.enabled:
         k8s_provider=cluster.k8s_provider,
     ), aws_opts)
 
+if config.ciRole.enabled:
+    ci = CiRole("ci", CiRoleArgs.from_config(config.ciRole, stack, config.partition, cluster_name=cluster.name), aws_opts)
+    pulumi.export("ciRoleArn", ci.deploy_role_arn)
+    if ci.preview_role_arn is not None:
+        pulumi.export("ciPreviewRoleArn", ci.preview_role_arn)
+
 # --- GPU stack on the cluster: scheduling, monitoring (CRDs first), then the GPU operator ----------
 gpu_stack = config.gpuStack
 on_cluster = pulumi.ResourceOptions(depends_on=[cluster])
@@ -134,12 +140,6 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
     depends_on=[monitoring.release],  # the ServiceMonitor CRD must exist before the operator
     validation_depends_on=[*scheduling.priority_classes.values(), *gpu_pools],
 ), on_cluster)
-
-if config.ciRole.enabled:
-    ci = CiRole("ci", CiRoleArgs.from_config(config.ciRole, stack, config.partition, cluster_name=cluster.name), aws_opts)
-    pulumi.export("ciRoleArn", ci.deploy_role_arn)
-    if ci.preview_role_arn is not None:
-        pulumi.export("ciPreviewRoleArn", ci.preview_role_arn)
 
 # --- Triton on the S3 model repository, autoscaled on queue/compute time ----------------------------
 triton_servers: dict[str, TritonServer] = {}
