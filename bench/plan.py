@@ -26,15 +26,18 @@ def _median_seconds(command: list[str], runs: int = RUNS) -> float:
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run(command, cwd=PROJECT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        result = subprocess.run(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"{' '.join(command[1:])} failed:\n{result.stderr}")
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
 def synthetic_stack(pools: int, directory: Path) -> Path:
     doc = yaml.safe_load((PROJECT / "Pulumi.dev.yaml").read_text())
-    template = doc["config"]["ai-platform:gpuNodeGroups"][0]
-    doc["config"]["ai-platform:gpuNodeGroups"] = [{**template, "name": f"pool-{i:02d}"} for i in range(pools)]
+    existing = doc["config"]["ai-platform:gpuNodeGroups"]
+    # Keep the stack's own pools (Triton deployments name them) and add copies up to `pools`.
+    existing += [{**existing[0], "name": f"pool-{i:02d}"} for i in range(len(existing), pools)]
     path = directory / f"Pulumi.dev-{pools}pools.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

@@ -11,14 +11,13 @@ audience, so neither another repository nor another branch of this one can assum
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import pulumi
 import pulumi_aws as aws
 
-from components.iam import managed_policy_arn
+from components.iam import managed_policy_arn, web_identity_trust_policy
 from stack_config.ci import GITHUB_OIDC_HOST, CiRoleConfig
 
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
@@ -39,18 +38,7 @@ def preview_subjects(repository: str) -> list[str]:
 def github_trust_policy(provider_arn: str, subjects: Sequence[str]) -> str:
     if not subjects:
         raise ValueError("a GitHub OIDC trust policy needs at least one subject")
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Effect": "Allow",
-            "Principal": {"Federated": provider_arn},
-            "Action": "sts:AssumeRoleWithWebIdentity",
-            "Condition": {"StringEquals": {
-                f"{GITHUB_OIDC_HOST}:aud": STS_AUDIENCE,
-                f"{GITHUB_OIDC_HOST}:sub": list(subjects),
-            }},
-        }],
-    })
+    return web_identity_trust_policy(provider_arn, GITHUB_OIDC_HOST, list(subjects), STS_AUDIENCE)
 
 
 def policy_arn(partition: str, ref: str) -> str:

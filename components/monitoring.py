@@ -224,8 +224,11 @@ def effective_selector(prometheus_spec: dict, kind: str) -> Optional[dict]:
     return {}
 
 
-def selector_matches(selector: dict, labels: dict) -> bool:
-    """Kubernetes label-selector semantics (matchLabels and matchExpressions); {} matches all."""
+def selector_matches(selector: Optional[dict], labels: dict) -> bool:
+    """Kubernetes label-selector semantics (matchLabels and matchExpressions); {} matches all,
+    and so does no selector at all (None)."""
+    if selector is None:
+        return True
     for key, value in (selector.get("matchLabels") or {}).items():
         if labels.get(key) != value:
             return False

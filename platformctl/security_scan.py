@@ -18,6 +18,8 @@ from typing import Any, Iterable, Iterator, Optional
 
 import yaml
 
+from components.monitoring import selector_matches
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHECKOV_VENV = PROJECT_DIR / ".venv-checkov"
 CHECKOV = CHECKOV_VENV / "bin" / "checkov"
@@ -350,24 +352,6 @@ def namespace_findings(objects: list[dict], releases: list[tuple[str, dict]]) ->
 
 # --- NetworkPolicies ----------------------------------------------------------------------------
 
-def _labels_match(selector: Optional[dict], labels: dict) -> bool:
-    """Label selector semantics (matchLabels + matchExpressions); an empty selector matches all."""
-    if selector is None:
-        return True
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr.get("key"), expr.get("operator"), expr.get("values") or []
-        if op == "In" and labels.get(key) not in values:
-            return False
-        if op == "NotIn" and labels.get(key) in values:
-            return False
-        if op == "Exists" and key not in labels:
-            return False
-        if op == "DoesNotExist" and key in labels:
-            return False
-    return True
 
 
 @dataclass(frozen=True)
@@ -440,11 +424,11 @@ def _peer_matches(peer: dict, src: Pod | str, policy_namespace: str, pod_cidrs: 
         return False
     if "namespaceSelector" in peer:
         labels = {**(namespace_labels or {}).get(src.namespace, {}), "kubernetes.io/metadata.name": src.namespace}
-        if not _labels_match(peer["namespaceSelector"], labels):
+        if not selector_matches(peer["namespaceSelector"], labels):
             return False
     elif src.namespace != policy_namespace:
         return False
-    return _labels_match(peer.get("podSelector"), src.label_dict)
+    return selector_matches(peer.get("podSelector"), src.label_dict)
 
 
 def _types(policy: dict) -> list[str]:
@@ -471,7 +455,7 @@ class NetworkModel:
         return [p for p in self.policies
                 if (p.get("metadata") or {}).get("namespace") == pod.namespace
                 and direction in _types(p)
-                and _labels_match((p.get("spec") or {}).get("podSelector") or {}, pod.label_dict)]
+                and selector_matches((p.get("spec") or {}).get("podSelector") or {}, pod.label_dict)]
 
     def ingress_allowed(self, dst: Pod, src: Pod | str, port: int, protocol: str = "TCP") -> bool:
         selecting = self._selecting(dst, "Ingress")

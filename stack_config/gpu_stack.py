@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import Field, model_validator
 
 from .gpu_instances import GPU_INSTANCE_TYPES
-from .model import ConfigModel, problems
+from .model import ConfigModel, NamespaceName, problems
 
 # Placeholder `read_stack_files()` puts in place of an encrypted stack value it cannot decrypt.
 OFFLINE_SECRET_PLACEHOLDER = "[secret]"
@@ -140,7 +140,6 @@ class GpuValidationConfig(ConfigModel):
 
 # --- scheduling --------------------------------------------------------------------------------
 
-NamespaceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 RESERVED_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 

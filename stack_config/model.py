@@ -72,6 +72,7 @@ GpuInstanceTypeName = Annotated[str, AfterValidator(_gpu_type)]
 IamRoleArn = Annotated[str, AfterValidator(_iam_role_arn)]
 Duration = Annotated[str, AfterValidator(_duration)]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
+NamespaceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 CapacityType = Literal["ON_DEMAND", "SPOT"]
 GpuAmiType = Literal[tuple(AMI_ARCH)]  # type: ignore[valid-type]
 

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from .model import ConfigModel, problems
+from .model import ConfigModel, NamespaceName, problems
 
 # Top-level secret key (registered in model.SECRET_KEYS): the OIDC client secret, used by
 # OpenWebUI in `oidc` mode and by oauth2-proxy in `trusted-header` mode.
@@ -26,7 +26,6 @@ HOSTNAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 ACM_ARN = r"^arn:aws(-cn|-us-gov)?:acm:([a-z]{2}(-gov)?-[a-z]+-\d):\d{12}:certificate/[0-9a-f-]{36}$"
 HEADER_NAME = r"^[A-Za-z][A-Za-z0-9-]*$"
 
-NamespaceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 
 
 class OidcConfig(ConfigModel):

@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional
 
 from pydantic import Field, model_validator
 
-from .model import ConfigModel, problems
+from .model import ConfigModel, DnsLabel, NamespaceName, problems
 
 # S3 bucket naming rules (general purpose buckets): 3-63 chars, lowercase letters, digits, dots
 # and hyphens, starting and ending with a letter or digit. Dots are refused: they break
@@ -29,8 +29,6 @@ IMAGE_TAG = r"^\d{2}\.\d{2}-[a-z0-9-]+$"
 QUANTITY = r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 MODEL_NAME = r"^[A-Za-z0-9_.-]+$"
 
-DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
-NamespaceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
 Quantity = Annotated[str, Field(pattern=QUANTITY)]
 
 
