@@ -349,7 +349,7 @@ def _service_target_port(service: dict, port_ref) -> int | str | None:
 def _pods_behind(service: dict, pods) -> list:
     selector = (service.get("spec") or {}).get("selector") or {}
     namespace = service["metadata"].get("namespace")
-    return [(o, p) for o, p in pods if selector and p.namespace == namespace and scan._labels_match({"matchLabels": selector}, p.label_dict)]
+    return [(o, p) for o, p in pods if selector and p.namespace == namespace and scan.selector_matches({"matchLabels": selector}, p.label_dict)]
 
 
 def scrape_targets(monitor: dict, services: list[dict], pods) -> list[tuple[dict, int]]:
@@ -358,14 +358,14 @@ def scrape_targets(monitor: dict, services: list[dict], pods) -> list[tuple[dict
     out = []
     if monitor["kind"] == "PodMonitor":
         for obj, pod in pods:
-            if pod.namespace in namespaces and scan._labels_match(spec.get("selector") or {}, pod.label_dict):
+            if pod.namespace in namespaces and scan.selector_matches(spec.get("selector") or {}, pod.label_dict):
                 for endpoint in spec.get("podMetricsEndpoints") or []:
                     number = pod.resolve(endpoint.get("port") or endpoint.get("targetPort"))
                     if number:
                         out.append((obj, number))
         return out
     for service in services:
-        if service["metadata"].get("namespace") not in namespaces or not scan._labels_match(spec.get("selector") or {}, service["metadata"].get("labels") or {}):
+        if service["metadata"].get("namespace") not in namespaces or not scan.selector_matches(spec.get("selector") or {}, service["metadata"].get("labels") or {}):
             continue
         for endpoint in spec.get("endpoints") or []:
             target = _service_target_port(service, endpoint.get("port")) if endpoint.get("port") else endpoint.get("targetPort")
