@@ -188,7 +188,7 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
         config = stack_config.load_from_files(stack, stack_file=stack_file)
         run = run_stack(stack, stack_file=stack_file)
     except stack_config.ConfigError as error:
-        err.print(f"[red]error:[/] {error}", markup=True, highlight=False)
+        err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     plan_doc = write_outputs(run, out_dir)
 

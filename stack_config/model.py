@@ -171,7 +171,7 @@ class GpuNodeGroupConfig(ConfigModel):
     capacityType: CapacityType = "ON_DEMAND"
     minSize: Annotated[int, Field(ge=0)] = 0
     desiredSize: Annotated[int, Field(ge=0)] = 0
-    maxSize: Annotated[int, Field(ge=1)] = 2
+    maxSize: Annotated[int, Field(ge=0)] = 2
     amiType: GpuAmiType = "AL2023_x86_64_NVIDIA"
     diskSizeGiB: Annotated[int, Field(ge=50, le=16384)] = 100
     labels: dict[str, str] = {}
@@ -185,6 +185,8 @@ class GpuNodeGroupConfig(ConfigModel):
     @model_validator(mode="after")
     def _check(self):
         found = _scaling_problems(self.minSize, self.desiredSize, self.maxSize)
+        if self.maxSize == 0 and self.minSize == 0:
+            found.append(("maxSize", "must be >= 1 (a pool with maxSize 0 can never run a node)"))
         types = [GPU_INSTANCE_TYPES[t] for t in self.instanceTypes]
         wrong_arch = [t.name for t in types if t.arch != AMI_ARCH[self.amiType]]
         if wrong_arch:

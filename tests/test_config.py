@@ -86,7 +86,10 @@ def test_stack_files_differ_only_in_values():
 
 def test_min_greater_than_max_names_the_key():
     found = problems(network=NETWORK, gpuNodeGroups=[good_pool(minSize=1, desiredSize=1, maxSize=0)])
-    assert "ai-platform:gpuNodeGroups[0].maxSize: input should be greater than or equal to 1 (got 0)" in found
+    assert found == ["ai-platform:gpuNodeGroups[0].maxSize: must be >= minSize (got 0 < 1)",
+                     "ai-platform:gpuNodeGroups[0].desiredSize: must be <= maxSize (got 1 > 0)"]
+    found = problems(network=NETWORK, gpuNodeGroups=[good_pool(minSize=0, desiredSize=0, maxSize=0)])
+    assert found == ["ai-platform:gpuNodeGroups[0].maxSize: must be >= 1 (a pool with maxSize 0 can never run a node)"]
     found = problems(network=NETWORK, gpuNodeGroups=[good_pool(minSize=3, desiredSize=3, maxSize=2)])
     assert found == ["ai-platform:gpuNodeGroups[0].maxSize: must be >= minSize (got 2 < 3)",
                      "ai-platform:gpuNodeGroups[0].desiredSize: must be <= maxSize (got 3 > 2)"]
@@ -162,3 +165,11 @@ def test_plan_cli_reports_bad_config_without_traceback(tmp_path):
     assert "ai-platform:network.vpcCidr" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "out").exists(), "a bad config must write nothing"
+
+
+def test_readme_configuration_reference_is_generated_from_the_model():
+    from stack_config import reference
+
+    readme = (PROJECT / "README.md").read_text()
+    start, end = readme.index(reference.BEGIN), readme.index(reference.END) + len(reference.END)
+    assert readme[start:end] == reference.table(), "README is stale: python -m stack_config.reference"
