@@ -65,17 +65,24 @@ def test_pulumi_yaml_declares_every_key_with_the_model_default():
     for name, field in StackConfig.model_fields.items():
         if name == "region":
             continue
-        # A declaration without a default would make a key required for every stack, so required
-        # keys and optional secrets (set with `pulumi config set --secret`) are documented in comments.
-        if field.is_required() or name in SECRET_KEYS:
-            assert f"# {name} (" in text, f"key {name} is not documented in Pulumi.yaml"
+        # A declaration without a default makes a key required for every stack, so optional
+        # secrets (set with `pulumi config set --secret`) are documented in comments instead.
+        if name in SECRET_KEYS:
+            assert f"# {name} (" in text and name not in declared, f"secret key {name} must be documented, not declared"
             continue
         assert name in declared, f"{name} missing from Pulumi.yaml config"
         decl = declared[name]
-        default = decl.get("default", decl.get("value"))
-        assert default == _model_default(StackConfig, name), name
+        assert decl.get("description"), f"{name} has no description"
+        assert "value" not in decl, f"{name}: a project-level value cannot be overridden per stack like a default"
+        if field.is_required():
+            assert "default" not in decl, f"{name} is required by the model but has a default in Pulumi.yaml"
+        else:
+            assert decl.get("default") == _model_default(StackConfig, name), name
+        # The shape the Pulumi CLI's project schema accepts for a config declaration.
+        assert set(decl) <= {"type", "items", "description", "secret", "default"}, name
         if "type" in decl:
-            assert decl.get("description"), f"{name} has no description"
+            assert decl["type"] in ("string", "integer", "boolean", "array"), name
+            assert decl["type"] != "array" or "items" in decl, f"{name}: an array declaration needs items"
 
 
 def test_stack_files_differ_only_in_values():
