@@ -5,9 +5,11 @@ in this repository (run here, exactly as the workflow runs it)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -324,8 +326,53 @@ def test_dev_then_prod_behind_the_production_environment_then_smoke():
         assert creds["with"]["role-to-assume"] == f"${{{{ vars.AWS_ROLE_ARN_{name.upper()} }}}}"
         assert creds["with"]["aws-region"] == config_region(name)
         assert creds["with"]["role-duration-seconds"] <= stack_config.load_from_files(name).ciRole.maxSessionHours * 3600
-    assert prod["steps"][-1]["run"] == ".venv/bin/python -m platformctl smoke --stack prod"
+    assert prod["steps"][-1] is step_named(prod, "Smoke test")
     assert prod["steps"].index(steps_using(prod, "pulumi/actions")[0]) < len(prod["steps"]) - 1
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _run_smoke_step(tmp_path: Path, outputs: dict) -> subprocess.CompletedProcess:
+    """The prod job's smoke step as the runner runs it, with a stand-in `pulumi` that prints
+    `outputs` for `pulumi stack output --json --stack prod`."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "pulumi"
+    (tmp_path / "outputs.src.json").write_text(json.dumps(outputs))
+    fake.write_text(f'#!/bin/bash\n[ "$*" = "stack output --json --stack prod" ] || exit 9\ncat {tmp_path / "outputs.src.json"}\n')
+    fake.chmod(0o755)
+    script = step_named(load(DEPLOY)["jobs"]["prod"], "Smoke test")["run"]
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path)}
+    return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_smoke_step_checks_every_deployment_of_the_prod_outputs_and_fails_if_any_fails(tmp_path):
+    """prod has several Triton deployments, so `smoke --stack prod` alone would stop at "choose
+    one with --deployment": the step must check each one from the stack outputs."""
+    from tests.harness import plan
+
+    exported = plan("prod").outputs["tritonDeployments"].value
+    assert len(exported) > 1, "prod ships several deployments"
+    # Nothing listens on these ports: every check fails fast, and each URL shows which deployment ran.
+    urls = {name: f"http://127.0.0.1:{_free_port()}" for name in exported}
+    outputs = {"tritonDeployments": {name: {**values, "httpUrl": urls[name], "externalHttpUrl": None,
+                                            "openaiUrl": None}
+                                     for name, values in exported.items()}}
+    result = _run_smoke_step(tmp_path, outputs)
+    assert result.returncode == 1, result.stdout + result.stderr  # a failed check, not a usage error (2)
+    for name, url in urls.items():
+        assert f"smoke: {url}" in result.stdout, f"deployment {name} was not checked"
+    assert "choose one with --deployment" not in result.stderr
+
+
+def test_smoke_step_fails_when_the_stack_exports_no_deployment(tmp_path):
+    result = _run_smoke_step(tmp_path, {"tritonDeployments": {}})
+    assert result.returncode == 1 and "exports no tritonDeployments" in result.stdout
 
 
 def test_deploys_are_skipped_until_the_repository_is_connected():
@@ -346,7 +393,10 @@ def _platformctl_commands() -> list[tuple[str, list[str]]]:
                 for line in step.get("run", "").splitlines():
                     if "platformctl" in line:
                         words = shlex.split(line.replace("$PLAN_DIR", "build/plan/dev").replace("$STACK", "dev"))
-                        found.append((line, words[words.index("platformctl") + 1:]))
+                        words = words[words.index("platformctl") + 1:]
+                        # The command ends where the shell's control operators begin.
+                        ends = [i for i, word in enumerate(words) if word in ("||", "&&", "|", ";")]
+                        found.append((line, words[:ends[0]] if ends else words))
     return found
 
 
