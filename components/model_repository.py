@@ -16,7 +16,8 @@ import pulumi_aws as aws
 
 from components.iam import irsa_trust_policy
 
-S3_BUCKET_TYPE = "aws:s3/bucket:Bucket"
+# Object the program keeps under every reader prefix (see ModelRepository).
+PREFIX_MARKER = ".keep"
 
 
 def bucket_arn(partition: str, bucket: str) -> str:
@@ -46,6 +47,18 @@ def reader_policy(partition: str, bucket: str, prefix: str, kms_key_arn: Optiona
     return json.dumps({
         "Version": "2012-10-17",
         "Statement": [
+            {
+                # Triton sends HeadBucket before every listing, and S3 authorizes HeadBucket as
+                # s3:ListBucket *without* a prefix: the prefix condition below alone refuses it
+                # and Triton cannot even start. `Null` admits only prefix-less requests, which is
+                # the least S3 allows for HeadBucket: the role can see key names at the bucket
+                # root, never read an object outside its prefix.
+                "Sid": "HeadModelBucket",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": arn,
+                "Condition": {"Null": {"s3:prefix": "true"}},
+            },
             {
                 "Sid": "ListModelPrefix",
                 "Effect": "Allow",
@@ -184,7 +197,7 @@ class ModelRepository(pulumi.ComponentResource):
             f"{name}-versioning", bucket=bucket.bucket,
             versioning_configuration={"status": "Enabled"}, opts=sub,
         )
-        aws.s3.BucketServerSideEncryptionConfiguration(
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-encryption", bucket=bucket.bucket,
             rules=[{
                 "apply_server_side_encryption_by_default": {
@@ -226,6 +239,24 @@ class ModelRepository(pulumi.ComponentResource):
             # S3 refuses a bucket policy while the public access block is being changed.
             opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, public_access]),
         )
+
+        # Triton refuses to start on a repository path with no object under it ("repository
+        # path is not a valid directory"), which is every prefix of a new bucket: without this
+        # marker the first `pulumi up` would wait out the startup budget on crash-looping pods.
+        # Hidden, so Triton sees no model in it and `models push --prune` leaves it alone.
+        named_by: dict[str, RepositoryReader] = {}
+        for reader in args.readers:
+            named_by.setdefault(reader.prefix, reader)  # deployments may share a prefix
+        for prefix, reader in named_by.items():
+            aws.s3.BucketObjectv2(
+                f"{name}-prefix-{reader.name}",
+                bucket=bucket.bucket,
+                key=f"{prefix}/{PREFIX_MARKER}",
+                content=f"Keeps s3://{bucket_name}/{prefix}/ a valid (empty) Triton model repository. Do not delete.\n",
+                content_type="text/plain",
+                # Written after default encryption is set, so it is encrypted like the models.
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, encryption]),
+            )
 
         self.reader_role_arns = {}
         for reader in args.readers:

@@ -12,7 +12,7 @@ from pulumi.runtime.settings import ROOT
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
-from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
+from components.model_repository import PREFIX_MARKER, ModelRepository, ModelRepositoryArgs, RepositoryReader
 from components.triton import service_account_name
 from platformctl.mockrun import PreviewMocks, RecordingMonitor
 from tests.harness import COMPUTED, STACKS, config_for, inputs, json_policy, plan, plan_with, stack_values
@@ -136,6 +136,29 @@ def test_customer_managed_key_is_used_for_encryption_and_granted_to_readers_only
     assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-west-2.amazonaws.com"}}
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_deployment_prefix_exists_before_any_model_is_pushed(stack):
+    """Triton exits on a repository path with nothing under it, which is every prefix of a new
+    bucket: the program writes a hidden marker under each, after default encryption is set."""
+    run = plan(stack)
+    markers = [r for r in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")]
+    prefixes = sorted({d.modelPrefix for d in config_for(stack).tritonDeployments})
+    assert sorted(inputs(m)["key"] for m in markers) == [f"{p}/{PREFIX_MARKER}" for p in prefixes]
+    encryption = sub_resource(run, "BucketServerSideEncryptionConfiguration")
+    for marker in markers:
+        assert inputs(marker)["bucket"] == bucket_name(stack)
+        assert encryption.urn in marker.dependencies
+    # Hidden: `models push` neither uploads nor prunes such keys (tests/test_models_push.py).
+    assert PREFIX_MARKER.startswith(".")
+
+
+def test_deployments_sharing_a_prefix_share_one_marker():
+    resources = record(build_repository(readers=[RepositoryReader("a", "ns", "a", "triton/shared"),
+                                                 RepositoryReader("b", "ns", "b", "triton/shared")]))
+    markers = [r for r in resources if r.type == "aws:s3/bucketObjectv2:BucketObjectv2"]
+    assert [(r.name, inputs(r)["key"]) for r in markers] == [("repo-prefix-a", f"triton/shared/{PREFIX_MARKER}")]
+
+
 # --- read-only roles (IRSA) ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -149,7 +172,12 @@ def test_each_deployment_reads_only_its_own_prefix(stack):
         assert_least_privilege(document)
         prefix = deployment.modelPrefix
         statements = {s["Sid"]: s for s in document["Statement"]}
-        assert set(statements) == {"ListModelPrefix", "ReadModels"}
+        assert set(statements) == {"HeadModelBucket", "ListModelPrefix", "ReadModels"}
+        # Triton's HeadBucket needs s3:ListBucket without a prefix; only prefix-less requests pass.
+        assert statements["HeadModelBucket"] == {
+            "Sid": "HeadModelBucket", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn,
+            "Condition": {"Null": {"s3:prefix": "true"}},
+        }
         assert statements["ListModelPrefix"] == {
             "Sid": "ListModelPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": arn,
             "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}},
@@ -220,7 +248,7 @@ def test_arns_follow_the_partition():
     resources = record(build_repository())
     reader = json.loads(inputs(by_name(resources, "repo-reader-vision", ROLE_POLICY))["policy"])
     resources_named = [r for s in reader["Statement"] for r in as_list(s["Resource"])]
-    assert resources_named == ["arn:aws-cn:s3:::models-cn", "arn:aws-cn:s3:::models-cn/triton/vision/*"]
+    assert resources_named == ["arn:aws-cn:s3:::models-cn", "arn:aws-cn:s3:::models-cn", "arn:aws-cn:s3:::models-cn/triton/vision/*"]
     bucket_policy = json.loads(inputs(by_name(resources, "repo-tls-only", "aws:s3/bucketPolicy:BucketPolicy"))["policy"])
     assert bucket_policy["Statement"][0]["Resource"] == ["arn:aws-cn:s3:::models-cn", "arn:aws-cn:s3:::models-cn/*"]
 

@@ -211,6 +211,20 @@ def test_prune_stays_inside_the_prefix(capsys, s3, repo):
     assert {"llm/qwen/config.pbtxt", "standard-old/x"} <= set(keys(s3))
 
 
+def test_hidden_remote_keys_are_neither_pruned_nor_reported(capsys, s3, repo):
+    """The stack keeps a hidden marker under each prefix so Triton starts on an empty one;
+    hidden files are never pushed, so they are never pruned either."""
+    from components.model_repository import PREFIX_MARKER
+
+    s3.put_object(Bucket=s3.bucket, Key=f"standard/{PREFIX_MARKER}", Body=b"marker")
+    s3.put_object(Bucket=s3.bucket, Key="standard/gone/config.pbtxt", Body=b"stale")
+    code, out, _ = push(capsys, s3, repo)
+    assert code == 0 and "note: 1 remote object(s)" in out
+    code, out, _ = push(capsys, s3, repo, "--prune")
+    assert code == 0 and "deleted 1" in out
+    assert set(keys(s3)) == EXPECTED_KEYS | {f"standard/{PREFIX_MARKER}"}
+
+
 def test_dry_run_changes_nothing(capsys, s3, repo):
     code, out, _ = push(capsys, s3, repo, "--dry-run")
     assert code == 0

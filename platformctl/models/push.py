@@ -96,6 +96,11 @@ def object_key(prefix: str, rel: str) -> str:
     return f"{prefix}/{rel}" if prefix else rel
 
 
+def relative_key(prefix: str, key: str) -> str:
+    """The inverse of object_key, for keys listed under `prefix/`."""
+    return key[len(prefix) + 1:] if prefix else key
+
+
 def make_client(endpoint_url: str | None, concurrency: int, region: str | None = None):
     """An S3 client sized for `concurrency` parallel requests. Without endpoint_url, boto3 still
     honours AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 and the usual credential chain."""
@@ -107,16 +112,20 @@ def make_client(endpoint_url: str | None, concurrency: int, region: str | None =
     return boto3.session.Session().client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
 
 
+def _hidden(rel: str) -> bool:
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
 def local_files(models: Iterable[ModelInfo], root: Path) -> list[LocalFile]:
     """Every file of every model directory; hidden files and directories (.git, .DS_Store) are
     not part of a model and are not pushed."""
     files = []
     for model in models:
         for path in sorted(model.directory.rglob("*")):
-            rel_parts = path.relative_to(root).parts
-            if any(part.startswith(".") for part in rel_parts) or not path.is_file():
+            rel = PurePosixPath(*path.relative_to(root).parts).as_posix()
+            if _hidden(rel) or not path.is_file():
                 continue
-            files.append(LocalFile(path, PurePosixPath(*rel_parts).as_posix(), path.stat().st_size, model.name))
+            files.append(LocalFile(path, rel, path.stat().st_size, model.name))
     return files
 
 
@@ -251,13 +260,15 @@ def plan_sync(client, root: Path, models: list[ModelInfo], bucket: str, prefix: 
             else:
                 plan.uploads.append(upload)
     wanted = {object_key(prefix, f.rel) for f in files}
-    stale = sorted(key for key in remote if key not in wanted)
+    # Hidden keys are never pushed, so they are not ours to prune either: among them the marker
+    # that keeps an empty prefix a valid Triton repository (components/model_repository.py).
+    stale = sorted(key for key in remote if key not in wanted and not _hidden(relative_key(prefix, key)))
     if not prune:
         plan.extra = stale
     else:
         local_models = {m.name for m in models}
         for key in stale:
-            parts = (key[len(prefix) + 1:] if prefix else key).split("/")
+            parts = relative_key(prefix, key).split("/")
             gone_config = len(parts) == 2 and parts[1] == CONFIG_FILE and parts[0] not in local_models
             (plan.delete_configs if gone_config else plan.delete_data).append(key)
     return plan
