@@ -8,6 +8,7 @@ group at its maxSize; everything else (control plane, NAT, load balancers) runs 
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -76,12 +77,64 @@ class Estimate:
 
 
 @dataclass(frozen=True)
+class Database:
+    name: str
+    instance_class: str
+    multi_az: bool
+    storage_gib: float  # allocated now
+    max_storage_gib: float  # what storage autoscaling may grow it to (= storage_gib without it)
+    storage_type: str = "gp3"
+
+
+@dataclass(frozen=True)
 class PlanFacts:
     """Billable things only the rendered program knows (counted from `plan.json`)."""
 
     load_balancers: int = 0
     kms_keys: int = 0
     interface_endpoint_zones: int = 0  # sum over interface VPC endpoints of their subnets
+    persistent_volume_gib: float = 0  # PVCs and the volume claims of Helm releases
+    databases: tuple[Database, ...] = ()
+    unsized_claims: tuple[str, ...] = ()  # claims whose size is unknown until deploy
+
+
+_BINARY_SUFFIXES = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1, "Ti": 2**10, "Pi": 2**20}
+_DECIMAL_SUFFIXES = {"": 1e-9 / 1.073741824, "k": 1e-6 / 1.073741824, "M": 1e-3 / 1.073741824,
+                     "G": 1 / 1.073741824, "T": 1e3 / 1.073741824, "P": 1e6 / 1.073741824}
+
+
+def quantity_gib(quantity: Any) -> float | None:
+    """A Kubernetes storage quantity ("50Gi", "1Ti", "500M") in GiB; None when not a quantity."""
+    if isinstance(quantity, (int, float)) and not isinstance(quantity, bool):
+        return quantity * _DECIMAL_SUFFIXES[""]
+    if not isinstance(quantity, str):
+        return None
+    match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]i|[kMGTP]?)\s*", quantity)
+    if not match:
+        return None
+    number, suffix = float(match.group(1)), match.group(2)
+    return number * (_BINARY_SUFFIXES.get(suffix) or _DECIMAL_SUFFIXES[suffix])
+
+
+def _helm_claims(values: Any, path: str = "values") -> list[tuple[str, Any]]:
+    """(where, size) of every volume a chart is asked to claim: `volumeClaimTemplate`s
+    (kube-prometheus-stack's Prometheus/Alertmanager) and enabled `persistence.size` (Grafana)."""
+    found = []
+    if isinstance(values, dict):
+        template = values.get("volumeClaimTemplate")
+        if isinstance(template, dict):
+            size = (((template.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage")
+            found.append((f"{path}.volumeClaimTemplate", size))
+        persistence = values.get("persistence")
+        if isinstance(persistence, dict) and persistence.get("enabled") is True and "size" in persistence:
+            found.append((f"{path}.persistence", persistence["size"]))
+        for key, value in values.items():
+            if key not in ("volumeClaimTemplate", "persistence"):
+                found += _helm_claims(value, f"{path}.{key}")
+    elif isinstance(values, list):
+        for index, value in enumerate(values):
+            found += _helm_claims(value, f"{path}[{index}]")
+    return found
 
 
 def _has_load_balancer_service(values: Any) -> bool:
@@ -95,24 +148,55 @@ def _has_load_balancer_service(values: Any) -> bool:
     return False
 
 
+def _storage_gib(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
 def facts_from_plan(plan_doc: dict) -> PlanFacts:
     load_balancers = kms_keys = endpoint_zones = 0
+    volume_gib = 0.0
+    databases: list[Database] = []
+    unsized: list[str] = []
+
+    def claim(where: str, size: Any) -> None:
+        nonlocal volume_gib
+        gib = quantity_gib(size)
+        if gib is None:
+            unsized.append(where)
+        else:
+            volume_gib += gib
+
     for resource in plan_doc.get("resources", []):
         kind, inputs = resource.get("type", ""), resource.get("inputs") or {}
+        name = resource.get("name", "?")
         if kind in ("aws:lb/loadBalancer:LoadBalancer", "aws:alb/loadBalancer:LoadBalancer"):
             load_balancers += 1
         elif kind == "kubernetes:core/v1:Service" and (inputs.get("spec") or {}).get("type") == "LoadBalancer":
             load_balancers += 1
         elif kind == "kubernetes:networking.k8s.io/v1:Ingress":
             load_balancers += 1
-        elif kind == "kubernetes:helm.sh/v3:Release" and _has_load_balancer_service(inputs.get("values")):
-            load_balancers += 1
+        elif kind == "kubernetes:helm.sh/v3:Release":
+            values = inputs.get("values")
+            if _has_load_balancer_service(values):
+                load_balancers += 1
+            for where, size in _helm_claims(values):
+                claim(f"{name}: {where}", size)
+        elif kind == "kubernetes:core/v1:PersistentVolumeClaim":
+            claim(f"PersistentVolumeClaim {name}",
+                  (((inputs.get("spec") or {}).get("resources") or {}).get("requests") or {}).get("storage"))
+        elif kind == "aws:rds/instance:Instance":
+            allocated = _storage_gib(inputs.get("allocatedStorage")) or 0.0
+            databases.append(Database(
+                name, str(inputs.get("instanceClass")), inputs.get("multiAz") is True, allocated,
+                max(allocated, _storage_gib(inputs.get("maxAllocatedStorage")) or 0.0),
+                str(inputs.get("storageType") or "gp2"),
+            ))
         elif kind == "aws:kms/key:Key":
             kms_keys += 1
         elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint" and inputs.get("vpcEndpointType") == "Interface":
             subnets = inputs.get("subnetIds")
             endpoint_zones += len(subnets) if isinstance(subnets, list) else 1
-    return PlanFacts(load_balancers, kms_keys, endpoint_zones)
+    return PlanFacts(load_balancers, kms_keys, endpoint_zones, round(volume_gib, 3), tuple(databases), tuple(unsized))
 
 
 def _node_price(
@@ -150,6 +234,32 @@ def _group_item(
     return LineItem(name, detail, hourly * min_size, hourly * max_size)
 
 
+def config_databases(config: StackConfig) -> tuple[Database, ...]:
+    """The RDS instance the config asks for (preflight has no plan to count it from)."""
+    ui = config.openWebUi
+    if not ui.enabled or ui.persistence.database != "postgres":
+        return ()
+    pg = ui.persistence.postgres
+    return (Database("openwebui-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB, pg.maxAllocatedStorageGiB),)
+
+
+def _database_item(db: Database, rates: Any, hours_per_month: int, notes: list[str]) -> LineItem:
+    """An RDS instance: the instance (twice with a Multi-AZ standby) plus its storage, idle at the
+    allocated size and peak at the size storage autoscaling may reach."""
+    name = f"Database {db.name}"
+    hourly = rates.database_hour(db.instance_class, db.multi_az)
+    copies = 2 if db.multi_az else 1
+    deployment = "Multi-AZ" if db.multi_az else "Single-AZ"
+    sizes = f"{db.storage_gib:g}-{db.max_storage_gib:g}" if db.max_storage_gib != db.storage_gib else f"{db.storage_gib:g}"
+    if hourly is None:
+        notes.append(f"{name}: no price for {db.instance_class} in the table; not in the totals")
+        return LineItem(name, f"RDS PostgreSQL {db.instance_class}, {deployment}: no price", 0.0, 0.0, priced=False)
+    storage_hour = copies * rates.rds_gp3_gb_month / hours_per_month
+    detail = (f"RDS PostgreSQL {db.instance_class}, {deployment}, ${hourly:.4f}/h; {sizes} GiB {db.storage_type} "
+              f"at ${rates.rds_gp3_gb_month}/GB-month{' x 2' if db.multi_az else ''}")
+    return LineItem(name, detail, hourly + db.storage_gib * storage_hour, hourly + db.max_storage_gib * storage_hour)
+
+
 def estimate(
     config: StackConfig,
     prices: PriceBook | None = None,
@@ -160,8 +270,9 @@ def estimate(
     """Line items of the stack's running cost. Raises PricesUnavailable when no price source covers
     the region (the table only covers a few; `--live-prices` covers all).
 
-    Without `plan_facts` (preflight), load balancers are assumed (DEFAULT_LOAD_BALANCERS); with
-    them (plan), they are counted, and KMS keys and interface endpoints are added."""
+    Without `plan_facts` (preflight), load balancers are assumed (DEFAULT_LOAD_BALANCERS) and the
+    database comes from the config; with them (plan), they are counted, and persistent volumes, KMS
+    keys and interface endpoints are added."""
     if not 0 <= spot_discount < 1:
         raise ValueError(f"spot discount must be in [0, 1), got {spot_discount}")
     prices = prices or TablePrices(config.region)
@@ -213,6 +324,19 @@ def estimate(
         f"node root volumes gp3, {idle_gib}-{peak_gib} GiB at ${rates.gp3_gb_month}/GB-month",
         idle_gib * gb_hour, peak_gib * gb_hour,
     ))
+
+    if plan_facts is not None and (plan_facts.persistent_volume_gib or plan_facts.unsized_claims):
+        gib = plan_facts.persistent_volume_gib
+        pv_hourly = gib * gb_hour
+        items.append(LineItem(
+            "Persistent volumes",
+            f"{gib:g} GiB claimed (PVCs and chart volume claims, one replica each) gp3 at ${rates.gp3_gb_month}/GB-month",
+            pv_hourly, pv_hourly,
+        ))
+        if plan_facts.unsized_claims:
+            notes.append(f"size unknown until deploy, not in the totals: {', '.join(plan_facts.unsized_claims)}")
+    for db in plan_facts.databases if plan_facts is not None else config_databases(config):
+        items.append(_database_item(db, rates, prices.hours_per_month, notes))
 
     if plan_facts is None:
         load_balancers, basis = DEFAULT_LOAD_BALANCERS, "assumed"

@@ -3,8 +3,8 @@
 The table (`prices.json`) holds on-demand list prices for the regions and instance types this
 platform is usually deployed with. It is dated, and the date is printed with every estimate,
 because list prices move. `--live-prices` asks the Pricing API for the instance types instead;
-the fixed rates (EKS control plane, NAT, EBS, load balancers) always come from the table, since
-they are the same in every covered region and rarely change.
+the fixed rates (EKS control plane, NAT, EBS, load balancers, RDS) always come from the table,
+since they are the same in every covered region and rarely change.
 """
 
 from __future__ import annotations
@@ -35,6 +35,13 @@ class FixedRates:
     load_balancer_hour: float
     kms_key_month: float
     interface_endpoint_hour: float  # per endpoint and zone
+    rds_gp3_gb_month: float  # Single-AZ; Multi-AZ bills it twice
+    rds_instance_hours: dict[str, float] = field(default_factory=dict)  # PostgreSQL, Single-AZ
+
+    def database_hour(self, instance_class: str, multi_az: bool) -> float | None:
+        """$/hour of an RDS PostgreSQL instance (a Multi-AZ standby doubles it), None if not in the table."""
+        hourly = self.rds_instance_hours.get(instance_class)
+        return None if hourly is None else hourly * (2 if multi_az else 1)
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,8 @@ def _rates(entry: dict[str, Any]) -> FixedRates:
         load_balancer_hour=float(entry["loadBalancerHour"]),
         kms_key_month=float(entry["kmsKeyMonth"]),
         interface_endpoint_hour=float(entry["interfaceEndpointHour"]),
+        rds_gp3_gb_month=float(entry["rdsGp3GbMonth"]),
+        rds_instance_hours={k: float(v) for k, v in entry["rdsPostgresInstances"].items()},
     )
 
 

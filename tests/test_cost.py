@@ -223,3 +223,52 @@ def test_plan_prints_the_estimate_as_a_section(dev):
     assert code == 0
     assert "Estimated cost (us-west-2)" in text and "Estimated cost (us-west-2)" in out.getvalue()
     assert "0 x $0.0225/h (counted in the plan" in text
+
+
+def test_plan_facts_count_persistent_volumes_and_databases():
+    plan_doc = {"resources": [
+        {"type": "kubernetes:core/v1:PersistentVolumeClaim", "name": "data",
+         "inputs": {"spec": {"resources": {"requests": {"storage": "10Gi"}}}}},
+        {"type": "kubernetes:core/v1:PersistentVolumeClaim", "name": "later",
+         "inputs": {"spec": {"resources": {"requests": {"storage": "<computed>"}}}}},
+        {"type": "kubernetes:helm.sh/v3:Release", "name": "monitoring", "inputs": {"values": {
+            "prometheus": {"prometheusSpec": {"storageSpec": {"volumeClaimTemplate": {
+                "spec": {"resources": {"requests": {"storage": "1Ti"}}}}}}},
+            "grafana": {"persistence": {"enabled": True, "size": "512Mi"}},
+            "loki": {"persistence": {"enabled": False, "size": "100Gi"}},
+        }}},
+        {"type": "aws:rds/instance:Instance", "name": "db", "inputs": {
+            "instanceClass": "db.t4g.large", "multiAz": True, "allocatedStorage": 50.0,
+            "maxAllocatedStorage": 200.0, "storageType": "gp3"}},
+    ]}
+
+    facts = cost.facts_from_plan(plan_doc)
+
+    assert facts.persistent_volume_gib == pytest.approx(10 + 1024 + 0.5)
+    assert facts.unsized_claims == ("PersistentVolumeClaim later",)
+    assert facts.databases == (cost.Database("db", "db.t4g.large", True, 50.0, 200.0, "gp3"),)
+    assert cost.quantity_gib("20G") == pytest.approx(20e9 / 2**30) and cost.quantity_gib("lots") is None
+
+
+def test_prod_plan_prices_its_claimed_volumes_and_its_multi_az_database(prod):
+    from tests.harness import plan
+
+    est = cost.estimate(prod, plan_facts=cost.facts_from_plan(plan("prod").to_json()))
+
+    # Prometheus 200Gi + Alertmanager 5Gi (chart claim templates) + the OpenWebUI data PVC 50Gi
+    assert est.item("Persistent volumes").idle_hourly == pytest.approx(255 * GP3 / HOURS)
+    # db.t4g.large Multi-AZ: instance and storage billed twice; storage may autoscale 50 -> 200 GiB
+    db = est.item("Database openwebui-db")
+    assert db.idle_hourly == pytest.approx(2 * 0.129 + 2 * 50 * 0.115 / HOURS)
+    assert db.peak_hourly == pytest.approx(2 * 0.129 + 2 * 200 * 0.115 / HOURS)
+    # preflight has no plan: the same database comes from the config
+    assert cost.estimate(prod).item("Database openwebui-db") == db
+    assert est.idle_hourly == pytest.approx(sum(i.idle_hourly for i in est.items))
+
+
+def test_database_class_outside_the_table_is_named_and_left_out(prod):
+    facts = cost.PlanFacts(databases=(cost.Database("db", "db.x2iedn.32xlarge", False, 20, 20),))
+    est = cost.estimate(prod, plan_facts=facts)
+
+    assert not est.item("Database db").priced and not est.complete
+    assert "Database db: no price for db.x2iedn.32xlarge in the table; not in the totals" in est.notes
