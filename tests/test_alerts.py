@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from components import monitoring
+from components import gpu_operator, monitoring
 from components.dashboards import KNOWN_METRICS, metric_names
+from components.gpu_node_group import GPU_TAINT
 from stack_config.gpu_stack import AlertThresholds
 from tests import harness
 
@@ -153,6 +154,79 @@ def test_xid_alert_names_the_xid_value():
         if rule["alert"] == "GpuXidError":
             assert "DCGM_FI_DEV_XID_ERRORS" in rule["expr"]
             assert "Xid {{ $value }}" in rule["annotations"]["summary"]
+
+
+# --- alert selectors match what the platform deploys -------------------------------------------
+# promtool tests feed series with hand-written labels, so they cannot notice a selector that never
+# matches a real target (e.g. a `job` the platform does not produce). These tests derive the labels
+# from the planned objects instead.
+
+def _matchers(expr: str, metric: str) -> dict[str, tuple[str, str]]:
+    """Label matchers of the first `metric{...}` selector in `expr`: {label: (op, value)}."""
+    match = re.search(re.escape(metric) + r"\{([^}]*)\}", expr)
+    assert match, f"no {metric}{{...}} selector in {expr!r}"
+    return {label: (op, value) for label, op, value in re.findall(r'(\w+)\s*(=~|!~|!=|=)\s*"([^"]*)"', match.group(1))}
+
+
+def _selects(matchers: dict[str, tuple[str, str]], labels: dict[str, str]) -> bool:
+    for label, (op, value) in matchers.items():
+        actual = labels.get(label, "")
+        if (op == "=" and actual != value) or (op == "!=" and actual == value) \
+                or (op == "=~" and not re.fullmatch(value, actual)) or (op == "!~" and re.fullmatch(value, actual)):
+            return False
+    return True
+
+
+def _expr(alert: str) -> str:
+    [expr] = {rule["expr"] for rule in alert_rules() if rule["alert"] == alert}
+    return expr
+
+
+def _triton_targets(run) -> tuple[list[dict], list[dict]]:
+    """(`up` target labels of every Triton scrape endpoint, container labels of every other
+    Deployment's containers), as prometheus-operator and kube-state-metrics would label them."""
+    objects = [harness.inputs(r) for r in run.kubernetes_objects()]
+    of_kind = lambda kind: [o for o in objects if o.get("kind") == kind]  # noqa: E731
+    deployments = of_kind("Deployment")
+    targets, triton_deployments = [], set()
+    for monitor in of_kind("ServiceMonitor"):
+        if monitor["metadata"]["labels"].get("app.kubernetes.io/name") != "triton":
+            continue
+        namespace = monitor["metadata"]["namespace"]
+        [service] = [s for s in of_kind("Service") if s["metadata"]["namespace"] == namespace
+                     and monitoring.selector_matches(monitor["spec"]["selector"], s["metadata"].get("labels", {}))]
+        [deployment] = [d for d in deployments if d["metadata"]["namespace"] == namespace and monitoring.selector_matches(
+            {"matchLabels": service["spec"]["selector"]}, d["spec"]["template"]["metadata"]["labels"])]
+        triton_deployments.add(id(deployment))
+        for endpoint in monitor["spec"]["endpoints"]:
+            [port] = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
+            [container] = [c for c in deployment["spec"]["template"]["spec"]["containers"]
+                           if any(cp.get("name") == port["targetPort"] for cp in c.get("ports", []))]
+            # No jobLabel on the ServiceMonitor: prometheus-operator names the job after the Service.
+            targets.append({"job": service["metadata"]["name"], "namespace": namespace, "container": container["name"]})
+    others = [{"namespace": d["metadata"]["namespace"], "container": c["name"]}
+              for d in deployments if id(d) not in triton_deployments for c in d["spec"]["template"]["spec"]["containers"]]
+    return targets, others
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_triton_alerts_select_the_triton_targets_and_containers_of_the_plan(stack):
+    targets, others = _triton_targets(harness.plan(stack))
+    assert len(targets) == len(harness.config_for(stack).tritonDeployments), targets
+    down = _matchers(_expr("TritonServerDown"), "up")
+    not_ready = _matchers(_expr("TritonServerNotReady"), "kube_pod_container_status_ready")
+    for target in targets:
+        assert _selects(down, target), f"TritonServerDown never sees {target}"
+        assert _selects(not_ready, target), f"TritonServerNotReady never sees {target}"
+    assert others, "no non-Triton Deployment to check the selectors against"
+    for labels in others:
+        assert not _selects(down, labels) and not _selects(not_ready, labels), f"Triton alerts would fire for {labels}"
+
+
+def test_dcgm_exporter_alert_uses_the_exporter_job_and_the_gpu_taint():
+    expr = _expr("DcgmExporterMissing")
+    assert _matchers(expr, "up") == {"job": ("=", gpu_operator.DCGM_JOB)}
+    assert _matchers(expr, "kube_node_spec_taint") == {"key": ("=", GPU_TAINT["key"])}
 
 
 # --- thresholds and the PrometheusRule ----------------------------------------------------------
