@@ -10,7 +10,8 @@ import urllib.request
 import pytest
 
 import stack_config
-from components.openwebui import SECRET_NAME, VERIFIED_ENV_NAMES, database_url, join_base_urls
+from components.monitoring import selector_matches
+from components.openwebui import LABELS, SECRET_NAME, VERIFIED_ENV_NAMES, database_url, join_base_urls
 from components.triton import endpoints
 from platformctl.mockrun import run_program
 from tests.harness import SECRET, config_for, inputs, plan, plan_with, stack_values
@@ -195,9 +196,11 @@ def test_postgres_is_an_encrypted_backed_up_protected_rds_reachable_only_from_th
     assert config_for("prod").openWebUi.persistence.database == "postgres"
     (instance,) = run.of_type("aws:rds/instance:Instance")
     db = inputs(instance)
+    pg = config_for("prod").openWebUi.persistence.postgres
     assert db["engine"] == "postgres"
     assert db["storageEncrypted"] is True
-    assert db["backupRetentionPeriod"] >= 1
+    assert db["backupRetentionPeriod"] == pg.backupRetentionDays >= 1
+    assert db["multiAz"] is pg.multiAz
     assert db["deletionProtection"] is True and db["skipFinalSnapshot"] is False
     assert db["publiclyAccessible"] is False
     assert db["password"] == SECRET
@@ -206,8 +209,13 @@ def test_postgres_is_an_encrypted_backed_up_protected_rds_reachable_only_from_th
     rule_inputs = inputs(rule)
     assert (rule_inputs["fromPort"], rule_inputs["toPort"], rule_inputs["ipProtocol"]) == (5432, 5432, "tcp")
     assert "referencedSecurityGroupId" in rule_inputs and "cidrIpv4" not in rule_inputs
+    # IDs are known only after deploy: where they come from shows in the dependencies.
+    (db_group,) = [r for r in run.of_type("aws:ec2/securityGroup:SecurityGroup") if r.name == "openwebui-db"]
+    assert set(rule.dependencies) == {db_group.urn, run.named("cluster-eks", "aws:eks/cluster:Cluster").urn}
+    assert db_group.urn in instance.dependencies
     (subnets,) = [r for r in run.of_type("aws:rds/subnetGroup:SubnetGroup") if r.name.startswith("openwebui")]
-    assert inputs(subnets)["subnetIds"]  # the private subnets (IDs known after deploy)
+    subnet_names = sorted(urn.rsplit("::", 1)[1] for urn in subnets.dependencies)
+    assert subnet_names == sorted(f"network-private-{zone}" for zone in config_for("prod").network.availabilityZones)
     env = env_of(run)
     assert env["DATABASE_URL"]["valueFrom"]["secretKeyRef"] == {"name": SECRET_NAME, "key": "DATABASE_URL"}
 
@@ -333,6 +341,12 @@ def test_trusted_header_is_reachable_only_through_oauth2_proxy():
     assert policy["ingress"] == [{"from": [{"podSelector": {"matchLabels": {
         "app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/part-of": "ai-platform"}}}],
         "ports": [{"port": 8080, "protocol": "TCP"}]}]
+    # Policies add up: no other one may admit anything else to OpenWebUI's pods.
+    policies = [inputs(r) for r in run.kubernetes_objects()
+                if inputs(r).get("kind") == "NetworkPolicy" and inputs(r)["metadata"]["namespace"] == "openwebui"]
+    admitting = [p["metadata"]["name"] for p in policies
+                 if p["spec"].get("ingress") and selector_matches(p["spec"]["podSelector"], LABELS)]
+    assert admitting == ["open-webui-from-oauth2-proxy-only"]
     assert "s3cr3t-client" not in str(run.to_json())
     assert run.outputs["openWebUiUrl"].value == "https://chat.example.com"
 
