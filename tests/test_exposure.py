@@ -52,6 +52,11 @@ def test_controller_is_a_pinned_release_running_as_its_own_irsa_role(stack):
     assert values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == COMPUTED
     role = run.named("aws-load-balancer-controller-irsa", "aws:iam/role:Role")
     assert role.parent_type == "ai-platform:exposure:LoadBalancerController"
+    # The computed values come from the stack's VPC and the controller's own role, and the pods
+    # start only once that role has its policy.
+    policy = run.named("aws-load-balancer-controller-irsa", "aws:iam/rolePolicy:RolePolicy")
+    assert set(release.dependencies) == {run.named("network-vpc", "aws:ec2/vpc:Vpc").urn, role.urn, policy.urn}
+    assert role.dependencies == [run.named("cluster-oidc", "aws:iam/openIdConnectProvider:OpenIdConnectProvider").urn]
 
 
 def test_controller_policy_is_upstreams_with_mutations_scoped_to_its_own_resources():
