@@ -278,6 +278,12 @@ def test_unreachable_endpoint_and_missing_credentials_are_clear_errors(capsys, s
     assert code == 1 and "no AWS credentials found" in err
 
 
+def test_malformed_endpoint_is_a_clear_error(capsys, repo):
+    assert main(["models", "push", str(repo), "--bucket", "b", "--prefix", "p", "--endpoint-url", "localhost:9000"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: Invalid endpoint: localhost:9000 (expected e.g. http://") and "Traceback" not in err
+
+
 def test_bucket_needs_prefix(capsys, repo):
     assert main(["models", "push", str(repo), "--bucket", "b"]) == 2
     assert "--bucket needs --prefix" in capsys.readouterr().err

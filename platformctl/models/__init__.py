@@ -122,6 +122,10 @@ def cmd_push(args: argparse.Namespace) -> int:
     start = time.monotonic()
     try:
         client = sync.make_client(args.endpoint_url, args.concurrency)
+    except ValueError as exc:  # botocore refuses a malformed endpoint URL when building the client
+        _err(f"{exc} (expected e.g. http://127.0.0.1:9000 or https://s3.example.com)")
+        return 2
+    try:
         cache = sync.DigestCache(sync.DigestCache.default_path())
         plan = sync.plan_sync(client, args.directory, models, bucket, prefix, prune=args.prune, cache=cache)
         if args.dry_run:
