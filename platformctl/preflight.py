@@ -495,7 +495,11 @@ def run_checks(config: StackConfig, clients: AwsClients) -> Report:
     except AWS_ERRORS as exc:
         reason = explain_error(exc, "sts:GetCallerIdentity")
         report.offline = reason
-        report.add(Check("credentials", WARN, reason, "configure AWS credentials for the target account"))
+        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+            fix = "check network access to the AWS API, or the --endpoint-url / AWS_ENDPOINT_URL override"
+        else:
+            fix = "configure AWS credentials for the target account"
+        report.add(Check("credentials", WARN, reason, fix))
         report.checks.extend(_offline_checks(config, reason))
         return report
     report.add(Check("credentials", OK, f"account {identity.get('Account')} ({identity.get('Arn')})"))

@@ -386,6 +386,7 @@ def test_unreachable_api_gives_warnings_and_the_offline_quota_need(tmp_path):
 
     assert code == 0, out + err
     assert "AWS API not reachable" in out
+    assert "check network access to the AWS API" in out and "configure AWS credentials" not in out
     assert "Live prices skipped (AWS API not reachable" in out  # no minute of pricing timeouts
     assert "needs 0 vCPUs at desired, 8 at max; not checked" in out
     assert "make sure 'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8 in us-west-2" in out
