@@ -237,6 +237,7 @@ def test_only_gpu_pods_tolerate_the_gpu_taint_and_they_carry_limits_pool_and_pri
     run = harness.plan(stack)
     pools = {p.name for p in harness.config_for(stack).gpuNodeGroups}
     classes = {r.public_inputs()["metadata"]["name"] for r in run.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
+    gpu_pods = []
     for resource, pod in _pod_specs(run):
         tolerates = any(t.get("key") == GPU_TAINT["key"] for t in pod.get("tolerations", []))
         gpu_limits = [c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu") for c in pod["containers"]]
@@ -246,6 +247,10 @@ def test_only_gpu_pods_tolerate_the_gpu_taint_and_they_carry_limits_pool_and_pri
         assert any(gpu_limits), f"{resource.name} tolerates the GPU taint but requests no GPU"
         assert pod.get("nodeSelector", {}).get(POOL_LABEL) in pools, resource.name
         assert pod.get("priorityClassName") in classes, resource.name
+        gpu_pods.append(resource.name)
+    # Triton deployments (and dev's validation Jobs) must have been found, or the loop checked nothing.
+    expected = len(harness.config_for(stack).tritonDeployments) + len(run.of_type(JOB))
+    assert len(gpu_pods) == expected, gpu_pods
 
 
 # --- monitoring -------------------------------------------------------------------------------------
@@ -284,6 +289,31 @@ def test_grafana_admin_password_is_generated_referenced_and_never_plaintext():
     assert run.outputs["grafanaAdminUser"].public() == "admin"
     assert "port-forward svc/kube-prometheus-stack-grafana" in run.outputs["grafanaUrl"].public()
     assert "kube-prometheus-stack-alertmanager" in run.outputs["alertmanagerUrl"].public()
+
+
+def test_no_plaintext_grafana_password_anywhere_in_the_plan(tmp_path, monkeypatch):
+    """At preview the generated password is unknown, so searching plan.json for it would check
+    nothing: make the mock resolve it to a known value and look for that everywhere."""
+    from platformctl import mockrun
+    from platformctl.plan import write_outputs
+
+    canary = "GrafanaCanaryPassw0rd"
+    mock_new_resource = mockrun.PreviewMocks.new_resource
+
+    def new_resource(self, args):
+        resource_id, state = mock_new_resource(self, args)
+        if args.typ == "random:index/randomPassword:RandomPassword" and args.name == "monitoring-grafana-admin-password":
+            state = {**state, "result": canary}
+        return resource_id, state
+
+    monkeypatch.setattr(mockrun.PreviewMocks, "new_resource", new_resource)
+    run = mockrun.run_stack("dev")
+    output = run.outputs["grafanaAdminPassword"]
+    assert (output.value, output.known, output.secret) == (canary, True, True)  # the canary did flow
+    write_outputs(run, tmp_path)
+    leaks = [str(path.relative_to(tmp_path)) for path in tmp_path.rglob("*") if path.is_file() and canary in path.read_text()]
+    assert leaks == []
+    assert canary not in json.dumps(run.to_json())
 
 
 def test_slack_webhook_is_a_secret_end_to_end():
