@@ -223,3 +223,24 @@ def test_real_stack_plans_pass_every_policy(stack, tmp_path):
     result = policy_check.check_plan(json.loads((out / "plan.json").read_text()))
     assert result.config_source == f"policy/config.{stack}.json"
     assert [(f.policy, f.resource_name, f.message) for f in result.findings] == []
+    # Not a vacuous pass: at caps the stack cannot meet, the same plan fails on every GPU pool and
+    # on every GPU workload, so the policies did see them.
+    from policy.rules import parse_config
+
+    plan = json.loads((out / "plan.json").read_text())
+    pools = [r["name"] for r in plan["resources"] if r["type"] == "aws:eks/nodeGroup:NodeGroup" and r["name"].startswith("gpu-")]
+    gpu_workloads = [r["name"] for r in plan["resources"] if '"nvidia.com/gpu"' in json.dumps(
+        r["inputs"].get("spec", {}).get("template", {}).get("spec", {}).get("containers", []))]
+    assert pools and gpu_workloads
+    strict = parse_config({"all": "mandatory", "gpu-budget": {"maxGpus": 0},
+                           "gpu-node-group-limits": {"allowedInstanceTypes": ["p5.48xlarge"]}})
+    failed = policy_check.check_plan(plan, strict)
+    assert sorted(f.resource_name for f in failed.violations if f.policy == "gpu-node-group-limits") == sorted(pools)
+    assert [f.policy for f in failed.violations if f.policy == "gpu-budget"] == ["gpu-budget"]
+    assert failed.exit_code == 1
+    for r in plan["resources"]:
+        if r["name"] in gpu_workloads:
+            r["inputs"]["spec"]["template"]["spec"].pop("tolerations")
+    untolerated = policy_check.check_plan(plan, strict)
+    assert sorted(f.resource_name for f in untolerated.violations
+                  if f.policy == "gpu-workload-tolerates-taint") == sorted(gpu_workloads)
