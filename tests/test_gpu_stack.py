@@ -98,6 +98,34 @@ def test_time_slicing_reaches_node_labels_device_plugin_config_and_autoscaler_te
     assert gpu_tags == ["4"]
 
 
+def test_sharing_is_per_pool_time_slicing_and_mig_side_by_side():
+    """One time-sliced pool and one MIG pool: each gets its own device-plugin profile and node
+    labels, the MIG manager runs, and the MIG pool's validation Job asks for a MIG slice."""
+    mig_pool = dev_pool(name="mig", instanceTypes=["p4d.24xlarge"], capacityType="ON_DEMAND", maxSize=1,
+                        sharing={"mode": "mig", "migStrategy": "mixed", "migProfile": "all-1g.5gb"})
+    run = harness.plan_with("dev", gpuNodeGroups=[dev_pool(sharing={"mode": "timeSlicing", "replicas": 2}), mig_pool])
+    labels = {group["labels"][POOL_LABEL]: group["labels"] for group in
+              (r.public_inputs() for r in run.of_type("aws:eks/nodeGroup:NodeGroup")) if group["labels"].get(POOL_LABEL)}
+    assert labels["inference"]["nvidia.com/device-plugin.config"] == "timeslice-2"
+    assert "nvidia.com/mig.config" not in labels["inference"]
+    assert (labels["mig"]["nvidia.com/device-plugin.config"], labels["mig"]["nvidia.com/mig.config"]) == ("mig-mixed", "all-1g.5gb")
+    [configmap] = [r.public_inputs() for r in run.of_type("kubernetes:core/v1:ConfigMap")
+                   if r.public_inputs()["metadata"]["name"] == gpu_operator.DEVICE_PLUGIN_CONFIGMAP]
+    assert sorted(configmap["data"]) == ["default", "mig-mixed", "timeslice-2"]
+    assert yaml.safe_load(configmap["data"]["mig-mixed"]) == {"version": "v1", "flags": {"migStrategy": "mixed"}}
+    values = values_of(run, "gpu-operator-release")
+    assert values["mig"] == {"strategy": "mixed"} and values["migManager"] == {"enabled": True}
+    jobs = {j.public_inputs()["metadata"]["name"]: j.public_inputs() for j in run.of_type(JOB)}
+    [mig_container] = jobs["gpu-validation-mig"]["spec"]["template"]["spec"]["containers"]
+    assert mig_container["resources"]["limits"]["nvidia.com/mig-1g.5gb"] == "1"
+    assert "nvidia.com/gpu" not in mig_container["resources"]["limits"]
+
+
+def test_no_mig_pool_no_mig_manager():
+    values = values_of(harness.plan("dev"), "gpu-operator-release")
+    assert values["migManager"] == {"enabled": False} and values["mig"] == {"strategy": "single"}
+
+
 def test_pools_without_sharing_get_no_sharing_labels():
     run = harness.plan("dev")
     group = next(r.public_inputs() for r in run.of_type("aws:eks/nodeGroup:NodeGroup") if r.public_inputs()["labels"].get(POOL_LABEL))
