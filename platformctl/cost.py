@@ -98,22 +98,21 @@ class PlanFacts:
     unsized_claims: tuple[str, ...] = ()  # claims whose size is unknown until deploy
 
 
-_BINARY_SUFFIXES = {"Ki": 2**-20, "Mi": 2**-10, "Gi": 1, "Ti": 2**10, "Pi": 2**20}
-_DECIMAL_SUFFIXES = {"": 1e-9 / 1.073741824, "k": 1e-6 / 1.073741824, "M": 1e-3 / 1.073741824,
-                     "G": 1 / 1.073741824, "T": 1e3 / 1.073741824, "P": 1e6 / 1.073741824}
+_SUFFIX_BYTES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
+                 "": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15}
 
 
 def quantity_gib(quantity: Any) -> float | None:
-    """A Kubernetes storage quantity ("50Gi", "1Ti", "500M") in GiB; None when not a quantity."""
+    """A Kubernetes storage quantity ("50Gi", "1Ti", "500M", bytes as a number) in GiB; None when
+    it is not a quantity (e.g. unknown until deploy)."""
     if isinstance(quantity, (int, float)) and not isinstance(quantity, bool):
-        return quantity * _DECIMAL_SUFFIXES[""]
+        return quantity / 2**30
     if not isinstance(quantity, str):
         return None
     match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]i|[kMGTP]?)\s*", quantity)
     if not match:
         return None
-    number, suffix = float(match.group(1)), match.group(2)
-    return number * (_BINARY_SUFFIXES.get(suffix) or _DECIMAL_SUFFIXES[suffix])
+    return float(match.group(1)) * _SUFFIX_BYTES[match.group(2)] / 2**30
 
 
 def _helm_claims(values: Any, path: str = "values") -> list[tuple[str, Any]]:
