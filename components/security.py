@@ -215,28 +215,6 @@ def allow_from_pods(
     }, opts)
 
 
-def allow_egress_to_pods(
-    namespace: str,
-    name: str,
-    pod_labels: Mapping[str, str],
-    ports: Sequence[int | str],
-    to_namespace: str,
-    to_pod_labels: Mapping[str, str],
-    opts: pulumi.ResourceOptions,
-) -> k8s.networking.v1.NetworkPolicy:
-    """Egress counterpart of `allow_from_pods`, for namespaces that also deny egress."""
-    if not pod_labels or not to_pod_labels:
-        raise ValueError(f"{namespace}/{name}: both pod selectors must name labels")
-    return _policy(namespace, name, {
-        "podSelector": {"matchLabels": dict(pod_labels)},
-        "policyTypes": ["Egress"],
-        "egress": [{
-            "to": [{"namespaceSelector": _name_selector(to_namespace), "podSelector": {"matchLabels": dict(to_pod_labels)}}],
-            "ports": _ports(ports),
-        }],
-    }, opts)
-
-
 # kube-prometheus-stack labels its Prometheus pods with these (operator-managed StatefulSet).
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
@@ -355,7 +333,7 @@ __all__ = [
     "PSA_LEVELS", "PSA_REASON_ANNOTATION", "MANAGED_LABEL", "DEFAULT_UID",
     "pod_security_labels", "namespace",
     "restricted_pod_security_context", "restricted_security_context", "writable_dirs", "checkov_skips",
-    "default_deny", "default_deny_ingress", "allow_dns_egress", "allow_from_pods", "allow_egress_to_pods",
+    "default_deny", "default_deny_ingress", "allow_dns_egress", "allow_from_pods",
     "allow_prometheus_scrape", "allow_from_cidrs", "allow_alb_ingress", "allow_https_egress",
     "allow_from_vpc_clients", "POD_NETWORK_ANNOTATION",
     "PROMETHEUS_POD_LABELS", "DNS_POD_LABELS", "LINK_LOCAL", "PRIVATE_RANGES",
