@@ -238,6 +238,15 @@ def stack_problems(config) -> list[tuple[str, str]]:
         if url != OFFLINE_SECRET_PLACEHOLDER and not re.fullmatch(r"https://hooks\.slack\.com/\S+", url):
             # Never echo the value: it is a credential.
             found.append((SLACK_WEBHOOK_KEY, "not a Slack incoming-webhook URL (https://hooks.slack.com/...)"))
+    if config.gpuStack.validation.enabled and not config.clusterAutoscaler.enabled:
+        # The Job waits for a GPU node: with no node and nothing to add one, `pulumi up` would hang
+        # for timeoutSeconds and then fail.
+        empty = [pool.name for pool in config.gpuNodeGroups if pool.desiredSize == 0]
+        if empty:
+            found.append(("gpuStack.validation.enabled", f"GPU pool(s) {', '.join(empty)} start with no nodes "
+                                                         f"(desiredSize 0) and clusterAutoscaler is off, so the "
+                                                         f"validation Job could never run; raise desiredSize, "
+                                                         f"enable clusterAutoscaler or turn validation off"))
     email = alerting.email
     if alerting.receiver == "email" and email is not None and email.authUsername and smtp_password is None:
         found.append((SMTP_PASSWORD_KEY, f"required when gpuStack.alerting.email.authUsername is set "

@@ -221,6 +221,15 @@ def test_dev_validates_every_gpu_pool_after_the_operator():
         assert "pulumi.com/skipAwait" not in json.dumps(job.public_inputs())
 
 
+def test_validation_that_could_never_schedule_is_a_config_error():
+    stack_cfg = harness.stack_values("dev")
+    assert [pool["desiredSize"] for pool in stack_cfg["gpuNodeGroups"]] == [0]
+    problems = config_problems(clusterAutoscaler={**stack_cfg["clusterAutoscaler"], "enabled": False})
+    assert problems == ["ai-platform:gpuStack.validation.enabled: GPU pool(s) inference start with no nodes (desiredSize 0) "
+                        "and clusterAutoscaler is off, so the validation Job could never run; raise desiredSize, "
+                        "enable clusterAutoscaler or turn validation off"]
+
+
 def test_prod_turns_validation_off():
     assert harness.config_for("prod").gpuStack.validation.enabled is False
     assert harness.plan("prod").of_type(JOB) == []
