@@ -253,8 +253,8 @@ class TritonServer(pulumi.ComponentResource):
     grpc_url: str
     metrics_url: str
     openai_base_url: Optional[str]  # llm only
-    external_http_url: Optional[pulumi.Output[str]]
-    external_openai_url: Optional[pulumi.Output[str]]
+    # externalHttpUrl, externalGrpcUrl (and externalOpenaiUrl for llm) when behind an internal NLB
+    external_urls: dict[str, pulumi.Output[str]]
     namespace_resource: k8s.core.v1.Namespace
     outputs: dict[str, Any]
 
@@ -342,8 +342,7 @@ class TritonServer(pulumi.ComponentResource):
                        config.targetQueueComputeRatio,
                        pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[deployment])))
 
-        self.external_http_url = None
-        self.external_openai_url = None
+        self.external_urls = {}
         if config.expose == "internalNlb":
             serving = [p for p in service_ports if p["name"] != "metrics"]
             security.allow_from_vpc_clients(
@@ -356,9 +355,10 @@ class TritonServer(pulumi.ComponentResource):
                 opts=k8s_opts,
             )
             hostname = nlb.status.apply(_load_balancer_host)
-            self.external_http_url = hostname.apply(lambda h: f"http://{h}:{PORTS['http']}")
+            self.external_urls["externalHttpUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['http']}")
+            self.external_urls["externalGrpcUrl"] = hostname.apply(lambda h: f"{h}:{PORTS['grpc']}")
             if config.mode == "llm":
-                self.external_openai_url = hostname.apply(lambda h: f"http://{h}:{PORTS['openai']}/v1")
+                self.external_urls["externalOpenaiUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['openai']}/v1")
 
         urls = endpoints(config)
         self.namespace = ns
@@ -375,9 +375,6 @@ class TritonServer(pulumi.ComponentResource):
             "modelRepository": model_repository_url(args.bucket_name, config.modelPrefix),
             "roleArn": args.role_arn,
             **urls,
+            **self.external_urls,
         }
-        if self.external_http_url is not None:
-            self.outputs["externalHttpUrl"] = self.external_http_url
-        if self.external_openai_url is not None:
-            self.outputs["externalOpenaiUrl"] = self.external_openai_url
         self.register_outputs(self.outputs)

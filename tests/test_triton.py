@@ -215,8 +215,17 @@ def test_internal_nlb_is_internal_and_serves_no_metrics():
     assert annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] == "true"
     assert {p["name"] for p in nlb["spec"]["ports"]} == {"http", "grpc"}
     outputs = plan("prod").outputs["tritonDeployments"].value
-    assert "externalHttpUrl" in outputs["standard"] and "externalHttpUrl" not in outputs["llm"]
+    assert {"externalHttpUrl", "externalGrpcUrl"} <= set(outputs["standard"])
+    assert not [key for key in outputs["llm"] if key.startswith("external")]
     assert not [r for r in plan("dev").resources if r.name.endswith("-nlb")]
+
+
+def test_llm_behind_an_internal_nlb_exports_its_external_openai_url():
+    run = plan_with("dev", tritonDeployments=deployments_with("dev", 1, expose="internalNlb"))
+    nlb = inputs(run.named("triton-llm-nlb"))
+    assert {p["name"]: p["port"] for p in nlb["spec"]["ports"]} == {"openai": 9000, "http": 8000, "grpc": 8001}
+    outputs = run.outputs["tritonDeployments"].value["llm"]
+    assert {"externalHttpUrl", "externalGrpcUrl", "externalOpenaiUrl"} <= set(outputs)
 
 
 @pytest.mark.parametrize("stack", STACKS)
