@@ -227,9 +227,10 @@ if config.openWebUi.enabled:
         protect_data=config.protectData,
         hostname=exposure_config.openWebUiHostname if exposure else None,
         exposure=exposure,
-        # The ALB's subnets (public when internet-facing), for the UI's NetworkPolicy.
-        alb_source_cidrs=subnet_cidrs(config.network.vpcCidr, len(config.network.availabilityZones))[
-            0 if exposure_config.scheme == "internet-facing" else 1],
+        # The ALB's subnets (public when internet-facing), for the UI's NetworkPolicy. A brought
+        # VPC's subnet layout is unknown here: allow its whole CIDR (network.vpcCidr) instead.
+        alb_source_cidrs=[config.network.vpcCidr] if existing else subnet_cidrs(
+            config.network.vpcCidr, len(config.network.availabilityZones))[0 if exposure_config.scheme == "internet-facing" else 1],
         oidc_client_secret=(pulumi.Output.secret(config.openWebUiOidcClientSecret.get_secret_value())
                             if config.openWebUiOidcClientSecret else None),
         postgres_network=PostgresNetwork(

@@ -86,7 +86,7 @@ class ExistingVpcConfig(ConfigModel):
 
 
 class NetworkConfig(ConfigModel):
-    vpcCidr: Cidr = "10.0.0.0/16"
+    vpcCidr: Cidr = "10.0.0.0/16"  # with existingVpc: that VPC's CIDR (NetworkPolicies allow it)
     availabilityZones: Annotated[list[str], Field(min_length=2, max_length=6)]
     natGateways: Literal["single", "perAz"] = "single"
     existingVpc: Optional[ExistingVpcConfig] = None
