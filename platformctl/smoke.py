@@ -105,7 +105,7 @@ def _decoupled(client, name: str) -> bool:
     return bool(config.get("model_transaction_policy", {}).get("decoupled"))
 
 
-def _infer(client, url: str, name: str, metadata: dict, timeout: float) -> str:
+def _infer(client, name: str, metadata: dict, timeout: float) -> str:
     import tritonclient.http as httpclient
 
     inputs = []
@@ -186,7 +186,7 @@ def check_triton(url: str, timeout: float, only: list[str]) -> list[Check]:
             if _decoupled(client, name):
                 checks.append(Check("generate", name, True, _generate(url, name, timeout)))
             else:
-                checks.append(Check("infer", name, True, _infer(client, url, name, metadata, timeout)))
+                checks.append(Check("infer", name, True, _infer(client, name, metadata, timeout)))
         except Exception as exc:  # noqa: BLE001
             checks.append(Check("infer", name, False, _http_error(exc) if isinstance(exc, urllib.error.URLError) else describe(exc)))
     return checks

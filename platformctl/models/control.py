@@ -5,7 +5,6 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 
-
 def client_for(url: str, timeout: float):
     """tritonclient wants `host:port` plus an ssl flag; people paste `http(s)://host:port[/]`."""
     import tritonclient.http as httpclient  # heavy (gevent); only the commands that talk to Triton pay
