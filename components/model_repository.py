@@ -267,13 +267,15 @@ class ModelRepository(pulumi.ComponentResource):
                 max_session_duration=3600,
                 opts=child,
             )
-            aws.iam.RolePolicy(
+            grant = aws.iam.RolePolicy(
                 f"{name}-reader-{reader.name}",
                 role=role.id,
                 policy=reader_policy(partition, bucket_name, reader.prefix, args.kms_key_arn),
                 opts=child,
             )
-            self.reader_role_arns[reader.name] = role.arn
+            # The ARN carries the policy as a dependency: a ServiceAccount annotated with it (and
+            # so Triton) comes up only once the role can read, not crash-looping on AccessDenied.
+            self.reader_role_arns[reader.name] = pulumi.Output.all(role.arn, grant.id).apply(lambda values: values[0])
 
         prefixes = list(dict.fromkeys(args.publisher_prefixes or [r.prefix for r in args.readers]))
         if not prefixes:

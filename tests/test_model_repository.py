@@ -199,6 +199,8 @@ def test_reader_roles_and_service_accounts_name_the_same_subject(stack):
         assert (metadata["namespace"], metadata["name"]) == (deployment.namespace, service_account_name(deployment.name))
         assert "eks.amazonaws.com/role-arn" in metadata["annotations"]
         assert role.urn in account.dependencies  # the annotation is this role's ARN
+        # ...and the pods start only once the role may read (no AccessDenied crash loop)
+        assert run.named(f"model-repository-reader-{deployment.name}", ROLE_POLICY).urn in account.dependencies
         pod = inputs(run.named(f"triton-{deployment.name}-deployment"))["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == metadata["name"]
 
