@@ -257,6 +257,9 @@ class MonitoringArgs:
 
 class Monitoring(pulumi.ComponentResource):
     release: k8s.helm.v3.Release
+    release_name: str  # the `release` label the chart's default selectors use
+    dashboards: list[k8s.core.v1.ConfigMap]
+    rules: k8s.apiextensions.CustomResource
     grafana_admin_user: str
     grafana_admin_password: pulumi.Output[str]
     grafana_url: str
