@@ -141,6 +141,21 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
     validation_depends_on=[*scheduling.priority_classes.values(), *gpu_pools],
 ), on_cluster)
 
+# --- AWS Load Balancer Controller: before anything asks for a load balancer (Triton's internal NLB,
+# the UIs' ALB), so the legacy in-tree controller never claims a Service first ----------------------
+exposure_config = config.exposure
+lb_controller = None
+if exposure_config.loadBalancerController:
+    lb_controller = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
+        cluster_name=cluster_name,
+        region=config.region,
+        partition=config.partition,
+        vpc_id=network.vpc_id,
+        oidc_provider_arn=cluster.oidc_provider_arn,
+        oidc_issuer=cluster.oidc_issuer,
+        k8s_provider=cluster.k8s_provider,
+    ), pulumi.ResourceOptions.merge(aws_opts, on_cluster))
+
 # --- Triton on the S3 model repository, autoscaled on queue/compute time ----------------------------
 triton_servers: dict[str, TritonServer] = {}
 if config.tritonDeployments:
@@ -177,7 +192,8 @@ if config.tritonDeployments:
             k8s_provider=cluster.k8s_provider,
             namespace_resource=triton_namespaces.get(deployment.namespace),
             service_monitor_labels={"release": monitoring.release_name},
-            depends_on=[monitoring.release, *scheduling.priority_classes.values(), *([adapter] if adapter else [])],
+            depends_on=[monitoring.release, *scheduling.priority_classes.values(), *([adapter] if adapter else []),
+                        *([lb_controller.release] if lb_controller and deployment.expose == "internalNlb" else [])],
             vpc_cidr=config.network.vpcCidr,
         ), on_cluster)
         triton_namespaces.setdefault(deployment.namespace, server.namespace_resource)
@@ -188,19 +204,7 @@ if config.tritonDeployments:
         pulumi.export("modelPublisherRoleArn", repository.publisher_role_arn)
     pulumi.export("tritonDeployments", {name: server.outputs for name, server in triton_servers.items()})
 
-# --- UIs: the AWS Load Balancer Controller, OpenWebUI on the llm deployments, one shared ALB -------
-exposure_config = config.exposure
-lb_controller = None
-if exposure_config.loadBalancerController:
-    lb_controller = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
-        cluster_name=cluster_name,
-        region=config.region,
-        partition=config.partition,
-        vpc_id=network.vpc_id,
-        oidc_provider_arn=cluster.oidc_provider_arn,
-        oidc_issuer=cluster.oidc_issuer,
-        k8s_provider=cluster.k8s_provider,
-    ), pulumi.ResourceOptions.merge(aws_opts, on_cluster))
+# --- UIs: OpenWebUI on the llm deployments, Grafana, one shared ALB ---------------------------------
 exposure = ExposureSettings(
     scheme=exposure_config.scheme,
     certificate_arn=exposure_config.certificateArn,

@@ -62,7 +62,7 @@ class RecordedResource:
             "protect": self.protect,
             "retainOnDelete": self.retain_on_delete,
             "deleteBeforeReplace": self.delete_before_replace,
-            "dependencies": self.dependencies,
+            "dependencies": sorted(self.dependencies),
             "ignoreChanges": self.ignore_changes,
             "inputs": self.public_inputs(),
         }
@@ -173,13 +173,31 @@ class ProgramRun:
         return [r for r in self.resources if r.parent == parent.urn]
 
     def kubernetes_objects(self) -> list[RecordedResource]:
-        return [r for r in self.resources if r.type.startswith("kubernetes:") and r.custom
+        return [r for r in self.in_tree_order() if r.type.startswith("kubernetes:") and r.custom
                 and not r.type.startswith("kubernetes:helm.sh/")]
+
+    def in_tree_order(self) -> list[RecordedResource]:
+        """Parents before children, siblings by (type, name): the same order on every run, unlike
+        registration order, which follows the program's asynchronous resolution."""
+        children: dict[str, list[RecordedResource]] = {}
+        urns = {r.urn for r in self.resources}
+        for resource in self.resources:
+            parent = resource.parent if resource.parent in urns else ""
+            children.setdefault(parent, []).append(resource)
+        ordered: list[RecordedResource] = []
+
+        def visit(parent: str) -> None:
+            for child in sorted(children.get(parent, []), key=lambda r: (r.type, r.name)):
+                ordered.append(child)
+                visit(child.urn)
+
+        visit("")
+        return ordered
 
     def to_json(self) -> dict[str, Any]:
         return {
             "stack": self.stack,
-            "resources": [r.to_json() for r in self.resources],
+            "resources": [r.to_json() for r in self.in_tree_order()],
             "outputs": {name: out.public() for name, out in self.outputs.items()},
         }
 

@@ -80,7 +80,7 @@ def describe(resource: RecordedResource) -> str:
 def build_tree(run: ProgramRun) -> Tree:
     tree = Tree(f"[bold]ai-platform-{run.stack}[/] (pulumi:pulumi:Stack)")
     nodes: dict[str, Tree] = {}
-    for resource in run.resources:
+    for resource in run.in_tree_order():
         parent = nodes.get(resource.parent, tree)
         label = f"[bold]{resource.name}[/] [dim]{resource.type}[/]"
         detail = escape(describe(resource))
@@ -88,9 +88,10 @@ def build_tree(run: ProgramRun) -> Tree:
     return tree
 
 
-def _file_name(index: int, resource: RecordedResource, inputs: dict[str, Any]) -> str:
+def _file_name(resource: RecordedResource, inputs: dict[str, Any]) -> str:
+    """<kind>-<namespace>-<name>.yaml: unique per object, and stable between runs so plans diff."""
     meta = inputs.get("metadata") or {}
-    parts = [f"{index:03d}", inputs.get("kind", "Object"), meta.get("namespace") or "", meta.get("name") or resource.name]
+    parts = [inputs.get("kind", "Object"), meta.get("namespace") or "", meta.get("name") or resource.name]
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", "-".join(p for p in parts if p)).lower() + ".yaml"
 
 
@@ -118,11 +119,11 @@ def write_outputs(run: ProgramRun, out_dir: Path) -> dict[str, Any]:
     (out_dir / "manifests").mkdir(parents=True)
     plan = run.to_json()
     (out_dir / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n")
-    for index, resource in enumerate(run.kubernetes_objects()):
+    for resource in run.kubernetes_objects():
         inputs = resource.public_inputs()
         if "kind" not in inputs:
             continue
-        (out_dir / "manifests" / _file_name(index, resource, inputs)).write_text(yaml.safe_dump(manifest(inputs), sort_keys=False))
+        (out_dir / "manifests" / _file_name(resource, inputs)).write_text(yaml.safe_dump(manifest(inputs), sort_keys=False))
     releases = run.of_type("kubernetes:helm.sh/v3:Release")
     if releases:
         (out_dir / "helm").mkdir()

@@ -97,3 +97,15 @@ def test_no_secret_in_plain_text_in_the_plan(stack, plans):
     text = (plans[stack] / "plan.json").read_text()
     assert "certificate-authority-data" not in text  # the kubeconfig never appears
     assert "[secret]" in text
+
+
+def test_plan_output_is_identical_between_runs(tmp_path):
+    """Registration order follows the program's asynchronous resolution; the plan must not, so a
+    PR's plan diff shows only real changes."""
+    from platformctl.mockrun import run_stack
+
+    for attempt in ("first", "second"):
+        write_outputs(run_stack("prod"), tmp_path / attempt)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert (first / "plan.json").read_text() == (second / "plan.json").read_text()
+    assert sorted(p.name for p in (first / "manifests").iterdir()) == sorted(p.name for p in (second / "manifests").iterdir())

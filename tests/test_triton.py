@@ -383,3 +383,15 @@ def test_config_errors_stop_the_program_before_anything_is_planned():
     with pytest.raises(stack_config.ConfigError):
         plan_with("prod", tritonDeployments=deployments_with("prod", 1, gpuPool="nope"))
 
+
+
+def test_internal_nlb_waits_for_the_load_balancer_controller():
+    """Created before the controller, the NLB Service would be claimed by the legacy in-tree
+    controller (instance targets, not `ip`)."""
+    run = plan("prod")
+    controller = run.named("aws-load-balancer-controller", "kubernetes:helm.sh/v3:Release")
+    nlb_services = [r for r in run.of_type("kubernetes:core/v1:Service")
+                    if inputs(r)["spec"].get("type") == "LoadBalancer"]
+    assert nlb_services, "prod's standard deployment is exposed through an internal NLB"
+    for service_resource in nlb_services:
+        assert controller.urn in service_resource.dependencies, service_resource.name
