@@ -104,6 +104,34 @@ class PostgresConfig(ConfigModel):
         return self
 
 
+# S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens (no dots: TLS virtual-host
+# addressing breaks on them), starting and ending with a letter or digit.
+BUCKET_NAME = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
+
+
+class UploadsConfig(ConfigModel):
+    """Where uploaded files live with more than one replica: a dedicated S3 bucket created by the
+    stack (private, encrypted, versioned), reached through an IRSA role."""
+
+    # Unset: ai-platform-<stack>-openwebui-<region>.
+    bucketName: Optional[Annotated[str, Field(pattern=BUCKET_NAME)]] = None
+    keyPrefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")] = "uploads"
+    # A deleted or overwritten upload stays recoverable (as a noncurrent version) this long.
+    noncurrentVersionDays: Annotated[int, Field(ge=1, le=3650)] = 30
+
+    def bucket_name(self, stack: str, region: str) -> str:
+        return self.bucketName or f"ai-platform-{stack}-openwebui-{region}"
+
+
+class RedisConfig(ConfigModel):
+    """ElastiCache (Valkey) shared by the replicas for websocket sessions and app state."""
+
+    nodeType: Annotated[str, Field(pattern=r"^cache\.[a-z0-9]+\.[a-z0-9]+$")] = "cache.t4g.micro"
+    engineVersion: Annotated[str, Field(pattern=r"^[78]\.\d+$")] = "8.0"
+    # 1: a single node. 2 or more: a primary and replicas in different AZs with automatic failover.
+    nodes: Annotated[int, Field(ge=1, le=6)] = 1
+
+
 class PersistenceConfig(ConfigModel):
     # sqlite: the database lives on the data volume (one writer, so one replica).
     # postgres: an RDS instance created by the stack; DATABASE_URL comes from a Secret.
@@ -112,6 +140,10 @@ class PersistenceConfig(ConfigModel):
     # gp3-retain keeps the EBS volume when the claim is deleted (reclaim policy Retain).
     storageClass: Annotated[str, Field(min_length=1)] = "gp3-retain"
     postgres: PostgresConfig = PostgresConfig()
+    # Used only with replicas > 1 (postgres): uploads in S3, the vector store in PostgreSQL
+    # (pgvector), websockets through Redis; the pods keep nothing durable.
+    uploads: UploadsConfig = UploadsConfig()
+    redis: RedisConfig = RedisConfig()
 
 
 class OpenWebUiConfig(ConfigModel):
