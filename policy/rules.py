@@ -32,6 +32,7 @@ UNKNOWN = "<computed>"
 SECRET = "[secret]"
 
 GPU_RESOURCE = "nvidia.com/gpu"
+MIG_RESOURCE_PREFIX = "nvidia.com/mig-"
 # The platform taints every GPU pool with nvidia.com/gpu=true:NoSchedule and labels it with its
 # pool name; workloads select a pool with one of POOL_SELECTOR_KEYS.
 GPU_TAINT = (GPU_RESOURCE, "true", "NoSchedule")
@@ -177,12 +178,19 @@ def _whole(value: Any) -> Optional[int]:
 
 
 def uses_gpu(container: Container) -> bool:
-    """True when the container mentions nvidia.com/gpu with a non-zero (or unknown) quantity."""
+    """True when the container mentions nvidia.com/gpu, or a MIG slice (nvidia.com/mig-<profile>,
+    advertised by mixed-strategy MIG pools), with a non-zero (or unknown) quantity."""
     for section in ("requests", "limits"):
         value = _gpu_quantity(container, section)
-        if value is None:
+        if value is not None and (is_unknown(value) or _whole(value) != 0):
+            return True
+        try:
+            quantities = _get(container.raw, "resources", section)
+        except _Unknown:
             continue
-        if is_unknown(value) or _whole(value) != 0:
+        if isinstance(quantities, Mapping) and any(
+                name.startswith(MIG_RESOURCE_PREFIX) and (is_unknown(v) or _whole(v) != 0)
+                for name, v in quantities.items()):
             return True
     return False
 

@@ -690,3 +690,14 @@ def test_default_pack_config_uses_policy_defaults():
     config = PackConfig()
     assert config.level("gpu-budget") == "mandatory"
     assert config.settings_for("gpu-node-group-limits").allowedInstanceTypes == sorted(rules.GPU_INSTANCE_TYPES)
+
+
+def test_a_mig_slice_is_a_gpu_request():
+    """Mixed-strategy MIG pools advertise nvidia.com/mig-<profile>: a pod asking for one is a GPU
+    workload (it must tolerate the taint and select a pool), not a CPU pod tolerating the taint."""
+    mig = {"name": "validate", "image": "nvcr.io/nvidia/cuda:12.4.1-base-ubuntu22.04",
+           "resources": {"requests": {"nvidia.com/mig-1g.10gb": "1"}, "limits": {"nvidia.com/mig-1g.10gb": "1"}}}
+    tolerating = workload(pod_spec([mig], tolerations=[GPU_TOLERATION], node_selector=dict(POOL_SELECTOR)), "Job", "validate")
+    assert rules.check_gpu_taint_reserved("kubernetes:batch/v1:Job", tolerating, GpuTaintReservedSettings()) == []
+    untolerated = workload(pod_spec([mig]), "Job", "validate")
+    assert messages(rules.check_gpu_workload_tolerates_taint("kubernetes:batch/v1:Job", untolerated))
