@@ -63,6 +63,9 @@ class GpuSharingConfig(ConfigModel):
 def sharing_problems(pool) -> list[tuple[str, str]]:
     """Checks that need the pool's instance types; called from GpuNodeGroupConfig's validator."""
     sharing = getattr(pool, "sharing", None)
+    if sharing is not None and sharing.mode != "none" and pool.amiType.startswith("BOTTLEROCKET"):
+        return [("sharing.mode", f"{sharing.mode} is set through the GPU Operator's device plugin, which "
+                                 "Bottlerocket pools do not run (their AMI ships its own); use an AL2023 NVIDIA amiType")]
     if sharing is None or sharing.mode != "mig":
         return []
     not_mig = [t for t in pool.instanceTypes if not GPU_INSTANCE_TYPES[t].mig_capable]
@@ -93,6 +96,10 @@ def sharing_node_labels(pool) -> dict[str, str]:
     manager partitions the GPUs to `nvidia.com/mig.config`. No labels for pools without sharing,
     so the default config applies and nothing changes for them.
     """
+    if pool.amiType.startswith("BOTTLEROCKET"):
+        # Bottlerocket's NVIDIA variants run their own device plugin; a second one from the
+        # operator would advertise every GPU twice.
+        return {"nvidia.com/gpu.deploy.device-plugin": "false"}
     sharing = getattr(pool, "sharing", None)
     if sharing is None or sharing.mode == "none":
         return {}

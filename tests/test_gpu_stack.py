@@ -420,3 +420,16 @@ def test_gpu_stack_objects_are_written_as_manifests(tmp_path):
     write_outputs(harness.plan("dev"), tmp_path)
     kinds = {yaml.safe_load(p.read_text())["kind"] for p in (tmp_path / "manifests").glob("*.yaml")}
     assert {"PrometheusRule", "Job", "PriorityClass", "ResourceQuota", "ConfigMap", "Namespace"} <= kinds
+
+
+def test_bottlerocket_pools_keep_their_own_device_plugin():
+    values = harness.stack_values("dev")
+    values["gpuNodeGroups"][0]["amiType"] = "BOTTLEROCKET_x86_64_NVIDIA"
+    run = harness.plan_with("dev", gpuNodeGroups=values["gpuNodeGroups"])
+    group = run.named("gpu-inference", "aws:eks/nodeGroup:NodeGroup")
+    assert group.public_inputs()["labels"]["nvidia.com/gpu.deploy.device-plugin"] == "false"
+    values["gpuNodeGroups"][0]["sharing"] = {"mode": "timeSlicing", "replicas": 2}
+    with pytest.raises(stack_config.ConfigError) as caught:
+        harness.plan_with("dev", gpuNodeGroups=values["gpuNodeGroups"])
+    assert any(p.startswith("ai-platform:gpuNodeGroups[0].sharing.mode: timeSlicing is set through the GPU Operator")
+               for p in caught.value.problems), caught.value.problems
