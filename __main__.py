@@ -16,7 +16,7 @@ from components.model_repository import ModelRepository, ModelRepositoryArgs, Re
 from components.triton import TritonServer, TritonServerArgs, service_account_name
 from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
 from components.exposure import ExposureSettings, LoadBalancerController, LoadBalancerControllerArgs, ui_ingress
-from components.openwebui import OpenWebUi, OpenWebUiArgs, PostgresNetwork
+from components.openwebui import OpenWebUi, OpenWebUiArgs, PostgresNetwork, WorkloadIdentity
 from components import monitoring as monitoring_component
 from stack_config.gpu_stack import advertised_gpus, sharing_node_labels
 
@@ -243,8 +243,13 @@ if config.openWebUi.enabled:
             private_subnet_ids=network.private_subnet_ids,
             cluster_security_group_id=cluster.cluster_security_group_id,
         ) if openwebui_config.persistence.database == "postgres" else None,
+        # Used with replicas > 1: uploads in S3 through an IRSA role.
+        uploads_bucket_name=openwebui_config.persistence.uploads.bucket_name(stack, config.region),
+        workload_identity=WorkloadIdentity(config.partition, config.region, cluster.oidc_provider_arn, cluster.oidc_issuer),
     ), pulumi.ResourceOptions.merge(aws_opts, on_cluster))
     pulumi.export("openWebUiUrl", openwebui.url)
+    if openwebui.uploads_bucket:
+        pulumi.export("openWebUiUploadsBucket", openwebui.uploads_bucket)
     if openwebui.port_forward_command:
         pulumi.export("openWebUiPortForward", openwebui.port_forward_command)
 

@@ -2,6 +2,10 @@
 secrets only by reference, data that survives the release and the stack being replaced, one of
 three authentication modes, and optionally exposed through the shared ALB.
 
+More than one replica (postgres only) keeps nothing durable in the pods: the database and the
+vector store (pgvector) in RDS PostgreSQL, uploads in a dedicated S3 bucket through an IRSA role,
+websocket sessions and app state in ElastiCache (Valkey) shared by every replica.
+
 Environment variable names are OpenWebUI's (backend/open_webui/config.py and env.py); see the
 README for the version they were checked against.
 """
@@ -11,12 +15,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional, Sequence
 
+import json
+
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import security
+from components.iam import irsa_trust_policy
+from components.model_repository import bucket_arn, tls_only_bucket_policy
 from components.exposure import ExposureSettings, port_forward_command, ui_ingress
 from components.oauth2_proxy import PORT as OAUTH2_PROXY_PORT, OAuth2Proxy, OAuth2ProxyArgs
 from stack_config.openwebui import OpenWebUiConfig
@@ -30,6 +38,9 @@ SECRET_NAME = "open-webui"
 POSTGRES_PORT = 5432
 POSTGRES_USER = "openwebui"
 POSTGRES_DB = "openwebui"
+REDIS_PORT = 6379
+# The ServiceAccount of the pods in multi-replica mode; the IRSA trust names exactly this one.
+SERVICE_ACCOUNT = "open-webui"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
 
 # Every variable this component sets, as OpenWebUI reads it (`os.getenv`/`os.environ.get` in
@@ -44,6 +55,11 @@ VERIFIED_ENV_NAMES = frozenset({
     "ENABLE_OAUTH_SIGNUP", "OPENID_PROVIDER_URL", "OPENID_REDIRECT_URI", "OAUTH_CLIENT_ID",
     "OAUTH_CLIENT_SECRET", "OAUTH_PROVIDER_NAME", "OAUTH_SCOPES",
     "WEBUI_AUTH_TRUSTED_EMAIL_HEADER", "WEBUI_AUTH_TRUSTED_NAME_HEADER",
+    # Multi-replica mode: storage (config.py), vector store (config.py), websockets and shared
+    # state (env.py; WEBSOCKET_REDIS_URL defaults to REDIS_URL, set both to be explicit).
+    "STORAGE_PROVIDER", "S3_BUCKET_NAME", "S3_REGION_NAME", "S3_KEY_PREFIX",
+    "VECTOR_DB", "PGVECTOR_DB_URL",
+    "ENABLE_WEBSOCKET_SUPPORT", "WEBSOCKET_MANAGER", "WEBSOCKET_REDIS_URL", "REDIS_URL",
 })
 
 
@@ -56,6 +72,58 @@ def join_base_urls(urls: Sequence[str]) -> str:
 def database_url(host: str, port: int, password: str) -> str:
     # sslmode=require: RDS accepts TLS by default; nothing in the cluster needs plaintext.
     return f"postgresql://{POSTGRES_USER}:{password}@{host}:{port}/{POSTGRES_DB}?sslmode=require"
+
+
+def redis_url(host: str, port: int, token: str) -> str:
+    # rediss: ElastiCache refuses plaintext when transit encryption is required; the empty user
+    # name makes the token the AUTH password (the `default` user).
+    return f"rediss://:{token}@{host}:{port}/0"
+
+
+def uploads_policy(partition: str, bucket: str, prefix: str) -> str:
+    """OpenWebUI's uploads: read, write and delete objects under `prefix/` (its keys are
+    `<prefix>/<file>`), list only that prefix. Nothing else in the bucket, no bucket-level
+    changes. Built from the bucket *name*, so the document is known at preview. The admin's
+    "delete all files" lists the whole bucket and is refused; deleting files one by one works."""
+    arn = bucket_arn(partition, bucket)
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ListUploads",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": arn,
+                "Condition": {"StringLike": {"s3:prefix": [f"{prefix}/", f"{prefix}/*"]}},
+            },
+            {
+                "Sid": "ReadWriteUploads",
+                "Effect": "Allow",
+                "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                "Resource": f"{arn}/{prefix}/*",
+            },
+        ],
+    })
+
+
+def shared_state_env(config: OpenWebUiConfig, bucket: str, region: str) -> dict[str, str]:
+    """The non-secret settings of multi-replica mode (the URLs with credentials are in the Secret)."""
+    return {
+        # Uploads in S3: a file uploaded through one replica is served by every other one.
+        # No S3_ACCESS_KEY_ID/S3_SECRET_ACCESS_KEY: without them OpenWebUI's S3 client uses the
+        # default AWS credential chain, i.e. the IRSA web identity token of the ServiceAccount.
+        "STORAGE_PROVIDER": "s3",
+        "S3_BUCKET_NAME": bucket,
+        "S3_REGION_NAME": region,
+        "S3_KEY_PREFIX": config.persistence.uploads.keyPrefix,
+        # The default vector store (Chroma) is files under the data dir: per pod, lost on restart.
+        "VECTOR_DB": "pgvector",
+        # Socket.IO through Redis, so an event emitted on one replica reaches a browser connected
+        # to another. With websocket support on, the browser uses the websocket transport only,
+        # so the ALB needs no sticky sessions (long-polling would hop between replicas).
+        "ENABLE_WEBSOCKET_SUPPORT": "true",
+        "WEBSOCKET_MANAGER": "redis",
+    }
 
 
 def plain_env(config: OpenWebUiConfig, hostname: Optional[str], has_llms: bool) -> dict[str, str]:
@@ -118,6 +186,16 @@ class PostgresNetwork:
 
 
 @dataclass(frozen=True)
+class WorkloadIdentity:
+    """What the IRSA role of OpenWebUI's ServiceAccount needs (multi-replica mode)."""
+
+    partition: str
+    region: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+
+
+@dataclass(frozen=True)
 class OpenWebUiArgs:
     config: OpenWebUiConfig
     # One per `llm` Triton deployment, in config order.
@@ -128,6 +206,9 @@ class OpenWebUiArgs:
     exposure: Optional[ExposureSettings] = None
     oidc_client_secret: Optional[pulumi.Input[str]] = None
     postgres_network: Optional[PostgresNetwork] = None
+    # Multi-replica mode (replicas > 1): the uploads bucket to create and the IRSA inputs.
+    uploads_bucket_name: Optional[str] = None
+    workload_identity: Optional[WorkloadIdentity] = None
     extra_env: dict[str, str] = field(default_factory=dict)
     # Where the ALB connects from when exposed (IP targets): the subnets it lives in.
     alb_source_cidrs: Sequence[str] = ()
@@ -139,6 +220,8 @@ class OpenWebUi(pulumi.ComponentResource):
     url: str
     port_forward_command: Optional[str]
     database_endpoint: Optional[pulumi.Output[str]]
+    uploads_bucket: Optional[str]
+    redis_endpoint: Optional[pulumi.Output[str]]
 
     def __init__(self, name: str, args: OpenWebUiArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:apps:OpenWebUi", name, None, opts)
@@ -185,6 +268,28 @@ class OpenWebUi(pulumi.ComponentResource):
                 raise ValueError("postgres persistence needs postgres_network")
             secret_data["DATABASE_URL"] = self._postgres(name, config, args.postgres_network, args.protect_data)
 
+        # More than one replica: every piece of state leaves the pod (the config model refuses
+        # replicas > 1 with SQLite, so DATABASE_URL is set here).
+        single = config.replicas == 1
+        self.uploads_bucket = None
+        self.redis_endpoint = None
+        shared_env: dict[str, str] = {}
+        role_arn: Optional[pulumi.Output[str]] = None
+        if not single:
+            if "DATABASE_URL" not in secret_data:
+                raise ValueError("replicas > 1 needs postgres persistence (checked by the config model)")
+            if args.uploads_bucket_name is None or args.workload_identity is None:
+                raise ValueError("replicas > 1 needs uploads_bucket_name and workload_identity")
+            # The same database holds the vector store; RDS ships pgvector and OpenWebUI runs
+            # CREATE EXTENSION vector itself (the master user may).
+            secret_data["PGVECTOR_DB_URL"] = secret_data["DATABASE_URL"]
+            role_arn = self._uploads(name, config, args.uploads_bucket_name, args.workload_identity, args.protect_data)
+            url = self._redis(name, config, args.postgres_network)
+            secret_data["REDIS_URL"] = url
+            secret_data["WEBSOCKET_REDIS_URL"] = url
+            shared_env = shared_state_env(config, args.uploads_bucket_name, args.workload_identity.region)
+            self.uploads_bucket = args.uploads_bucket_name
+
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_NAME, namespace=ns, labels=LABELS),
@@ -198,7 +303,7 @@ class OpenWebUi(pulumi.ComponentResource):
                 secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=SECRET_NAME, key=key)))
 
         env = [k8s.core.v1.EnvVarArgs(name=k, value=v)
-               for k, v in {**plain_env(config, args.hostname, url_count > 0), **args.extra_env}.items()]
+               for k, v in {**plain_env(config, args.hostname, url_count > 0), **shared_env, **args.extra_env}.items()]
         if url_count:
             env.append(k8s.core.v1.EnvVarArgs(
                 name="OPENAI_API_BASE_URLS",
@@ -207,9 +312,9 @@ class OpenWebUi(pulumi.ComponentResource):
         env.extend(from_secret(key) for key in secret_data)
 
         # --- data volume ------------------------------------------------------------------------
-        # SQLite lives here; with postgres it still holds uploads and the vector store. One
-        # replica: an EBS volume attaches to one node. More replicas (postgres only) get scratch.
-        single = config.replicas == 1
+        # One replica: SQLite (or, with postgres, uploads and the Chroma vector store) lives here,
+        # on an EBS volume that attaches to one node.
+        pod_dependencies: list[pulumi.Resource] = [namespace, secret]
         if single:
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-data",
@@ -227,7 +332,20 @@ class OpenWebUi(pulumi.ComponentResource):
             data_volume = k8s.core.v1.VolumeArgs(
                 name="data", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=f"{NAME}-data"))
         else:
+            # Nothing durable lives here any more (database and vectors in PostgreSQL, uploads in
+            # S3, sessions in Redis): only caches (the embedding model, local copies of uploads),
+            # rebuilt by any new pod.
             data_volume = k8s.core.v1.VolumeArgs(name="data", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="10Gi"))
+            # The pods' identity for S3. The EKS pod identity webhook mounts its own projected
+            # web-identity token, so the API token stays unmounted.
+            pod_dependencies.append(k8s.core.v1.ServiceAccount(
+                f"{name}-sa",
+                metadata=k8s.meta.v1.ObjectMetaArgs(
+                    name=SERVICE_ACCOUNT, namespace=ns, labels=LABELS,
+                    annotations={"eks.amazonaws.com/role-arn": role_arn}),
+                automount_service_account_token=False,
+                opts=ns_opts,
+            ))
 
         container = k8s.core.v1.ContainerArgs(
             name=NAME,
@@ -285,6 +403,7 @@ class OpenWebUi(pulumi.ComponentResource):
                     spec=k8s.core.v1.PodSpecArgs(
                         # OpenWebUI never calls the Kubernetes API.
                         automount_service_account_token=False,
+                        service_account_name=None if single else SERVICE_ACCOUNT,
                         security_context=k8s.core.v1.PodSecurityContextArgs(
                             fs_group=run_as,
                             seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
@@ -293,7 +412,7 @@ class OpenWebUi(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace, secret]),
+            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=pod_dependencies),
         )
         k8s.core.v1.Service(
             f"{name}-service",
@@ -345,7 +464,7 @@ class OpenWebUi(pulumi.ComponentResource):
 
         self.namespace = ns
         self.service_name = NAME
-        self.register_outputs({"url": self.url})
+        self.register_outputs({"url": self.url, "uploadsBucket": self.uploads_bucket})
 
     def _postgres(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork, protect_data: bool) -> pulumi.Output[str]:
         pg = config.persistence.postgres
@@ -402,3 +521,141 @@ class OpenWebUi(pulumi.ComponentResource):
         self.database_endpoint = instance.address
         return pulumi.Output.secret(pulumi.Output.all(instance.address, instance.port, password.result).apply(
             lambda parts: database_url(parts[0], int(parts[1]), parts[2])))
+
+    def _uploads(self, name: str, config: OpenWebUiConfig, bucket_name: str, identity: WorkloadIdentity,
+                 protect_data: bool) -> pulumi.Output[str]:
+        """A dedicated bucket rather than a prefix of the model repository: uploads are user data
+        (retention, deletion requests) with their own lifecycle, and the model bucket is read by
+        every Triton role (HeadBucket lists its root) and written by CI. Returns the IRSA role
+        ARN, available once its policy is attached."""
+        if len(bucket_name) > 63:
+            raise ValueError(f"bucket name {bucket_name!r} is longer than 63 characters; set openWebUi.persistence.uploads.bucketName")
+        uploads = config.persistence.uploads
+        bucket = aws.s3.Bucket(
+            f"{name}-uploads",
+            bucket=bucket_name,
+            force_destroy=not protect_data,
+            # Users' files: protected, and kept even if the stack is removed, where data is.
+            opts=pulumi.ResourceOptions(parent=self, protect=protect_data, retain_on_delete=protect_data),
+        )
+        sub = pulumi.ResourceOptions(parent=self, depends_on=[bucket])
+        aws.s3.BucketOwnershipControls(
+            f"{name}-uploads-ownership", bucket=bucket.bucket,
+            rule={"object_ownership": "BucketOwnerEnforced"}, opts=sub,
+        )
+        public_access = aws.s3.BucketPublicAccessBlock(
+            f"{name}-uploads-public-access", bucket=bucket.bucket,
+            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=sub,
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-uploads-versioning", bucket=bucket.bucket,
+            versioning_configuration={"status": "Enabled"}, opts=sub,
+        )
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-uploads-encryption", bucket=bucket.bucket,
+            # The AWS managed key: the role needs no KMS grant, and the bucket key keeps KMS
+            # requests to one per bucket rather than per object.
+            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"}, "bucket_key_enabled": True}],
+            opts=sub,
+        )
+        aws.s3.BucketLifecycleConfiguration(
+            f"{name}-uploads-lifecycle", bucket=bucket.bucket,
+            rules=[
+                {
+                    "id": "expire-deleted-uploads",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "noncurrent_version_expiration": {"noncurrent_days": uploads.noncurrentVersionDays},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+                },
+                {
+                    "id": "remove-expired-delete-markers",
+                    "status": "Enabled",
+                    "filter": {"prefix": ""},
+                    "expiration": {"expired_object_delete_marker": True},
+                },
+            ],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, versioning]),
+        )
+        aws.s3.BucketPolicy(
+            f"{name}-uploads-tls-only", bucket=bucket.bucket,
+            policy=tls_only_bucket_policy(identity.partition, bucket_name),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, public_access]),
+        )
+        child = pulumi.ResourceOptions(parent=self)
+        role = aws.iam.Role(
+            f"{name}-uploads",
+            description=f"OpenWebUI {config.namespace}/{SERVICE_ACCOUNT}: uploads under s3://{bucket_name}/{uploads.keyPrefix}/",
+            assume_role_policy=irsa_trust_policy(identity.oidc_provider_arn, identity.oidc_issuer, config.namespace, SERVICE_ACCOUNT),
+            max_session_duration=3600,
+            opts=child,
+        )
+        grant = aws.iam.RolePolicy(
+            f"{name}-uploads",
+            role=role.id,
+            policy=uploads_policy(identity.partition, bucket_name, uploads.keyPrefix),
+            opts=child,
+        )
+        # The annotation carries the grant as a dependency: pods start once the role may write.
+        return pulumi.Output.all(role.arn, grant.id).apply(lambda values: values[0])
+
+    def _redis(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork) -> pulumi.Output[str]:
+        """ElastiCache rather than a Redis pod: AWS runs failover across AZs, patching and
+        encryption at rest, and there is no in-cluster StatefulSet to secure and keep alive. What
+        it holds (socket sessions, usage pools, shared config) is rebuilt by the replicas, so no
+        snapshots are kept."""
+        rc = config.persistence.redis
+        replication_group_id = f"{net.name_prefix}-openwebui"
+        if len(replication_group_id) > 40:
+            raise ValueError(f"ElastiCache replication group id {replication_group_id!r} is longer than 40 characters")
+        child = pulumi.ResourceOptions(parent=self)
+        security_group = aws.ec2.SecurityGroup(
+            f"{name}-redis",
+            name=f"{net.name_prefix}-openwebui-redis",
+            description="OpenWebUI Valkey: 6379 from the EKS cluster security group only",
+            vpc_id=net.vpc_id,
+            opts=child,
+        )
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-redis-from-cluster",
+            security_group_id=security_group.id,
+            referenced_security_group_id=net.cluster_security_group_id,
+            ip_protocol="tcp", from_port=REDIS_PORT, to_port=REDIS_PORT,
+            description="Valkey from EKS pods and nodes",
+            opts=child,
+        )
+        subnet_group = aws.elasticache.SubnetGroup(
+            f"{name}-redis",
+            name=f"{net.name_prefix}-openwebui",
+            subnet_ids=net.private_subnet_ids,
+            description="OpenWebUI Valkey in the private subnets",
+            opts=child,
+        )
+        # Alphanumeric: it goes into a URL, and ElastiCache refuses @ " / in AUTH tokens.
+        token = random.RandomPassword(f"{name}-redis-token", length=48, special=False, opts=child)
+        failover = rc.nodes > 1
+        group = aws.elasticache.ReplicationGroup(
+            f"{name}-redis",
+            replication_group_id=replication_group_id,
+            description="OpenWebUI websocket sessions and shared state",
+            engine="valkey",
+            engine_version=rc.engineVersion,
+            node_type=rc.nodeType,
+            num_cache_clusters=rc.nodes,
+            automatic_failover_enabled=failover,
+            multi_az_enabled=failover,
+            port=REDIS_PORT,
+            subnet_group_name=subnet_group.name,
+            security_group_ids=[security_group.id],
+            at_rest_encryption_enabled=True,
+            transit_encryption_enabled=True,
+            transit_encryption_mode="required",
+            auth_token=token.result,
+            auto_minor_version_upgrade=True,
+            snapshot_retention_limit=0,
+            opts=child,
+        )
+        self.redis_endpoint = group.primary_endpoint_address
+        return pulumi.Output.secret(pulumi.Output.all(group.primary_endpoint_address, token.result).apply(
+            lambda parts: redis_url(parts[0], REDIS_PORT, parts[1])))

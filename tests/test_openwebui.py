@@ -2,22 +2,32 @@
 secrets only by reference, data that survives, each authentication mode's settings, and the unsafe
 configurations refused with a message naming the key."""
 
+import fnmatch
+import functools
 import http.server
+import json
 import threading
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
+from pulumi.runtime import rpc
 
 import stack_config
 from components.monitoring import selector_matches
-from components.openwebui import LABELS, SECRET_NAME, VERIFIED_ENV_NAMES, database_url, join_base_urls
+from components.openwebui import (
+    LABELS, SECRET_NAME, SERVICE_ACCOUNT, VERIFIED_ENV_NAMES, database_url, join_base_urls, redis_url, uploads_policy,
+)
 from components.triton import endpoints
+from platformctl import mockrun, security_scan
 from platformctl.mockrun import run_program
-from tests.harness import SECRET, config_for, inputs, plan, plan_with, stack_values
+from platformctl.plan import write_outputs
+from tests.harness import SECRET, config_for, inputs, json_policy, plan, plan_with, stack_values
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
-SECRET_ENV = {"WEBUI_SECRET_KEY", "OPENAI_API_KEYS", "OAUTH_CLIENT_SECRET", "DATABASE_URL", "WEBUI_ADMIN_PASSWORD"}
+SECRET_ENV = {"WEBUI_SECRET_KEY", "OPENAI_API_KEYS", "OAUTH_CLIENT_SECRET", "DATABASE_URL", "WEBUI_ADMIN_PASSWORD",
+              "PGVECTOR_DB_URL", "REDIS_URL", "WEBSOCKET_REDIS_URL"}
 OIDC = {"providerUrl": "https://login.example.com/realms/ai/.well-known/openid-configuration", "clientId": "openwebui"}
 CERT = {"dev": "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"}
 
@@ -230,6 +240,217 @@ def test_postgres_allows_more_replicas_with_a_rolling_update():
     assert spec["replicas"] == 2 and spec["strategy"]["type"] == "RollingUpdate"
     assert not [r for r in run.kubernetes_objects() if inputs(r).get("kind") == "PersistentVolumeClaim"
                 and inputs(r)["metadata"]["namespace"] == "openwebui"]
+
+
+# --- more than one replica: nothing durable in the pods -------------------------------------------
+
+REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
+# What the mocked cloud "returns" for outputs that are unknown at preview, so the Secret's real
+# content and the IRSA trust can be checked instead of "<computed>".
+DB_HOST, DB_PASSWORD = "openwebui.abc123.us-east-1.rds.amazonaws.com", "DbCanaryPassw0rd"
+REDIS_HOST, REDIS_TOKEN = "master.ai-platform-prod-openwebui.abc123.use1.cache.amazonaws.com", "RedisCanaryT0ken"
+OIDC_URL = "https://oidc.eks.us-east-1.amazonaws.com/id/ABC123"
+OIDC_ARN = "arn:aws:iam::123456789012:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/ABC123"
+
+
+def with_cloud_outputs(self, args):
+    resource_id, state = with_cloud_outputs.preview(self, args)
+    extra = {
+        ("random:index/randomPassword:RandomPassword", "openwebui-db-password"): {"result": DB_PASSWORD},
+        ("random:index/randomPassword:RandomPassword", "openwebui-redis-token"): {"result": REDIS_TOKEN},
+        ("aws:rds/instance:Instance", "openwebui-db"): {"address": DB_HOST, "port": 5432},
+        (REPLICATION_GROUP, "openwebui-redis"): {"primaryEndpointAddress": REDIS_HOST},
+        ("aws:iam/openIdConnectProvider:OpenIdConnectProvider", "cluster-oidc"): {"arn": OIDC_ARN, "url": OIDC_URL},
+    }.get((args.typ, args.name), {})
+    if args.typ == "random:index/randomPassword:RandomPassword" and not extra:
+        extra = {"result": f"Generated{args.name.replace('-', '')}"}
+    return resource_id, {**state, **extra}
+
+
+with_cloud_outputs.preview = mockrun.PreviewMocks.new_resource
+
+
+@functools.lru_cache(maxsize=None)
+def multi_replica_run():
+    """prod (postgres) with two replicas, outputs resolved as after a deploy. Read-only."""
+    original = mockrun.PreviewMocks.new_resource
+    mockrun.PreviewMocks.new_resource = with_cloud_outputs
+    try:
+        return plan_with("prod", openWebUi=openwebui_with("prod", replicas=2))
+    finally:
+        mockrun.PreviewMocks.new_resource = original
+
+
+def reveal(value):
+    """A raw input with Pulumi's secret wrappers removed (only for checking what a Secret holds)."""
+    if rpc.is_rpc_secret(value):
+        return reveal(rpc.unwrap_rpc_secret(value))
+    if isinstance(value, dict):
+        return {k: reveal(v) for k, v in value.items()}
+    return value
+
+
+def test_multi_replica_env_moves_uploads_vectors_and_websockets_out_of_the_pod():
+    run, config = multi_replica_run(), config_for("prod")
+    env = env_of(run)
+    bucket = config.openWebUi.persistence.uploads.bucket_name("prod", config.region)
+    assert bucket == "ai-platform-prod-openwebui-us-east-1"
+    assert {name: env[name]["value"] for name in (
+        "STORAGE_PROVIDER", "S3_BUCKET_NAME", "S3_REGION_NAME", "S3_KEY_PREFIX",
+        "VECTOR_DB", "ENABLE_WEBSOCKET_SUPPORT", "WEBSOCKET_MANAGER")} == {
+        "STORAGE_PROVIDER": "s3", "S3_BUCKET_NAME": bucket, "S3_REGION_NAME": "us-east-1", "S3_KEY_PREFIX": "uploads",
+        "VECTOR_DB": "pgvector", "ENABLE_WEBSOCKET_SUPPORT": "true", "WEBSOCKET_MANAGER": "redis"}
+    # Connection strings carry credentials: only by reference to the Secret.
+    for name in ("DATABASE_URL", "PGVECTOR_DB_URL", "REDIS_URL", "WEBSOCKET_REDIS_URL"):
+        assert env[name] == {"name": name, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": name}}}
+    # No static AWS keys: the S3 client falls back to the IRSA web identity.
+    assert not {"S3_ACCESS_KEY_ID", "S3_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID"} & set(env)
+    assert set(env) <= VERIFIED_ENV_NAMES, sorted(set(env) - VERIFIED_ENV_NAMES)
+
+
+def test_multi_replica_secret_holds_the_connection_strings_and_nothing_leaks():
+    run = multi_replica_run()
+    secret = run.named("openwebui-secret")
+    data = reveal(secret.inputs["stringData"])
+    assert data["DATABASE_URL"] == data["PGVECTOR_DB_URL"] == database_url(DB_HOST, 5432, DB_PASSWORD)
+    assert data["REDIS_URL"] == data["WEBSOCKET_REDIS_URL"] == f"rediss://:{REDIS_TOKEN}@{REDIS_HOST}:6379/0"
+    # Every key the pod references exists in the Secret (a missing key keeps the pod from starting).
+    refs = {e["valueFrom"]["secretKeyRef"]["key"] for e in env_of(run).values() if "valueFrom" in e}
+    assert refs == set(data)
+    # The same generated token is the one ElastiCache enforces.
+    assert reveal(run.named("openwebui-redis", REPLICATION_GROUP).inputs["authToken"]) == REDIS_TOKEN
+    # ...and the plan shows none of them.
+    assert inputs(secret)["stringData"] == {key: SECRET for key in data}
+
+
+def test_multi_replica_plan_output_has_no_plaintext_credentials(tmp_path):
+    run = multi_replica_run()
+    plan_doc = write_outputs(run, tmp_path)
+    leaks = [str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*")
+             if p.is_file() and (DB_PASSWORD in p.read_text() or REDIS_TOKEN in p.read_text())]
+    assert leaks == []
+    findings = security_scan.plan_secret_findings(plan_doc)
+    for name, obj in security_scan.load_manifests(tmp_path):
+        findings += security_scan.manifest_secret_findings(name, obj)
+        if security_scan.pod_template(obj) is not None:
+            findings += security_scan.pod_security_findings(name, obj)
+    assert findings == []
+
+
+def test_redis_url_is_tls_with_the_token_as_auth_password():
+    parsed = urllib.parse.urlsplit(redis_url("cache.example", 6379, "tok3n"))
+    assert (parsed.scheme, parsed.username, parsed.password, parsed.hostname, parsed.port, parsed.path) == (
+        "rediss", "", "tok3n", "cache.example", 6379, "/0")
+
+
+def test_multi_replica_uploads_role_is_pinned_to_the_service_account_and_the_prefix():
+    run = multi_replica_run()
+    role = run.named("openwebui-uploads", "aws:iam/role:Role")
+    trust = json.loads(inputs(role)["assumeRolePolicy"])  # known: OIDC outputs resolved by the mock
+    issuer = OIDC_URL.removeprefix("https://")
+    assert trust["Statement"] == [{
+        "Effect": "Allow", "Principal": {"Federated": OIDC_ARN}, "Action": "sts:AssumeRoleWithWebIdentity",
+        "Condition": {"StringEquals": {f"{issuer}:sub": f"system:serviceaccount:openwebui:{SERVICE_ACCOUNT}",
+                                       f"{issuer}:aud": "sts.amazonaws.com"}},
+    }]
+    bucket = "arn:aws:s3:::ai-platform-prod-openwebui-us-east-1"
+    document = json_policy(run.named("openwebui-uploads", "aws:iam/rolePolicy:RolePolicy"))
+    assert document["Statement"] == [
+        {"Sid": "ListUploads", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": bucket,
+         "Condition": {"StringLike": {"s3:prefix": ["uploads/", "uploads/*"]}}},
+        {"Sid": "ReadWriteUploads", "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+         "Resource": f"{bucket}/uploads/*"},
+    ]
+    # The pods run as exactly the ServiceAccount the trust names, annotated with this role, and
+    # start only once the role's policy exists.
+    account = run.named("openwebui-sa")
+    metadata = inputs(account)["metadata"]
+    assert (metadata["namespace"], metadata["name"]) == ("openwebui", SERVICE_ACCOUNT)
+    assert metadata["annotations"]["eks.amazonaws.com/role-arn"] == "<computed>"  # the role's ARN
+    assert {role.urn, run.named("openwebui-uploads", "aws:iam/rolePolicy:RolePolicy").urn} <= set(account.dependencies)
+    spec, _ = container(run)
+    assert spec["template"]["spec"]["serviceAccountName"] == SERVICE_ACCOUNT
+    assert inputs(account)["automountServiceAccountToken"] is False
+
+
+def test_uploads_policy_covers_openwebui_keys_and_nothing_beside_them():
+    """OpenWebUI stores an upload at `<S3_KEY_PREFIX>/<file>`; the grant must match those keys
+    (IAM wildcards behave like fnmatch here: no `?`/`[` in the ARNs) and no sibling prefix."""
+    [_, objects] = json.loads(uploads_policy("aws", "ui-data", "team/uploads"))["Statement"]
+    pattern = objects["Resource"]
+    assert fnmatch.fnmatchcase("arn:aws:s3:::ui-data/team/uploads/3f2a_report.pdf", pattern)
+    for other in ("arn:aws:s3:::ui-data/team/uploads-old/x", "arn:aws:s3:::ui-data/models/x", "arn:aws:s3:::other/team/uploads/x"):
+        assert not fnmatch.fnmatchcase(other, pattern), other
+    assert "*" not in json.dumps(objects["Action"])
+
+
+def test_multi_replica_uploads_bucket_is_private_encrypted_versioned_and_kept_in_prod():
+    run = multi_replica_run()
+    bucket = run.named("openwebui-uploads", "aws:s3/bucket:Bucket")
+    assert inputs(bucket)["bucket"] == "ai-platform-prod-openwebui-us-east-1"
+    assert bucket.protect and bucket.retain_on_delete and not inputs(bucket).get("forceDestroy")
+
+    def sub(suffix):
+        return inputs(run.named(f"openwebui-uploads-{suffix}"))
+
+    assert sub("public-access") == {"bucket": "ai-platform-prod-openwebui-us-east-1", "blockPublicAcls": True,
+                                    "blockPublicPolicy": True, "ignorePublicAcls": True, "restrictPublicBuckets": True}
+    assert sub("versioning")["versioningConfiguration"] == {"status": "Enabled"}
+    [rule] = sub("encryption")["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "aws:kms"
+    tls = json.loads(sub("tls-only")["policy"])["Statement"][0]
+    assert tls["Effect"] == "Deny" and tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    lifecycle = {r["id"]: r for r in sub("lifecycle")["rules"]}
+    assert lifecycle["expire-deleted-uploads"]["noncurrentVersionExpiration"]["noncurrentDays"] == 30
+
+
+def test_multi_replica_valkey_is_encrypted_authenticated_and_reachable_only_from_the_cluster():
+    run = multi_replica_run()
+    group = run.named("openwebui-redis", REPLICATION_GROUP)
+    settings = inputs(group)
+    assert settings["engine"] == "valkey" and settings["engineVersion"] == "8.0"
+    assert settings["transitEncryptionEnabled"] is True and settings["transitEncryptionMode"] == "required"
+    assert settings["atRestEncryptionEnabled"] is True
+    assert settings["authToken"] == SECRET
+    assert settings["port"] == 6379 and settings["numCacheClusters"] == 1
+    assert settings["automaticFailoverEnabled"] is False and settings["multiAzEnabled"] is False
+    (rule,) = [r for r in run.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule") if r.name == "openwebui-redis-from-cluster"]
+    rule_inputs = inputs(rule)
+    assert (rule_inputs["fromPort"], rule_inputs["toPort"], rule_inputs["ipProtocol"]) == (6379, 6379, "tcp")
+    assert "referencedSecurityGroupId" in rule_inputs and "cidrIpv4" not in rule_inputs
+    redis_group = run.named("openwebui-redis", "aws:ec2/securityGroup:SecurityGroup")
+    assert set(rule.dependencies) == {redis_group.urn, run.named("cluster-eks", "aws:eks/cluster:Cluster").urn}
+    assert redis_group.urn in group.dependencies
+    subnets = run.named("openwebui-redis", "aws:elasticache/subnetGroup:SubnetGroup")
+    assert sorted(urn.rsplit("::", 1)[1] for urn in subnets.dependencies) == sorted(
+        f"network-private-{zone}" for zone in config_for("prod").network.availabilityZones)
+
+
+def test_valkey_with_two_nodes_fails_over_across_zones():
+    values = openwebui_with("prod", replicas=3)
+    values["persistence"]["redis"] = {"nodes": 2, "nodeType": "cache.t4g.small"}
+    settings = inputs(plan_with("prod", openWebUi=values).named("openwebui-redis", REPLICATION_GROUP))
+    assert (settings["numCacheClusters"], settings["automaticFailoverEnabled"], settings["multiAzEnabled"],
+            settings["nodeType"]) == (2, True, True, "cache.t4g.small")
+
+
+def test_multi_replica_data_dir_is_scratch_and_the_bucket_is_exported():
+    run = multi_replica_run()
+    spec, main = container(run)
+    assert spec["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}]
+    assert main["volumeMounts"] == [{"mountPath": "/app/backend/data", "name": "data"}]
+    assert run.outputs["openWebUiUploadsBucket"].value == "ai-platform-prod-openwebui-us-east-1"
+
+
+@pytest.mark.parametrize("stack", ["dev", "prod"])
+def test_a_single_replica_creates_no_shared_state(stack):
+    run = plan(stack)
+    assert not run.of_type(REPLICATION_GROUP)
+    assert not [r for r in run.of_type("aws:s3/bucket:Bucket") if r.name == "openwebui-uploads"]
+    assert "openWebUiUploadsBucket" not in run.outputs
+    env = env_of(run)
+    assert not {"STORAGE_PROVIDER", "VECTOR_DB", "WEBSOCKET_MANAGER", "REDIS_URL"} & set(env)
+    assert "serviceAccountName" not in container(run)[0]["template"]["spec"]
 
 
 def test_more_than_one_replica_with_sqlite_is_a_config_error():
