@@ -36,10 +36,17 @@ APP_PROTOCOL = {"http": "http", "grpc": "kubernetes.io/h2c", "metrics": "http", 
 
 # Checks that do not apply to the Triton Deployment, with why (listed in docs/security.md).
 CHECKOV_SKIPS = {
-    "CKV_K8S_22": "Triton copies the S3 model repository under /tmp and vLLM/tokenizers cache under $HOME",
     "CKV_K8S_40": "the image's files belong to its triton-server user (uid 1000); another uid cannot run it",
     "CKV_K8S_43": "the image tag is pinned in stack config; NGC tags are immutable releases",
 }
+# Only `llm` keeps a writable root: vLLM, PyTorch and the tokenizer write caches in many places.
+LLM_CHECKOV_SKIPS = {
+    **CHECKOV_SKIPS,
+    "CKV_K8S_22": "vLLM, PyTorch and the HuggingFace tokenizer write caches across the image's filesystem ($HOME, compile caches)",
+}
+# Where `standard` mode may write under its read-only root: Triton copies the S3 model repository
+# to a temporary directory (under /tmp) before loading it.
+STANDARD_WRITABLE_DIRS = {"tmp": "/tmp"}
 # Pods that call the OpenAI endpoint of `llm` deployments: (namespace, pod labels) of OpenWebUI.
 OPENAI_CLIENTS = (("openwebui", {"app.kubernetes.io/name": "open-webui"}),)
 
@@ -134,6 +141,13 @@ def pod_spec(config: TritonDeploymentConfig, bucket: str, region: str,
     """The Deployment's pod spec (Kubernetes spelling)."""
     command, args = container_command(config, bucket)
     gpus = str(config.gpusPerReplica)
+    read_only_root = config.mode == "standard"
+    writable_volumes: list[dict] = []
+    writable_mounts: list[dict] = []
+    if read_only_root:
+        # No size limit: the model copy can be as large as the models; the node disk bounds it.
+        writable_volumes = [{"name": name, "emptyDir": {}} for name in STANDARD_WRITABLE_DIRS]
+        writable_mounts = [{"name": name, "mountPath": path} for name, path in STANDARD_WRITABLE_DIRS.items()]
     container = {
         "name": "triton",
         "image": f"{IMAGE_REPOSITORY}:{config.imageTag}",
@@ -154,10 +168,8 @@ def pod_spec(config: TritonDeploymentConfig, bucket: str, region: str,
         },
         # Tags are pinned; Always re-checks the tag's digest at pod start (layers stay cached).
         "imagePullPolicy": "Always",
-        # Writable root: the S3 repository is copied to local disk under /tmp, and vLLM and the
-        # HuggingFace tokenizer write caches under $HOME; everything else is locked down.
-        "securityContext": security.restricted_security_context(read_only_root=False, run_as_user=TRITON_UID),
-        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
+        "securityContext": security.restricted_security_context(read_only_root=read_only_root, run_as_user=TRITON_UID),
+        "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}, *writable_mounts],
         **probes(config),
     }
     spec: dict[str, Any] = {
@@ -170,7 +182,7 @@ def pod_spec(config: TritonDeploymentConfig, bucket: str, region: str,
         "containers": [container],
         # /dev/shm must be a sized memory volume: the runtime's default 64Mi breaks Python
         # backends and vLLM, and an env var cannot change it. It counts against the memory limit.
-        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": config.shmSize}}],
+        "volumes": [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": config.shmSize}}, *writable_volumes],
     }
     if config.maxReplicas > 1:
         # Soft spreading: a hard zone rule could leave a replica Pending forever, because the
@@ -288,7 +300,7 @@ class TritonServer(pulumi.ComponentResource):
             metadata={"name": base, "namespace": ns, "labels": labels, "annotations": {
                 # Pulumi waits for the rollout; allow for a node scale-up plus the model download.
                 "pulumi.com/timeoutSeconds": str(config.startupTimeoutSeconds + NODE_PROVISIONING_SECONDS),
-                **security.checkov_skips(CHECKOV_SKIPS),
+                **security.checkov_skips(LLM_CHECKOV_SKIPS if config.mode == "llm" else CHECKOV_SKIPS),
             }},
             spec=deployment_spec(config, args.bucket_name, args.region, args.priority_class_name),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account])),

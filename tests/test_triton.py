@@ -395,3 +395,17 @@ def test_internal_nlb_waits_for_the_load_balancer_controller():
     assert nlb_services, "prod's standard deployment is exposed through an internal NLB"
     for service_resource in nlb_services:
         assert controller.urn in service_resource.dependencies, service_resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_standard_mode_runs_on_a_read_only_root_with_a_writable_tmp(stack):
+    spec = deployment(stack, "standard")["spec"]["template"]["spec"]
+    triton = container(stack, "standard")
+    assert triton["securityContext"]["readOnlyRootFilesystem"] is True
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert {m["mountPath"]: volumes[m["name"]] for m in triton["volumeMounts"]}["/tmp"] == {"name": "tmp", "emptyDir": {}}
+    # llm keeps a writable root (vLLM caches), and says why to checkov.
+    assert container(stack, "llm")["securityContext"]["readOnlyRootFilesystem"] is False
+    annotations = deployment(stack, "llm")["metadata"]["annotations"]
+    assert any(v.startswith("CKV_K8S_22=") for v in annotations.values())
+    assert not any(v.startswith("CKV_K8S_22=") for v in deployment(stack, "standard")["metadata"]["annotations"].values())
