@@ -14,14 +14,11 @@ from typing import Optional, Sequence
 import pulumi
 import pulumi_aws as aws
 
+from components.s3 import bucket_arn, private_bucket
 from components.iam import irsa_trust_policy
 
 # Object the program keeps under every reader prefix (see ModelRepository).
 PREFIX_MARKER = ".keep"
-
-
-def bucket_arn(partition: str, bucket: str) -> str:
-    return f"arn:{partition}:s3:::{bucket}"
 
 
 def _prefix_conditions(prefixes: Sequence[str]) -> list[str]:
@@ -106,22 +103,6 @@ def publisher_policy(partition: str, bucket: str, prefixes: Sequence[str], allow
     })
 
 
-def tls_only_bucket_policy(partition: str, bucket: str) -> str:
-    """Refuse every request that is not over TLS (a Deny, so no grant anywhere can override it)."""
-    arn = bucket_arn(partition, bucket)
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DenyInsecureTransport",
-            "Effect": "Deny",
-            "Principal": "*",
-            "Action": "s3:*",
-            "Resource": [arn, f"{arn}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
-    })
-
-
 def principals_trust_policy(principal_arns: Sequence[str]) -> str:
     return json.dumps({
         "Version": "2012-10-17",
@@ -165,80 +146,21 @@ class ModelRepository(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: ModelRepositoryArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:models:ModelRepository", name, None, opts)
-        if len(args.bucket_name) > 63:
-            raise ValueError(f"bucket name {args.bucket_name!r} is longer than 63 characters; set modelRepository.bucketName")
         child = pulumi.ResourceOptions(parent=self)
         partition, bucket_name = args.partition, args.bucket_name
 
-        bucket = aws.s3.Bucket(
-            name,
-            bucket=bucket_name,
-            # Only a throwaway stack may delete a bucket that still holds models.
-            force_destroy=not args.protect_data,
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                protect=args.protect_data,
-                # Even `pulumi stack rm --force` or removing the code must not delete the models.
-                retain_on_delete=args.protect_data,
-            ),
+        storage = private_bucket(
+            name, bucket_name,
+            partition=partition,
+            protect_data=args.protect_data,
+            noncurrent_version_days=args.noncurrent_version_days,
+            noncurrent_versions_kept=args.noncurrent_versions_kept,
+            kms_key_arn=args.kms_key_arn,
+            expiry_rule_id="expire-old-model-versions",
+            name_config_key="ai-platform:modelRepository.bucketName",
+            parent=self,
         )
-        # Sub-resources take the bucket's name output: known at preview and a dependency on it.
-        sub = pulumi.ResourceOptions(parent=self, depends_on=[bucket])
-        aws.s3.BucketOwnershipControls(
-            f"{name}-ownership", bucket=bucket.bucket,
-            rule={"object_ownership": "BucketOwnerEnforced"}, opts=sub,
-        )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-public-access", bucket=bucket.bucket,
-            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-            opts=sub,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-versioning", bucket=bucket.bucket,
-            versioning_configuration={"status": "Enabled"}, opts=sub,
-        )
-        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-encryption", bucket=bucket.bucket,
-            rules=[{
-                "apply_server_side_encryption_by_default": {
-                    "sse_algorithm": "aws:kms",
-                    **({"kms_master_key_id": args.kms_key_arn} if args.kms_key_arn else {}),
-                },
-                # One data key per bucket instead of per object: far fewer KMS calls on large pushes.
-                "bucket_key_enabled": True,
-            }],
-            opts=sub,
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-lifecycle", bucket=bucket.bucket,
-            rules=[
-                {
-                    "id": "expire-old-model-versions",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "noncurrent_version_expiration": {
-                        "noncurrent_days": args.noncurrent_version_days,
-                        **({"newer_noncurrent_versions": args.noncurrent_versions_kept} if args.noncurrent_versions_kept else {}),
-                    },
-                    # A push interrupted mid-multipart leaves invisible parts that are billed.
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-                },
-                {
-                    "id": "remove-expired-delete-markers",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"expired_object_delete_marker": True},
-                },
-            ],
-            # Lifecycle rules on a bucket without versioning enabled would not see noncurrent versions.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, versioning]),
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-tls-only", bucket=bucket.bucket,
-            policy=tls_only_bucket_policy(partition, bucket_name),
-            # S3 refuses a bucket policy while the public access block is being changed.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, public_access]),
-        )
+        bucket, encryption = storage.bucket, storage.encryption
 
         # Triton refuses to start on a repository path with no object under it ("repository
         # path is not a valid directory"), which is every prefix of a new bucket: without this

@@ -24,7 +24,7 @@ import pulumi_random as random
 
 from components import security
 from components.iam import irsa_trust_policy
-from components.model_repository import bucket_arn, tls_only_bucket_policy
+from components.s3 import bucket_arn, private_bucket
 from components.exposure import ExposureSettings, port_forward_command, ui_ingress
 from components.oauth2_proxy import PORT as OAUTH2_PROXY_PORT, OAuth2Proxy, OAuth2ProxyArgs
 from stack_config.openwebui import OpenWebUiConfig
@@ -528,60 +528,16 @@ class OpenWebUi(pulumi.ComponentResource):
         (retention, deletion requests) with their own lifecycle, and the model bucket is read by
         every Triton role (HeadBucket lists its root) and written by CI. Returns the IRSA role
         ARN, available once its policy is attached."""
-        if len(bucket_name) > 63:
-            raise ValueError(f"bucket name {bucket_name!r} is longer than 63 characters; set openWebUi.persistence.uploads.bucketName")
         uploads = config.persistence.uploads
-        bucket = aws.s3.Bucket(
-            f"{name}-uploads",
-            bucket=bucket_name,
-            force_destroy=not protect_data,
-            # Users' files: protected, and kept even if the stack is removed, where data is.
-            opts=pulumi.ResourceOptions(parent=self, protect=protect_data, retain_on_delete=protect_data),
-        )
-        sub = pulumi.ResourceOptions(parent=self, depends_on=[bucket])
-        aws.s3.BucketOwnershipControls(
-            f"{name}-uploads-ownership", bucket=bucket.bucket,
-            rule={"object_ownership": "BucketOwnerEnforced"}, opts=sub,
-        )
-        public_access = aws.s3.BucketPublicAccessBlock(
-            f"{name}-uploads-public-access", bucket=bucket.bucket,
-            block_public_acls=True, block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
-            opts=sub,
-        )
-        versioning = aws.s3.BucketVersioning(
-            f"{name}-uploads-versioning", bucket=bucket.bucket,
-            versioning_configuration={"status": "Enabled"}, opts=sub,
-        )
-        aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{name}-uploads-encryption", bucket=bucket.bucket,
-            # The AWS managed key: the role needs no KMS grant, and the bucket key keeps KMS
-            # requests to one per bucket rather than per object.
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "aws:kms"}, "bucket_key_enabled": True}],
-            opts=sub,
-        )
-        aws.s3.BucketLifecycleConfiguration(
-            f"{name}-uploads-lifecycle", bucket=bucket.bucket,
-            rules=[
-                {
-                    "id": "expire-deleted-uploads",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "noncurrent_version_expiration": {"noncurrent_days": uploads.noncurrentVersionDays},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-                },
-                {
-                    "id": "remove-expired-delete-markers",
-                    "status": "Enabled",
-                    "filter": {"prefix": ""},
-                    "expiration": {"expired_object_delete_marker": True},
-                },
-            ],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, versioning]),
-        )
-        aws.s3.BucketPolicy(
-            f"{name}-uploads-tls-only", bucket=bucket.bucket,
-            policy=tls_only_bucket_policy(identity.partition, bucket_name),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, public_access]),
+        # The AWS managed key: the role needs no KMS grant.
+        private_bucket(
+            f"{name}-uploads", bucket_name,
+            partition=identity.partition,
+            protect_data=protect_data,
+            noncurrent_version_days=uploads.noncurrentVersionDays,
+            expiry_rule_id="expire-deleted-uploads",
+            name_config_key="ai-platform:openWebUi.persistence.uploads.bucketName",
+            parent=self,
         )
         child = pulumi.ResourceOptions(parent=self)
         role = aws.iam.Role(

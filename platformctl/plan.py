@@ -16,6 +16,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+import pulumi
 import yaml
 from rich.console import Console
 from rich.markup import escape
@@ -188,7 +189,8 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
     try:
         config = stack_config.load_from_files(stack, stack_file=stack_file)
         run = run_stack(stack, stack_file=stack_file)
-    except stack_config.ConfigError as error:
+    except (stack_config.ConfigError, pulumi.RunError) as error:
+        # RunError: the program refused the config (as `pulumi up` would, without a traceback).
         err.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
         return 2
     plan_doc = write_outputs(run, out_dir)

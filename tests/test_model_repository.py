@@ -303,3 +303,15 @@ def test_publisher_trust_refuses_anything_but_iam_principal_arns():
         stack_config.parse(values, secret, "dev")
     assert any(p.startswith("ai-platform:modelRepository.publisher.trustedPrincipalArns[0]: string should match pattern")
                for p in caught.value.problems), caught.value.problems
+
+
+def test_a_default_bucket_name_over_63_characters_is_a_clear_error():
+    import pulumi
+
+    import stack_config
+    from platformctl.mockrun import run_program
+
+    values, secret = stack_config.read_stack_files("dev")
+    with pytest.raises(pulumi.RunError) as caught:
+        run_program("dev-" + "x" * 40, values, secret)
+    assert "is longer than 63 characters; set ai-platform:modelRepository.bucketName" in str(caught.value)
