@@ -8,6 +8,7 @@ group at its maxSize; everything else (control plane, NAT, load balancers) runs 
 from __future__ import annotations
 
 import io
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -18,7 +19,7 @@ from rich.text import Text
 
 from stack_config import StackConfig
 
-from .prices import PriceBook, PricesUnavailable, TablePrices
+from .prices import PRICING_API_REGION, LivePrices, PriceBook, PricesUnavailable, TablePrices, load_table
 
 # Spot capacity for G instances has typically sold at 50-70% below on-demand; 60% is a middle
 # assumption. It is printed with every estimate and can be changed with --spot-discount.
@@ -87,6 +88,16 @@ class Database:
 
 
 @dataclass(frozen=True)
+class CacheCluster:
+    """An ElastiCache replication group: every node (primary and replicas) bills the same rate."""
+
+    name: str
+    node_type: str
+    nodes: int
+    engine: str = "valkey"
+
+
+@dataclass(frozen=True)
 class PlanFacts:
     """Billable things only the rendered program knows (counted from `plan.json`)."""
 
@@ -96,6 +107,7 @@ class PlanFacts:
     persistent_volume_gib: float = 0  # PVCs and the volume claims of Helm releases
     databases: tuple[Database, ...] = ()
     unsized_claims: tuple[str, ...] = ()  # claims whose size is unknown until deploy
+    caches: tuple[CacheCluster, ...] = ()
 
 
 _SUFFIX_BYTES = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50,
@@ -151,10 +163,27 @@ def _storage_gib(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def _count(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _cache_nodes(inputs: dict) -> int:
+    """Nodes of a replication group: numCacheClusters without cluster mode; with it, every shard
+    has a primary and its replicas. An unknown count is one node, the least it can have."""
+    clusters = _count(inputs.get("numCacheClusters"))
+    if clusters is not None:
+        return clusters
+    shards = _count(inputs.get("numNodeGroups"))
+    if shards is not None:
+        return shards * (1 + (_count(inputs.get("replicasPerNodeGroup")) or 0))
+    return 1
+
+
 def facts_from_plan(plan_doc: dict) -> PlanFacts:
     load_balancers = kms_keys = endpoint_zones = 0
     volume_gib = 0.0
     databases: list[Database] = []
+    caches: list[CacheCluster] = []
     unsized: list[str] = []
 
     def claim(where: str, size: Any) -> None:
@@ -190,12 +219,16 @@ def facts_from_plan(plan_doc: dict) -> PlanFacts:
                 max(allocated, _storage_gib(inputs.get("maxAllocatedStorage")) or 0.0),
                 str(inputs.get("storageType") or "gp2"),
             ))
+        elif kind == "aws:elasticache/replicationGroup:ReplicationGroup":
+            caches.append(CacheCluster(name, str(inputs.get("nodeType")), _cache_nodes(inputs),
+                                       str(inputs.get("engine") or "redis").lower()))
         elif kind == "aws:kms/key:Key":
             kms_keys += 1
         elif kind == "aws:ec2/vpcEndpoint:VpcEndpoint" and inputs.get("vpcEndpointType") == "Interface":
             subnets = inputs.get("subnetIds")
             endpoint_zones += len(subnets) if isinstance(subnets, list) else 1
-    return PlanFacts(load_balancers, kms_keys, endpoint_zones, round(volume_gib, 3), tuple(databases), tuple(unsized))
+    return PlanFacts(load_balancers, kms_keys, endpoint_zones, round(volume_gib, 3), tuple(databases), tuple(unsized),
+                     tuple(caches))
 
 
 def _node_price(
@@ -242,6 +275,88 @@ def config_databases(config: StackConfig) -> tuple[Database, ...]:
     return (Database("openwebui-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB, pg.maxAllocatedStorageGiB),)
 
 
+def config_caches(config: StackConfig) -> tuple[CacheCluster, ...]:
+    """The ElastiCache group OpenWebUI gets with more than one replica (components/openwebui.py
+    `_redis`; the config model requires postgres for replicas > 1). Named as in the plan."""
+    ui = config.openWebUi
+    if not ui.enabled or ui.replicas == 1:
+        return ()
+    rc = ui.persistence.redis
+    return (CacheCluster("openwebui-redis", rc.nodeType, rc.nodes),)
+
+
+# Attributes of the plain on-demand node price in the AmazonElastiCache price list (each node
+# type also lists a $0 "reserved instance applied" dimension, dropped with the other zero prices).
+_CACHE_ENGINES = {"valkey": "Valkey", "redis": "Redis"}
+
+
+def cache_pricing_filters(region: str, node_type: str, engine: str) -> list[dict[str, str]]:
+    fields = {"instanceType": node_type, "regionCode": region, "cacheEngine": _CACHE_ENGINES[engine],
+              "productFamily": "Cache Instance"}
+    return [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fields.items()]
+
+
+def live_cache_node_hour(pricing_client: Any, region: str, node_type: str, engine: str) -> float | None:
+    """On-demand $/hour of one ElastiCache node from the Pricing API; None when no product matches."""
+    response = pricing_client.get_products(
+        ServiceCode="AmazonElastiCache",
+        Filters=cache_pricing_filters(region, node_type, engine),
+        FormatVersion="aws_v1",
+        MaxResults=10,
+    )
+    prices = []
+    for raw in response.get("PriceList", []):
+        product = json.loads(raw) if isinstance(raw, str) else raw
+        for term in product.get("terms", {}).get("OnDemand", {}).values():
+            for dimension in term.get("priceDimensions", {}).values():
+                usd = float(dimension.get("pricePerUnit", {}).get("USD", "0") or 0)
+                if usd > 0 and dimension.get("unit", "Hrs") in ("Hrs", "Hours"):
+                    prices.append(usd)
+    return min(prices) if prices else None
+
+
+def _cache_node_hour(cache: CacheCluster, prices: PriceBook, notes: list[str]) -> tuple[float | None, str]:
+    """$/hour of one node and where the figure comes from: the Pricing API with --live-prices,
+    else (or when the API cannot answer) the table, which holds Valkey prices only."""
+    table = getattr(prices, "table", None) or load_table()
+    try:
+        rates = table.region(prices.region).get("elasticacheValkeyNodes", {})
+    except PricesUnavailable:
+        rates = {}
+    table_hour = rates.get(cache.node_type) if cache.engine == "valkey" else None
+    source = "table, unchecked"
+    if isinstance(prices, LivePrices) and cache.engine in _CACHE_ENGINES:
+        from platformctl.preflight import explain_error  # local import: preflight imports this module
+
+        try:
+            live = live_cache_node_hour(prices.pricing_client, prices.region, cache.node_type, cache.engine)
+        except Exception as exc:  # noqa: BLE001 - every API failure becomes a note, never a traceback
+            reason = explain_error(exc, "pricing:GetProducts")
+        else:
+            if live is not None:
+                return live, f"live, Pricing API in {PRICING_API_REGION}"
+            reason = f"no on-demand {_CACHE_ENGINES[cache.engine]} product found"
+        used = "table price used" if table_hour is not None else "left unpriced"
+        notes.append(f"live price of ElastiCache {cache.node_type}: {reason}; {used}")
+    return (None if table_hour is None else float(table_hour)), source
+
+
+def _cache_item(cache: CacheCluster, prices: PriceBook, notes: list[str]) -> LineItem:
+    """An ElastiCache group: nodes x node price, the same idle and at peak (it does not scale)."""
+    name = f"ElastiCache {cache.name}"
+    engine = _CACHE_ENGINES.get(cache.engine, cache.engine)
+    layout = "primary" if cache.nodes == 1 else f"primary + {cache.nodes - 1} replica(s)"
+    hourly, source = _cache_node_hour(cache, prices, notes)
+    if hourly is None:
+        notes.append(f"{name}: no price for {engine} {cache.node_type}; not in the totals (use --live-prices)")
+        return LineItem(name, f"{cache.nodes} x {engine} {cache.node_type} ({layout}): no price", 0.0, 0.0, priced=False)
+    if source == "table, unchecked":
+        notes.append(f"{name}: the table's ElastiCache node prices are written from memory and unchecked; "
+                     "`platformctl preflight --live-prices` asks the Pricing API")
+    detail = f"{cache.nodes} x {engine} {cache.node_type} ({layout}), ${hourly:.4f}/h each ({source})"
+    return LineItem(name, detail, cache.nodes * hourly, cache.nodes * hourly)
+
+
 def _database_item(db: Database, rates: Any, hours_per_month: int, notes: list[str]) -> LineItem:
     """An RDS instance: the instance (twice with a Multi-AZ standby) plus its storage, idle at the
     allocated size and peak at the size storage autoscaling may reach."""
@@ -270,8 +385,8 @@ def estimate(
     the region (the table only covers a few; `--live-prices` covers all).
 
     Without `plan_facts` (preflight), load balancers are assumed (DEFAULT_LOAD_BALANCERS) and the
-    database comes from the config; with them (plan), they are counted, and persistent volumes, KMS
-    keys and interface endpoints are added."""
+    database and ElastiCache group come from the config; with them (plan), they are counted, and
+    persistent volumes, KMS keys and interface endpoints are added."""
     if not 0 <= spot_discount < 1:
         raise ValueError(f"spot discount must be in [0, 1), got {spot_discount}")
     prices = prices or TablePrices(config.region)
@@ -336,6 +451,8 @@ def estimate(
             notes.append(f"size unknown until deploy, not in the totals: {', '.join(plan_facts.unsized_claims)}")
     for db in plan_facts.databases if plan_facts is not None else config_databases(config):
         items.append(_database_item(db, rates, prices.hours_per_month, notes))
+    for cache in plan_facts.caches if plan_facts is not None else config_caches(config):
+        items.append(_cache_item(cache, prices, notes))
 
     if plan_facts is None:
         load_balancers, basis = DEFAULT_LOAD_BALANCERS, "assumed"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import boto3
 import pytest
@@ -272,3 +273,114 @@ def test_database_class_outside_the_table_is_named_and_left_out(prod):
 
     assert not est.item("Database db").priced and not est.complete
     assert "Database db: no price for db.x2iedn.32xlarge in the table; not in the totals" in est.notes
+
+
+# --- ElastiCache (OpenWebUI with more than one replica) -------------------------------------------
+
+VALKEY_T4G_MICRO = 0.0128  # table, us-east-1 (prod's region)
+
+
+def _prod_values_with_replicas(replicas: int, redis: dict | None = None) -> dict:
+    from tests.harness import stack_values
+
+    ui = stack_values("prod")["openWebUi"]
+    ui["replicas"] = replicas
+    if redis is not None:
+        ui["persistence"] = {**ui["persistence"], "redis": redis}
+    return ui
+
+
+def _config_with(prod, ui_values: dict):
+    return prod.model_copy(update={"openWebUi": type(prod.openWebUi).model_validate(ui_values)})
+
+
+def test_prod_plan_with_two_replicas_prices_each_elasticache_node(prod):
+    from tests.harness import plan_with
+
+    ui = _prod_values_with_replicas(2, {"nodeType": "cache.t4g.micro", "nodes": 2})
+    est = cost.estimate(prod, plan_facts=cost.facts_from_plan(plan_with("prod", openWebUi=ui).to_json()))
+
+    cache = est.item("ElastiCache openwebui-redis")
+    # a primary and one replica, each billed the node price, whatever the load
+    assert cache.idle_hourly == cache.peak_hourly == pytest.approx(2 * VALKEY_T4G_MICRO)
+    assert cache.detail.startswith("2 x Valkey cache.t4g.micro (primary + 1 replica(s)), $0.0128/h each")
+    assert "ElastiCache openwebui-redis" in rendered(est) and est.complete
+    assert any(n.startswith("ElastiCache openwebui-redis: the table's ElastiCache node prices are written from memory")
+               for n in est.notes)
+    # preflight has no plan: the same line comes from the config
+    assert cost.estimate(_config_with(prod, ui)).item("ElastiCache openwebui-redis") == cache
+
+
+def test_single_replica_has_no_elasticache_line(prod):
+    from tests.harness import plan
+
+    assert prod.openWebUi.replicas == 1
+    for est in (cost.estimate(prod, plan_facts=cost.facts_from_plan(plan("prod").to_json())), cost.estimate(prod)):
+        assert not [i for i in est.items if i.name.startswith("ElastiCache")]
+
+
+def test_elasticache_node_type_outside_the_table_is_named_and_left_out(prod):
+    est = cost.estimate(_config_with(prod, _prod_values_with_replicas(3, {"nodeType": "cache.x2gd.large", "nodes": 3})))
+
+    cache = est.item("ElastiCache openwebui-redis")
+    assert not cache.priced and cache.idle_hourly == 0 and not est.complete
+    assert "ElastiCache openwebui-redis: no price for Valkey cache.x2gd.large; not in the totals (use --live-prices)" in est.notes
+
+
+def test_elasticache_table_covers_the_default_node_type_in_every_region():
+    from stack_config.openwebui import RedisConfig
+
+    default = RedisConfig().nodeType
+    pattern = RedisConfig.model_fields["nodeType"].metadata[0].pattern
+    for region in load_table().region_names():
+        nodes = load_table().region(region)["elasticacheValkeyNodes"]
+        assert default in nodes, region
+        for name, price in nodes.items():
+            assert re.fullmatch(pattern, name) and 0 < price < 10, f"{region}: {name} {price}"
+
+
+def _cache_product(usd: str) -> str:
+    return json.dumps({
+        "product": {"productFamily": "Cache Instance", "attributes": {"instanceType": "cache.t4g.micro", "cacheEngine": "Valkey"}},
+        "terms": {"OnDemand": {"SKU.A": {"priceDimensions": {
+            "SKU.A.RI": {"unit": "Hrs", "pricePerUnit": {"USD": "0.0000000000"}},  # "reserved instance applied"
+            "SKU.A.OD": {"unit": "Hrs", "pricePerUnit": {"USD": usd}}}}}},
+    })
+
+
+def _live_estimate_with_cache(prod, cache_response):
+    """prod with two replicas under LivePrices: every EC2 lookup answers the table's price back
+    unchecked; the ElastiCache lookup must ask AmazonElastiCache for Valkey nodes of prod's region."""
+    config = _config_with(prod, _prod_values_with_replicas(2))
+    instance_types = {t for g in [config.cluster.systemNodeGroup, *config.gpuNodeGroups] for t in g.instanceTypes}
+    client, stub = _pricing_stub()
+    for _ in instance_types:
+        stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [_product("1.0")]})
+    expected = {"ServiceCode": "AmazonElastiCache", "FormatVersion": "aws_v1", "MaxResults": 10,
+                "Filters": cost.cache_pricing_filters(config.region, "cache.t4g.micro", "valkey")}
+    cache_response(stub, expected)
+    stub.activate()
+    est = cost.estimate(config, prices=LivePrices(config.region, client))
+    stub.assert_no_pending_responses()
+    return est
+
+
+def test_live_prices_ask_the_pricing_api_for_elasticache_nodes(prod):
+    est = _live_estimate_with_cache(prod, lambda stub, expected: stub.add_response(
+        "get_products", {"FormatVersion": "aws_v1", "PriceList": [_cache_product("0.0150000000")]}, expected))
+
+    cache = est.item("ElastiCache openwebui-redis")
+    assert cache.idle_hourly == pytest.approx(0.015)  # the live price, not the zero "reserved" dimension
+    assert "(live, Pricing API in us-east-1)" in cache.detail
+    assert {"Type": "TERM_MATCH", "Field": "cacheEngine", "Value": "Valkey"} in cost.cache_pricing_filters("us-east-1", "cache.t4g.micro", "valkey")
+
+
+def test_live_elasticache_price_failure_falls_back_to_the_table_and_says_so(prod):
+    est = _live_estimate_with_cache(prod, lambda stub, expected: stub.add_client_error(
+        "get_products", service_error_code="AccessDeniedException", expected_params=expected))
+
+    cache = est.item("ElastiCache openwebui-redis")
+    assert cache.idle_hourly == pytest.approx(VALKEY_T4G_MICRO)
+    assert "(table, unchecked)" in cache.detail
+    assert ("live price of ElastiCache cache.t4g.micro: permission denied (AccessDeniedException): needs "
+            "pricing:GetProducts; table price used") in est.notes
