@@ -1,7 +1,9 @@
 """`platformctl smoke`: is a Triton deployment serving? Checks, with tritonclient over HTTP (KServe
 v2): server live and ready, the repository index and each model's readiness, each ready model's
 metadata and one inference with inputs generated from that metadata; and, for an OpenAI-compatible
-endpoint, that `/v1/models` lists at least one model. Prints a table; exit 1 on any failure.
+endpoint, that `/v1/models` lists at least one model. With --stack/--outputs and no --deployment,
+every Triton deployment of the stack is checked, each in turn. Prints a table per deployment;
+exit 1 when any check of any deployment fails.
 """
 
 from __future__ import annotations
@@ -38,10 +40,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--url", help="Triton HTTP URL, e.g. http://localhost:8000")
     source.add_argument("--stack", help="take the URLs from this stack's outputs (pulumi stack output)")
     source.add_argument("--outputs", type=Path, metavar="FILE", help="take them from saved `pulumi stack output --json`")
-    parser.add_argument("--deployment", help="Triton deployment to check (with --stack/--outputs)")
+    parser.add_argument("--deployment", help="Triton deployment to check (with --stack/--outputs); default: every one")
     parser.add_argument("--openai-url", help="OpenAI-compatible base URL ending in /v1, e.g. http://localhost:9000/v1")
     parser.add_argument("--model", action="append", default=[], metavar="NAME",
-                        help="check only this model (repeatable); default: every model in the repository index")
+                        help="check only this model (repeatable; with one deployment); default: every model in "
+                             "the repository index")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.set_defaults(func=cmd_smoke)
 
@@ -212,33 +215,78 @@ def run(url: str, openai_url: str | None, timeout: float, only: list[str]) -> li
     return checks
 
 
-def cmd_smoke(args: argparse.Namespace) -> int:
-    url, openai_url = args.url, args.openai_url
-    if args.deployment and args.url:
-        print("error: --deployment goes with --stack/--outputs, not --url", file=sys.stderr)
-        return 2
-    if not url:
-        try:
-            url, stack_openai = server_urls(load_outputs(args.stack, args.outputs), args.deployment)
-        except OutputsError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-        openai_url = openai_url or stack_openai
-    from rich.console import Console
+@dataclass(frozen=True)
+class Target:
+    deployment: str | None  # None: a --url given directly
+    url: str
+    openai_url: str | None
+
+
+class UsageError(Exception):
+    """The arguments cannot name what to check (exit 2, before anything is checked)."""
+
+
+def targets(args: argparse.Namespace) -> list[Target]:
+    """What to check, all resolved before the first request so that a stack output missing for a
+    later deployment is a usage error, not a half-run smoke test."""
+    if args.url:
+        if args.deployment:
+            raise UsageError("--deployment goes with --stack/--outputs, not --url")
+        return [Target(None, args.url, args.openai_url)]
+    try:
+        outputs = load_outputs(args.stack, args.outputs)
+        names: list[str | None] = [args.deployment]
+        deployments = outputs.get("tritonDeployments")
+        if args.deployment is None and isinstance(deployments, dict) and deployments:
+            names = sorted(deployments)
+        found = [(name, *server_urls(outputs, name)) for name in names]
+    except OutputsError as exc:
+        raise UsageError(str(exc)) from None
+    if len(found) > 1:
+        # Each deployment serves its own models and its own OpenAI endpoint: one --model or
+        # --openai-url cannot apply to all of them.
+        for flag, given in (("--model", args.model), ("--openai-url", args.openai_url)):
+            if given:
+                raise UsageError(f"{flag} applies to one deployment; add --deployment "
+                                 f"(this stack has {', '.join(n for n, _, _ in found)})")
+    return [Target(name, url, args.openai_url or stack_openai) for name, url, stack_openai in found]
+
+
+def _report(target: Target, checks: list[Check], console) -> bool:
+    """Print one deployment's table and verdict; True when nothing failed."""
     from rich.table import Table
 
-    checks = run(url, openai_url, args.timeout, args.model)
-    table = Table(title=f"smoke: {url}")
+    title = f"smoke: {target.url}" if target.deployment is None else f"smoke: {target.url} (deployment {target.deployment})"
+    table = Table(title=title)
     for column in ("check", "target", "result", "detail"):
         table.add_column(column, overflow="fold")
     for c in checks:
         status = "[green]ok[/]" if c.ok else ("[yellow]skip[/]" if c.ok is None else "[red]FAIL[/]")
         table.add_row(c.check, c.target, status, c.detail)
-    console = Console()
     console.print(table)
     failed = [c for c in checks if c.ok is False]
     if failed:
         console.print(f"[red]{len(failed)} of {len(checks)} check(s) failed[/]")
-        return 1
-    console.print(f"[green]all {len(checks)} checks passed[/]")
-    return 0
+    else:
+        console.print(f"[green]all {len(checks)} checks passed[/]")
+    return not failed
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    try:
+        chosen = targets(args)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from rich.console import Console
+
+    console = Console()
+    # Every deployment is checked even after one fails: the run should show all that is broken.
+    passed = {t.deployment: _report(t, run(t.url, t.openai_url, args.timeout, args.model), console) for t in chosen}
+    if len(chosen) > 1:
+        failing = [name for name, ok in passed.items() if not ok]
+        if failing:
+            console.print(f"[red]{len(failing)} of {len(chosen)} deployment(s) failed: {', '.join(failing)}[/]")
+        else:
+            console.print(f"[green]all {len(chosen)} deployments passed[/]")
+    return 0 if all(passed.values()) else 1

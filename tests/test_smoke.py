@@ -214,3 +214,51 @@ def test_outputs_without_the_deployment_is_a_clear_error(capsys, tmp_path):
     code, out = smoke(capsys, "--outputs", str(outputs), "--deployment", "llm")
     assert code == 2
     assert "no Triton deployment 'llm' (have: standard)" in out
+
+
+def test_outputs_without_deployment_check_every_deployment(capsys, mlserver, openai_stub, tmp_path):
+    openai_url, _ = openai_stub
+    dead = f"http://127.0.0.1:{free_port()}"
+    outputs = tmp_path / "outputs.json"
+    deployments = {"standard": {"httpUrl": mlserver},
+                   "llm": {"httpUrl": "http://unused:8000", "externalHttpUrl": mlserver, "openaiUrl": openai_url}}
+    outputs.write_text(json.dumps({"tritonDeployments": deployments}))
+
+    code, out = smoke(capsys, "--outputs", str(outputs))
+    assert code == 0, out
+    assert f"smoke: {mlserver} (deployment llm)" in out and f"smoke: {mlserver} (deployment standard)" in out
+    # each deployment gets its own OpenAI endpoint: only llm has one
+    assert out.count("openai /v1/models") == 1 and "all 2 deployments passed" in out
+
+    # A deployment that fails does not stop the ones after it, and fails the run.
+    deployments["llm"]["externalHttpUrl"] = dead
+    outputs.write_text(json.dumps({"tritonDeployments": deployments}))
+    code, out = smoke(capsys, "--outputs", str(outputs))
+    assert code == 1, out
+    assert out.index(f"smoke: {dead} (deployment llm)") < out.index(f"smoke: {mlserver} (deployment standard)")
+    assert "1 of 2 deployment(s) failed: llm" in out and "Traceback" not in out
+
+
+def test_every_deployment_is_resolved_before_any_is_checked(capsys, tmp_path):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"tritonDeployments": {
+        "a": {"httpUrl": f"http://127.0.0.1:{free_port()}"}, "b": {"modelPrefix": "b"}}}))
+    code, out = smoke(capsys, "--outputs", str(outputs))
+    assert code == 2 and "tritonDeployments.b has no httpUrl output" in out
+    assert "smoke:" not in out  # nothing was checked: a usage error, not a half-run
+
+
+@pytest.mark.parametrize("flag", [["--model", "add_sub"], ["--openai-url", "http://127.0.0.1:9/v1"]], ids=["model", "openai-url"])
+def test_per_deployment_flags_need_one_deployment(capsys, tmp_path, flag):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"tritonDeployments": {"llm": {"httpUrl": "http://x:8000"}, "standard": {"httpUrl": "http://y:8000"}}}))
+    code, out = smoke(capsys, "--outputs", str(outputs), *flag)
+    assert code == 2
+    assert f"{flag[0]} applies to one deployment; add --deployment (this stack has llm, standard)" in out
+
+
+def test_outputs_without_any_deployment_is_a_clear_error(capsys, tmp_path):
+    outputs = tmp_path / "outputs.json"
+    outputs.write_text(json.dumps({"tritonDeployments": {}}))
+    code, out = smoke(capsys, "--outputs", str(outputs))
+    assert code == 2 and f"{outputs} have no tritonDeployments output" in out

@@ -21,6 +21,7 @@ import yaml
 import stack_config
 from platformctl.cli import build_parser
 from tests.harness import STACKS
+from tests.test_smoke import mlserver  # noqa: F401 - the KServe-v2 server fixture
 
 ROOT = stack_config.PROJECT_DIR
 WORKFLOWS = ROOT / ".github" / "workflows"
@@ -340,39 +341,54 @@ def _run_smoke_step(tmp_path: Path, outputs: dict) -> subprocess.CompletedProces
     """The prod job's smoke step as the runner runs it, with a stand-in `pulumi` that prints
     `outputs` for `pulumi stack output --json --stack prod`."""
     bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
+    bin_dir.mkdir(parents=True)
     fake = bin_dir / "pulumi"
     (tmp_path / "outputs.src.json").write_text(json.dumps(outputs))
     fake.write_text(f'#!/bin/bash\n[ "$*" = "stack output --json --stack prod" ] || exit 9\ncat {tmp_path / "outputs.src.json"}\n')
     fake.chmod(0o755)
     script = step_named(load(DEPLOY)["jobs"]["prod"], "Smoke test")["run"]
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path)}
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", "RUNNER_TEMP": str(tmp_path), "COLUMNS": "200"}
     return subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
 
 
-def test_smoke_step_checks_every_deployment_of_the_prod_outputs_and_fails_if_any_fails(tmp_path):
-    """prod has several Triton deployments, so `smoke --stack prod` alone would stop at "choose
-    one with --deployment": the step must check each one from the stack outputs."""
+def test_smoke_step_checks_every_deployment_of_the_prod_outputs_and_fails_if_any_fails(tmp_path, mlserver):
+    """prod has several Triton deployments: the step's one `smoke --stack prod` checks each of them,
+    the ones after a failing one too, and fails the job when any one fails."""
     from tests.harness import plan
 
     exported = plan("prod").outputs["tritonDeployments"].value
     assert len(exported) > 1, "prod ships several deployments"
-    # Nothing listens on these ports: every check fails fast, and each URL shows which deployment ran.
-    urls = {name: f"http://127.0.0.1:{_free_port()}" for name in exported}
+    serving, *broken = sorted(exported)
+    # One deployment answers (a real KServe-v2 server), nothing listens for the others; each
+    # table's title shows which deployment was checked at which URL.
+    urls = {name: mlserver if name == serving else f"http://127.0.0.1:{_free_port()}" for name in exported}
     outputs = {"tritonDeployments": {name: {**values, "httpUrl": urls[name], "externalHttpUrl": None,
                                             "openaiUrl": None}
                                      for name, values in exported.items()}}
     result = _run_smoke_step(tmp_path, outputs)
     assert result.returncode == 1, result.stdout + result.stderr  # a failed check, not a usage error (2)
     for name, url in urls.items():
-        assert f"smoke: {url}" in result.stdout, f"deployment {name} was not checked"
-    assert "choose one with --deployment" not in result.stderr
+        assert f"smoke: {url} (deployment {name})" in result.stdout, f"deployment {name} was not checked"
+    assert f"{len(broken)} of {len(exported)} deployment(s) failed: {', '.join(broken)}" in result.stdout
+    assert "Traceback" not in result.stderr
+
+    # The same step passes once every deployment serves.
+    result = _run_smoke_step(tmp_path / "again", {"tritonDeployments": {
+        name: {**values, "httpUrl": mlserver, "externalHttpUrl": None, "openaiUrl": None} for name, values in exported.items()}})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"all {len(exported)} deployments passed" in result.stdout
+
+
+def test_smoke_step_is_one_command_for_the_whole_stack():
+    script = step_named(load(DEPLOY)["jobs"]["prod"], "Smoke test")["run"]
+    assert script.strip() == ".venv/bin/python -m platformctl smoke --stack prod"
 
 
 def test_smoke_step_fails_when_the_stack_exports_no_deployment(tmp_path):
     result = _run_smoke_step(tmp_path, {"tritonDeployments": {}})
-    assert result.returncode == 1 and "exports no tritonDeployments" in result.stdout
+    assert result.returncode == 2 and "stack prod have no tritonDeployments output" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_deploys_are_skipped_until_the_repository_is_connected():
