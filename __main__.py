@@ -119,6 +119,12 @@ if config.ciRole.enabled:
 # --- GPU stack on the cluster: scheduling, monitoring (CRDs first), then the GPU operator ----------
 gpu_stack = config.gpuStack
 on_cluster = pulumi.ResourceOptions(depends_on=[cluster])
+exposure_config = config.exposure
+# The ALB's subnets (public when internet-facing), for the UIs' NetworkPolicies. A brought VPC's
+# subnet layout is unknown here: allow its whole CIDR (network.vpcCidr) instead.
+alb_source_cidrs = [config.network.vpcCidr] if existing else subnet_cidrs(
+    config.network.vpcCidr, len(config.network.availabilityZones))[0 if exposure_config.scheme == "internet-facing" else 1]
+grafana_exposed = bool(exposure_config.certificateArn and exposure_config.loadBalancerController and exposure_config.grafanaHostname)
 scheduling = GpuScheduling("gpu-scheduling", GpuSchedulingArgs(
     k8s_provider=cluster.k8s_provider,
     gpu_quotas=gpu_stack.scheduling.gpuQuotas,
@@ -130,6 +136,10 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     thresholds=gpu_stack.alertThresholds,
     slack_webhook_url=config.alertSlackWebhookUrl.get_secret_value() if config.alertSlackWebhookUrl else None,
     smtp_password=config.alertSmtpPassword.get_secret_value() if config.alertSmtpPassword else None,
+    vpc_cidr=config.network.vpcCidr,
+    grafana_alb_scheme=exposure_config.scheme if grafana_exposed else None,
+    grafana_alb_source_cidrs=alb_source_cidrs if grafana_exposed else (),
+    prometheus_adapter=any(d.autoscaled for d in config.tritonDeployments),
 ), on_cluster)
 gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
     k8s_provider=cluster.k8s_provider,
@@ -143,7 +153,6 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
 
 # --- AWS Load Balancer Controller: before anything asks for a load balancer (Triton's internal NLB,
 # the UIs' ALB), so the legacy in-tree controller never claims a Service first ----------------------
-exposure_config = config.exposure
 lb_controller = None
 if exposure_config.loadBalancerController:
     lb_controller = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
@@ -214,7 +223,7 @@ exposure = ExposureSettings(
 ) if exposure_config.certificateArn and lb_controller else None
 
 grafana_url = monitoring.grafana_url
-if exposure and exposure_config.grafanaHostname:
+if exposure and grafana_exposed:  # the same condition Monitoring opened Grafana's port to the ALB on
     ui_ingress("grafana", monitoring_component.NAMESPACE, exposure_config.grafanaHostname,
                f"{monitoring_component.RELEASE_NAME}-grafana", 80, "/api/health", exposure,
                pulumi.ResourceOptions(parent=monitoring, provider=cluster.k8s_provider, depends_on=[monitoring.release]))
@@ -231,10 +240,7 @@ if config.openWebUi.enabled:
         protect_data=config.protectData,
         hostname=exposure_config.openWebUiHostname if exposure else None,
         exposure=exposure,
-        # The ALB's subnets (public when internet-facing), for the UI's NetworkPolicy. A brought
-        # VPC's subnet layout is unknown here: allow its whole CIDR (network.vpcCidr) instead.
-        alb_source_cidrs=[config.network.vpcCidr] if existing else subnet_cidrs(
-            config.network.vpcCidr, len(config.network.availabilityZones))[0 if exposure_config.scheme == "internet-facing" else 1],
+        alb_source_cidrs=alb_source_cidrs,
         oidc_client_secret=(pulumi.Output.secret(config.openWebUiOidcClientSecret.get_secret_value())
                             if config.openWebUiOidcClientSecret else None),
         postgres_network=PostgresNetwork(

@@ -11,7 +11,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,6 +37,34 @@ RECEIVER_SECRET = "alertmanager-receivers"
 RECEIVER_SECRET_DIR = f"/etc/alertmanager/secrets/{RECEIVER_SECRET}"  # alertmanagerSpec.secrets mount
 DASHBOARD_LABEL = ("grafana_dashboard", "1")
 DCGM_DASHBOARD = {"gnetId": 12239, "revision": 2}  # NVIDIA DCGM Exporter Dashboard, pinned
+
+# --- pods of the chart, as its NetworkPolicies select them ------------------------------------
+# Label sets the chart (and the operator, for Prometheus/Alertmanager) put on each pod; selector
+# labels where the chart has them, since a Deployment's selector cannot change in place.
+# Prometheus and Alertmanager pods: the operator labels its StatefulSet pods
+# app.kubernetes.io/name=prometheus|alertmanager.
+PROMETHEUS_LABELS = dict(security.PROMETHEUS_POD_LABELS)
+ALERTMANAGER_LABELS = {"app.kubernetes.io/name": "alertmanager"}
+# Subcharts: the grafana and kube-state-metrics charts' selectorLabels (name + instance=release).
+GRAFANA_LABELS = {"app.kubernetes.io/name": "grafana", "app.kubernetes.io/instance": RELEASE_NAME}
+KUBE_STATE_METRICS_LABELS = {"app.kubernetes.io/name": "kube-state-metrics", "app.kubernetes.io/instance": RELEASE_NAME}
+# The operator Deployment's selector (templates/prometheus-operator/deployment.yaml).
+OPERATOR_LABELS = {"app": f"{RELEASE_NAME}-operator", "release": RELEASE_NAME}
+# prometheus-adapter (components/triton_autoscaling.py installs it into this namespace as release
+# "prometheus-adapter"; not imported from there: that module imports this one).
+PROMETHEUS_ADAPTER_NAMESPACE = NAMESPACE
+PROMETHEUS_ADAPTER_LABELS = {"app.kubernetes.io/name": "prometheus-adapter", "app.kubernetes.io/instance": "prometheus-adapter"}
+
+GRAFANA_PORT = 3000  # grafana chart service.targetPort: UI, API and /metrics on one port
+PROMETHEUS_PORT = 9090
+ALERTMANAGER_PORT = 9093
+ALERTMANAGER_CLUSTER_PORT = 9094  # gossip between replicas, TCP and UDP
+CONFIG_RELOADER_PORT = 8080  # the operator's config-reloader sidecar (reloader-web), scraped by Prometheus
+KUBE_STATE_METRICS_PORT = 8080
+# prometheusOperator.tls.internalPort: the operator serves its admission webhook (PrometheusRule
+# validation/mutation) and its own metrics over TLS here; admissionWebhooks.deployment is off.
+OPERATOR_WEBHOOK_PORT = 10250
+PROMETHEUS_ADAPTER_PORT = 6443  # the adapter chart's listenPort, the custom metrics APIService's target
 
 RULES_FILE = Path(__file__).resolve().parent / "rules" / "gpu-triton.rules.yaml"
 RULE_NAME = "gpu-triton"
@@ -245,6 +273,72 @@ def selector_matches(selector: Optional[dict], labels: dict) -> bool:
     return True
 
 
+def network_policies(args: "MonitoringArgs", opts: pulumi.ResourceOptions) -> list[k8s.networking.v1.NetworkPolicy]:
+    """Default-deny ingress for the namespace and the paths the stack needs. Ingress only:
+    Prometheus must reach scrape targets in every namespace and Alertmanager its receivers.
+
+    Not covered, and why: node-exporter runs on the host network, where NetworkPolicies do not
+    apply (its node port 9100 is open to what the cluster security group admits). Kubelet probes
+    and `kubectl port-forward` keep working: the VPC CNI network policy agent always admits the
+    node's own IP, and port-forward connects to the pod's localhost from inside its network
+    namespace (API server -> kubelet -> container runtime), a path pod policies never see."""
+    if not args.vpc_cidr:
+        raise ValueError("monitoring: vpc_cidr is required (the API server reaches the operator's webhook from the VPC)")
+    ns = NAMESPACE
+
+    def peers(*label_sets: dict) -> list[dict]:
+        return [security.pod_peer(ns, labels) for labels in label_sets]
+
+    prometheus = peers(PROMETHEUS_LABELS)
+    policies = [
+        # The chart's namespace is `privileged` (node-exporter), so security.namespace() leaves it
+        # open; deny here and open each path below.
+        security.default_deny(ns, opts),
+        security.allow_ingress(ns, "allow-prometheus", PROMETHEUS_LABELS, [
+            # Grafana's datasource and the prometheus-adapter (HPA metrics) query the API.
+            security.ingress_rule(peers(GRAFANA_LABELS) + [security.pod_peer(PROMETHEUS_ADAPTER_NAMESPACE, PROMETHEUS_ADAPTER_LABELS)],
+                                  [PROMETHEUS_PORT]),
+            # Prometheus scrapes itself and its config reloader.
+            security.ingress_rule(prometheus, [PROMETHEUS_PORT, CONFIG_RELOADER_PORT]),
+        ], opts),
+        security.allow_ingress(ns, "allow-alertmanager", ALERTMANAGER_LABELS, [
+            # Prometheus sends alerts; Grafana's Alertmanager datasource reads and silences.
+            security.ingress_rule(prometheus + peers(GRAFANA_LABELS), [ALERTMANAGER_PORT]),
+            security.ingress_rule(prometheus, [CONFIG_RELOADER_PORT]),
+            # Replicas gossip silences and notification state (memberlist uses TCP and UDP).
+            security.ingress_rule(peers(ALERTMANAGER_LABELS), [ALERTMANAGER_CLUSTER_PORT], "TCP"),
+            security.ingress_rule(peers(ALERTMANAGER_LABELS), [ALERTMANAGER_CLUSTER_PORT], "UDP"),
+        ], opts),
+        # Grafana serves /metrics on its UI port; the chart's ServiceMonitor scrapes it there.
+        security.allow_ingress(ns, "allow-grafana-scrape", GRAFANA_LABELS,
+                               [security.ingress_rule(prometheus, [GRAFANA_PORT])], opts),
+        security.allow_ingress(ns, "allow-kube-state-metrics", KUBE_STATE_METRICS_LABELS,
+                               [security.ingress_rule(prometheus, [KUBE_STATE_METRICS_PORT])], opts),
+        security.allow_ingress(ns, "allow-operator-scrape", OPERATOR_LABELS,
+                               [security.ingress_rule(prometheus, [OPERATOR_WEBHOOK_PORT])], opts),
+        # Without it every PrometheusRule create/update (ours, the chart's) times out at admission.
+        security.allow_from_api_server(ns, "allow-operator-webhook", OPERATOR_LABELS, [OPERATOR_WEBHOOK_PORT],
+                                       args.vpc_cidr, opts),
+    ]
+    if args.prometheus_adapter:
+        # The custom metrics APIService: without it every HPA reading Triton's ratio fails.
+        policies.append(security.allow_from_api_server(ns, "allow-prometheus-adapter-api", PROMETHEUS_ADAPTER_LABELS,
+                                                       [PROMETHEUS_ADAPTER_PORT], args.vpc_cidr, opts))
+    if args.grafana_alb_scheme:
+        cidrs = list(args.grafana_alb_source_cidrs)
+        if not cidrs:
+            raise ValueError("exposing Grafana needs grafana_alb_source_cidrs (the ALB's subnets) for its NetworkPolicy")
+        # Same rule as OpenWebUI's: an internal ALB (or a brought VPC, whose subnets are unknown
+        # here) has private-subnet IPs like the pods, so the policy says it admits them.
+        if args.grafana_alb_scheme == "internal" or args.vpc_cidr in cidrs:
+            policies.append(security.allow_from_vpc_clients(
+                ns, "allow-alb-ingress", GRAFANA_LABELS, [GRAFANA_PORT], cidrs,
+                "internal ALB: its ENIs have private-subnet IPs, like pods", opts))
+        else:
+            policies.append(security.allow_alb_ingress(ns, GRAFANA_LABELS, [GRAFANA_PORT], cidrs, opts))
+    return policies
+
+
 @dataclass
 class MonitoringArgs:
     k8s_provider: k8s.Provider
@@ -253,6 +347,13 @@ class MonitoringArgs:
     thresholds: AlertThresholds
     slack_webhook_url: Optional[pulumi.Input[str]] = None  # secret config value
     smtp_password: Optional[pulumi.Input[str]] = None  # secret config value
+    # The API server's source range for the operator's webhook (and the adapter's APIService).
+    vpc_cidr: str = ""
+    # Grafana behind the ALB: the ALB scheme and the CIDRs its ENIs live in (None: not exposed).
+    grafana_alb_scheme: Optional[str] = None
+    grafana_alb_source_cidrs: Sequence[str] = ()
+    # prometheus-adapter is installed (some Triton deployment autoscales).
+    prometheus_adapter: bool = False
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -260,6 +361,7 @@ class Monitoring(pulumi.ComponentResource):
     release_name: str  # the `release` label the chart's default selectors use
     dashboards: list[k8s.core.v1.ConfigMap]
     rules: k8s.apiextensions.CustomResource
+    network_policies: list[k8s.networking.v1.NetworkPolicy]
     grafana_admin_user: str
     grafana_admin_password: pulumi.Output[str]
     grafana_url: str
@@ -299,6 +401,11 @@ class Monitoring(pulumi.ComponentResource):
                 string_data=receiver_data,
                 opts=after(namespace),
             ))
+
+        # Before the chart: its install creates PrometheusRules, which the operator's webhook
+        # admits, so the webhook's allow must be in place with the default deny.
+        self.network_policies = network_policies(args, after(namespace))
+        dependencies.extend(self.network_policies)
 
         self.release = k8s.helm.v3.Release(
             f"{name}-release",

@@ -329,6 +329,57 @@ def allow_https_egress(
     }, opts)
 
 
+# --- namespaces whose pods the chart makes (monitoring) -----------------------------------------
+# Several peers and several port sets per destination: Prometheus is queried by Grafana and the
+# prometheus-adapter and scrapes itself; Alertmanager gossips with its peers over TCP and UDP.
+
+
+def pod_peer(namespace: str, pod_labels: Mapping[str, str]) -> dict:
+    """A NetworkPolicy peer: the `pod_labels` pods of `namespace` (never a whole namespace)."""
+    if not pod_labels:
+        raise ValueError(f"a peer in {namespace} must name pod labels; an empty selector admits the whole namespace")
+    return {"namespaceSelector": _name_selector(namespace), "podSelector": {"matchLabels": dict(pod_labels)}}
+
+
+def ingress_rule(peers: Sequence[dict], ports: Sequence[int | str], protocol: str = "TCP") -> dict:
+    """One ingress rule: these peers on these ports (both required: an empty list means 'all')."""
+    if not peers or not ports:
+        raise ValueError("an ingress rule needs peers and ports (an empty list would open it to everyone/every port)")
+    return {"from": list(peers), "ports": _ports(ports, protocol)}
+
+
+def allow_ingress(namespace: str, name: str, pod_labels: Mapping[str, str], rules: Sequence[dict],
+                  opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
+    """Ingress to the `pod_labels` pods by several rules (build each with `ingress_rule`)."""
+    if not pod_labels or not rules:
+        raise ValueError(f"{namespace}/{name}: name the pod labels and at least one rule")
+    return _policy(namespace, name, {
+        "podSelector": {"matchLabels": dict(pod_labels)},
+        "policyTypes": ["Ingress"],
+        "ingress": list(rules),
+    }, opts)
+
+
+API_SERVER_REASON = ("the EKS control plane calls webhooks and aggregated APIs from its ENIs in the cluster's "
+                     "subnets; pods get IPs from the same VPC, so the VPC CIDR necessarily admits them on this port")
+
+
+def allow_from_api_server(
+    namespace: str,
+    name: str,
+    pod_labels: Mapping[str, str],
+    ports: Sequence[int | str],
+    vpc_cidr: str,
+    opts: pulumi.ResourceOptions,
+) -> k8s.networking.v1.NetworkPolicy:
+    """Ingress from the Kubernetes API server to an admission webhook or an aggregated API
+    (APIService) served by `pod_labels` pods. On EKS the API server is not a pod: it connects from
+    the control plane's cross-account ENIs, whose addresses are only known to be inside the VPC
+    (and change when EKS replaces them), so the source is the VPC CIDR. Kept only to the serving
+    port and annotated as admitting the pod network (tests list such policies)."""
+    return allow_from_vpc_clients(namespace, name, pod_labels, ports, [vpc_cidr], API_SERVER_REASON, opts)
+
+
 __all__ = [
     "PSA_LEVELS", "PSA_REASON_ANNOTATION", "MANAGED_LABEL", "DEFAULT_UID",
     "pod_security_labels", "namespace",
@@ -336,5 +387,6 @@ __all__ = [
     "default_deny", "default_deny_ingress", "allow_dns_egress", "allow_from_pods",
     "allow_prometheus_scrape", "allow_from_cidrs", "allow_alb_ingress", "allow_https_egress",
     "allow_from_vpc_clients", "POD_NETWORK_ANNOTATION",
+    "pod_peer", "ingress_rule", "allow_ingress", "allow_from_api_server", "API_SERVER_REASON",
     "PROMETHEUS_POD_LABELS", "DNS_POD_LABELS", "LINK_LOCAL", "PRIVATE_RANGES",
 ]

@@ -433,3 +433,54 @@ def test_bottlerocket_pools_keep_their_own_device_plugin():
         harness.plan_with("dev", gpuNodeGroups=values["gpuNodeGroups"])
     assert any(p.startswith("ai-platform:gpuNodeGroups[0].sharing.mode: timeSlicing is set through the GPU Operator")
                for p in caught.value.problems), caught.value.problems
+
+
+# --- what the monitoring NetworkPolicies rely on in the chart values --------------------------------
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_chart_values_keep_the_ports_and_names_the_network_policies_select(stack):
+    """The policies open fixed ports to fixed label sets; values that moved a port or renamed the
+    chart's objects would leave the new port closed (a webhook timing out on every PrometheusRule)."""
+    run = harness.plan(stack)
+    values = values_of(run, "monitoring-release")
+    operator = values.get("prometheusOperator", {})
+    assert operator.get("tls", {}).get("internalPort", monitoring.OPERATOR_WEBHOOK_PORT) == monitoring.OPERATOR_WEBHOOK_PORT
+    assert not operator.get("admissionWebhooks", {}).get("deployment", {}).get("enabled"), \
+        "a separate webhook Deployment has other labels: add its policy"
+    assert "nameOverride" not in values and "fullnameOverride" not in values
+    assert values["grafana"].get("service", {}).get("targetPort", monitoring.GRAFANA_PORT) == monitoring.GRAFANA_PORT
+    release = run.named("monitoring-release", RELEASE).public_inputs()
+    assert release["name"] == monitoring.RELEASE_NAME and release["namespace"] == monitoring.NAMESPACE
+    # The adapter queries Prometheus on the port its policy opens, from the namespace it names.
+    adapters = [r.public_inputs() for r in run.of_type(RELEASE) if r.public_inputs()["name"] == "prometheus-adapter"]
+    autoscaled = any(d.autoscaled for d in harness.config_for(stack).tritonDeployments)
+    assert len(adapters) == (1 if autoscaled else 0)
+    policies = {r.public_inputs()["metadata"]["name"] for r in run.kubernetes_objects()
+                if r.public_inputs().get("kind") == "NetworkPolicy" and r.public_inputs()["metadata"]["namespace"] == monitoring.NAMESPACE}
+    assert ("allow-prometheus-adapter-api" in policies) == autoscaled
+    for adapter in adapters:
+        assert adapter["namespace"] == monitoring.PROMETHEUS_ADAPTER_NAMESPACE
+        assert adapter["values"]["prometheus"]["port"] == monitoring.PROMETHEUS_PORT
+        assert adapter["values"].get("listenPort", monitoring.PROMETHEUS_ADAPTER_PORT) == monitoring.PROMETHEUS_ADAPTER_PORT
+
+
+def test_monitoring_refuses_to_run_without_the_vpc_cidr():
+    """Without it the operator's webhook would stay closed to the API server."""
+    config = harness.config_for("dev").gpuStack
+    args = monitoring.MonitoringArgs(k8s_provider=None, monitoring=config.monitoring, alerting=config.alerting,
+                                     thresholds=config.alertThresholds)
+    with pytest.raises(ValueError, match="vpc_cidr"):
+        monitoring.network_policies(args, None)
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_monitoring_policies_exist_before_the_chart_installs(stack):
+    """The chart's install creates PrometheusRules through the operator's webhook: the webhook's
+    allow (with the default deny) must be in place first, not racing the release."""
+    run = harness.plan(stack)
+    release = run.named("monitoring-release", RELEASE)
+    names = {r.public_inputs()["metadata"]["name"]: r for r in run.kubernetes_objects()
+             if r.public_inputs().get("kind") == "NetworkPolicy" and r.public_inputs()["metadata"]["namespace"] == monitoring.NAMESPACE}
+    assert {"default-deny", "allow-operator-webhook", "allow-prometheus"} <= set(names)
+    for policy in names.values():
+        assert policy.urn in release.dependencies, policy.name

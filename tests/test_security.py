@@ -476,6 +476,152 @@ def test_shape_check_flags_policies_that_open_too_much():
         {"to": [{"podSelector": {"matchLabels": {"a": "b"}}}]}]}), pods)[0]
 
 
+# --- the monitoring namespace ----------------------------------------------------------------------
+
+# kube-prometheus-stack and prometheus-adapter pods are made by Helm (not rendered offline), so they
+# are modelled here with the labels and container ports the charts (and the Prometheus operator,
+# for its StatefulSets) give them, written out independently of components/monitoring.py: a
+# selector there that drifts from what the chart renders fails these tests. node-exporter is not
+# modelled: it runs on the host network, where NetworkPolicies do not apply.
+MONITORING = "monitoring"
+CHART_PODS = {
+    "prometheus": scan.Pod(MONITORING, (
+        ("app.kubernetes.io/instance", "kube-prometheus-stack-prometheus"), ("app.kubernetes.io/managed-by", "prometheus-operator"),
+        ("app.kubernetes.io/name", "prometheus"), ("operator.prometheus.io/name", "kube-prometheus-stack-prometheus"),
+        ("prometheus", "kube-prometheus-stack-prometheus")), (("http-web", 9090), ("reloader-web", 8080))),
+    "alertmanager": scan.Pod(MONITORING, (
+        ("alertmanager", "kube-prometheus-stack-alertmanager"), ("app.kubernetes.io/instance", "kube-prometheus-stack-alertmanager"),
+        ("app.kubernetes.io/managed-by", "prometheus-operator"), ("app.kubernetes.io/name", "alertmanager")),
+        (("http-web", 9093), ("mesh-tcp", 9094), ("reloader-web", 8080))),
+    "grafana": scan.Pod(MONITORING, (("app.kubernetes.io/instance", "kube-prometheus-stack"), ("app.kubernetes.io/name", "grafana")),
+                        (("grafana", 3000),)),
+    "kube-state-metrics": scan.Pod(MONITORING, (
+        ("app.kubernetes.io/component", "metrics"), ("app.kubernetes.io/instance", "kube-prometheus-stack"),
+        ("app.kubernetes.io/name", "kube-state-metrics"), ("release", "kube-prometheus-stack")), (("http", 8080), ("metrics", 8081))),
+    "operator": scan.Pod(MONITORING, (
+        ("app", "kube-prometheus-stack-operator"), ("app.kubernetes.io/component", "prometheus-operator"),
+        ("app.kubernetes.io/name", "kube-prometheus-stack-prometheus-operator"), ("release", "kube-prometheus-stack")),
+        (("https", 10250),)),
+    "prometheus-adapter": scan.Pod(MONITORING, (
+        ("app.kubernetes.io/component", "metrics"), ("app.kubernetes.io/instance", "prometheus-adapter"),
+        ("app.kubernetes.io/name", "prometheus-adapter"), ("app.kubernetes.io/part-of", "prometheus-adapter")), (("https", 6443),)),
+}
+# Pods that must get nothing: another pod of the namespace (the chart's admission-certificate Job)
+# and workloads of other namespaces.
+OTHER_PODS = {
+    "admission-job": scan.Pod(MONITORING, (("app", "kube-prometheus-stack-admission-create"),)),
+    "triton": scan.Pod("inference", (("app.kubernetes.io/name", "triton"),)),
+    "openwebui": scan.Pod("openwebui", (("app.kubernetes.io/name", "open-webui"),)),
+}
+# (destination, port, protocol) -> the pods that may connect. Every port of every chart pod is listed.
+MONITORING_PATHS = {
+    ("prometheus", 9090, "TCP"): {"grafana", "prometheus", "prometheus-adapter"},
+    ("prometheus", 8080, "TCP"): {"prometheus"},
+    ("alertmanager", 9093, "TCP"): {"prometheus", "grafana"},
+    ("alertmanager", 8080, "TCP"): {"prometheus"},
+    ("alertmanager", 9094, "TCP"): {"alertmanager"},
+    ("alertmanager", 9094, "UDP"): {"alertmanager"},
+    ("grafana", 3000, "TCP"): {"prometheus"},
+    ("kube-state-metrics", 8080, "TCP"): {"prometheus"},
+    ("kube-state-metrics", 8081, "TCP"): set(),
+    ("operator", 10250, "TCP"): {"prometheus"},
+    ("prometheus-adapter", 6443, "TCP"): set(),
+}
+INTERNET_IP = "203.0.113.7"
+
+
+def vpc_ip(stack: str) -> str:
+    """An address in the private subnets: a pod's, or the EKS control plane ENI's (the same range)."""
+    return str(next(ipaddress.ip_network(pod_cidrs(stack)[0]).hosts()) + 7)
+
+
+def monitoring_path_problems(model: scan.NetworkModel) -> list[str]:
+    problems = []
+    sources = {**CHART_PODS, **OTHER_PODS}
+    for (dst, port, protocol), expected in MONITORING_PATHS.items():
+        allowed = {name for name, pod in sources.items() if model.ingress_allowed(CHART_PODS[dst], pod, port, protocol)}
+        if allowed != expected:
+            problems.append(f"{dst}:{port}/{protocol}: open to {sorted(allowed)}, expected {sorted(expected)}")
+    return problems
+
+
+def test_every_port_of_the_chart_pods_has_an_expected_path():
+    """The matrix covers every port the modelled pods listen on (a port left out would go unchecked)."""
+    listed = {(dst, port) for dst, port, _ in MONITORING_PATHS}
+    assert listed == {(name, number) for name, pod in CHART_PODS.items() for _, number in pod.ports}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_monitoring_denies_ingress_and_opens_only_its_paths(stack, plans):
+    """Grafana (an admin login), Prometheus and Alertmanager are closed to the rest of the cluster:
+    only the paths of the stack itself are open, and the API server's webhook/APIService ports."""
+    objs = objects(plans[stack])
+    model = scan.NetworkModel.from_objects(objs, pod_cidrs(stack))
+    assert MONITORING in scan.default_deny_namespaces(model.policies, "Ingress")
+    mine = [p for p in model.policies if p["metadata"]["namespace"] == MONITORING]
+    # Policies that admit the VPC by necessity (the API server has no pod identity on EKS).
+    by_cidr = {p["metadata"]["name"] for p in mine if scan.admits_pod_network(p)}
+    autoscaled = any(d.autoscaled for d in config_for(stack).tritonDeployments)
+    assert by_cidr == {"allow-operator-webhook"} | ({"allow-prometheus-adapter-api"} if autoscaled else set())
+    strict = scan.NetworkModel([p for p in model.policies if not scan.admits_pod_network(p)], model.pod_cidrs, model.namespace_labels)
+    problems = monitoring_path_problems(strict)
+
+    # VPC addresses (the API server's ENIs, pods, the ALB subnets: Grafana is not exposed in the
+    # stack files) reach exactly the webhook and, when installed, the adapter; the internet nothing.
+    alb_ip = str(next(ipaddress.ip_network(alb_cidrs(stack)[0]).hosts()) + 10)
+    expected = {("operator", 10250)} | ({("prometheus-adapter", 6443)} if autoscaled else set())
+    for source, want in ((vpc_ip(stack), expected), (alb_ip, expected), (INTERNET_IP, set())):
+        reached = {(dst, port) for dst, port, protocol in MONITORING_PATHS
+                   if model.ingress_allowed(CHART_PODS[dst], source, port, protocol)}
+        if reached != want:
+            problems.append(f"{source} reaches {sorted(reached)}, expected {sorted(want)}")
+    assert not problems, "\n".join(problems)
+
+
+def test_monitoring_path_check_catches_an_open_namespace():
+    """Without the policies (the namespace as it was) every path is open: the check is not vacuous."""
+    problems = monitoring_path_problems(scan.NetworkModel([], ["10.20.0.0/19"]))
+    assert any(p.startswith("grafana:3000/TCP: open to") and "triton" in p for p in problems)
+    assert len(problems) == len(MONITORING_PATHS)
+
+
+@pytest.mark.parametrize("scheme", ["internet-facing", "internal"])
+def test_grafana_behind_the_alb_is_open_to_the_alb_subnets_on_its_port_only(scheme):
+    from tests.harness import plan_with, stack_values
+    exposure = {**stack_values("dev")["exposure"], "scheme": scheme, "grafanaHostname": "grafana.example.com",
+                "certificateArn": "arn:aws:acm:us-west-2:123456789012:certificate/0a1b2c3d-1111-2222-3333-444455556666"}
+    run = plan_with("dev", exposure=exposure)
+    objs = [inputs(r) for r in run.kubernetes_objects()]
+    model = scan.NetworkModel.from_objects(objs, pod_cidrs("dev"))
+    (policy,) = [p for p in model.policies if p["metadata"]["namespace"] == MONITORING and p["metadata"]["name"] == "allow-alb-ingress"]
+    assert scan.policy_shape_findings(policy, pod_cidrs("dev")) == []
+    subnets = alb_cidrs("dev") if scheme == "internet-facing" else pod_cidrs("dev")
+    alb_ip = str(next(ipaddress.ip_network(subnets[0]).hosts()) + 10)
+    grafana = CHART_PODS["grafana"]
+    assert model.ingress_allowed(grafana, alb_ip, 3000)
+    assert not model.ingress_allowed(CHART_PODS["prometheus"], alb_ip, 9090)
+    assert not model.ingress_allowed(CHART_PODS["alertmanager"], alb_ip, 9093)
+    assert not model.ingress_allowed(grafana, INTERNET_IP, 3000)
+    # An internal ALB shares the pods' subnets, so its rule admits pod IPs too: said on the policy.
+    # An internet-facing one lives in the public subnets, so pods stay out.
+    assert bool(scan.admits_pod_network(policy)) == (scheme == "internal")
+    assert model.ingress_allowed(grafana, OTHER_PODS["triton"], 3000) == (scheme == "internal")
+    strict = scan.NetworkModel([p for p in model.policies if not scan.admits_pod_network(p)], model.pod_cidrs, model.namespace_labels)
+    assert monitoring_path_problems(strict) == []
+
+
+def test_multi_peer_helpers_refuse_open_selectors():
+    with pytest.raises(ValueError, match="whole namespace"):
+        security.pod_peer(MONITORING, {})
+    with pytest.raises(ValueError, match="peers and ports"):
+        security.ingress_rule([security.pod_peer(MONITORING, {"a": "b"})], [])
+    with pytest.raises(ValueError, match="peers and ports"):
+        security.ingress_rule([], [9090])
+    with pytest.raises(ValueError, match="pod labels"):
+        security.allow_ingress(MONITORING, "x", {}, [security.ingress_rule([security.pod_peer(MONITORING, {"a": "b"})], [1])],
+                               pulumi.ResourceOptions())
+
+
 # --- nothing lost on destroy/replace in prod ----------------------------------------------------------
 
 # Types that hold data, and what protects each beyond Pulumi's `protect`/`retainOnDelete`.
