@@ -75,7 +75,8 @@ def namespace(
     )
     # Workload namespaces start closed: each component then opens exactly its paths. Privileged
     # namespaces hold host-network node agents (NetworkPolicies do not apply to them) and chart
-    # webhooks the API server must reach, so they are left to their charts.
+    # webhooks the API server must reach; their component closes them itself where it knows every
+    # path (monitoring does; gpu-operator is left to its chart).
     if level != "privileged":
         default_deny(name, pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[ns]))
     return ns
