@@ -466,24 +466,32 @@ class OpenWebUi(pulumi.ComponentResource):
         self.service_name = NAME
         self.register_outputs({"url": self.url, "uploadsBucket": self.uploads_bucket})
 
-    def _postgres(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork, protect_data: bool) -> pulumi.Output[str]:
-        pg = config.persistence.postgres
+    def _cluster_only_security_group(self, resource_name: str, group_name: str, service: str, port: int,
+                                     net: PostgresNetwork) -> aws.ec2.SecurityGroup:
+        """A security group admitting `port` only from the EKS cluster security group (pods and nodes)."""
         child = pulumi.ResourceOptions(parent=self)
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-db",
-            name=f"{net.name_prefix}-openwebui-db",
-            description="OpenWebUI PostgreSQL: 5432 from the EKS cluster security group only",
+        group = aws.ec2.SecurityGroup(
+            resource_name,
+            name=group_name,
+            description=f"OpenWebUI {service}: {port} from the EKS cluster security group only",
             vpc_id=net.vpc_id,
             opts=child,
         )
         aws.vpc.SecurityGroupIngressRule(
-            f"{name}-db-from-cluster",
-            security_group_id=security_group.id,
+            f"{resource_name}-from-cluster",
+            security_group_id=group.id,
             referenced_security_group_id=net.cluster_security_group_id,
-            ip_protocol="tcp", from_port=POSTGRES_PORT, to_port=POSTGRES_PORT,
-            description="PostgreSQL from EKS pods and nodes",
+            ip_protocol="tcp", from_port=port, to_port=port,
+            description=f"{service} from EKS pods and nodes",
             opts=child,
         )
+        return group
+
+    def _postgres(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork, protect_data: bool) -> pulumi.Output[str]:
+        pg = config.persistence.postgres
+        child = pulumi.ResourceOptions(parent=self)
+        security_group = self._cluster_only_security_group(f"{name}-db", f"{net.name_prefix}-openwebui-db",
+                                                           "PostgreSQL", POSTGRES_PORT, net)
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-db",
             name=f"{net.name_prefix}-openwebui",
@@ -564,23 +572,11 @@ class OpenWebUi(pulumi.ComponentResource):
         rc = config.persistence.redis
         replication_group_id = f"{net.name_prefix}-openwebui"
         if len(replication_group_id) > 40:
-            raise ValueError(f"ElastiCache replication group id {replication_group_id!r} is longer than 40 characters")
+            raise pulumi.RunError(f"ElastiCache replication group id {replication_group_id!r} is longer than 40 characters; "
+                                  "use a shorter stack name")
         child = pulumi.ResourceOptions(parent=self)
-        security_group = aws.ec2.SecurityGroup(
-            f"{name}-redis",
-            name=f"{net.name_prefix}-openwebui-redis",
-            description="OpenWebUI Valkey: 6379 from the EKS cluster security group only",
-            vpc_id=net.vpc_id,
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-redis-from-cluster",
-            security_group_id=security_group.id,
-            referenced_security_group_id=net.cluster_security_group_id,
-            ip_protocol="tcp", from_port=REDIS_PORT, to_port=REDIS_PORT,
-            description="Valkey from EKS pods and nodes",
-            opts=child,
-        )
+        security_group = self._cluster_only_security_group(f"{name}-redis", f"{net.name_prefix}-openwebui-redis",
+                                                           "Valkey", REDIS_PORT, net)
         subnet_group = aws.elasticache.SubnetGroup(
             f"{name}-redis",
             name=f"{net.name_prefix}-openwebui",

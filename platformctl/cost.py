@@ -8,7 +8,6 @@ group at its maxSize; everything else (control plane, NAT, load balancers) runs 
 from __future__ import annotations
 
 import io
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -19,7 +18,7 @@ from rich.text import Text
 
 from stack_config import StackConfig
 
-from .prices import PRICING_API_REGION, LivePrices, PriceBook, PricesUnavailable, TablePrices, load_table
+from .prices import PRICING_API_REGION, LivePrices, PriceBook, PricesUnavailable, TablePrices, load_table, on_demand_hourly
 
 # Spot capacity for G instances has typically sold at 50-70% below on-demand; 60% is a middle
 # assumption. It is printed with every estimate and can be changed with --spot-discount.
@@ -304,15 +303,7 @@ def live_cache_node_hour(pricing_client: Any, region: str, node_type: str, engin
         FormatVersion="aws_v1",
         MaxResults=10,
     )
-    prices = []
-    for raw in response.get("PriceList", []):
-        product = json.loads(raw) if isinstance(raw, str) else raw
-        for term in product.get("terms", {}).get("OnDemand", {}).values():
-            for dimension in term.get("priceDimensions", {}).values():
-                usd = float(dimension.get("pricePerUnit", {}).get("USD", "0") or 0)
-                if usd > 0 and dimension.get("unit", "Hrs") in ("Hrs", "Hours"):
-                    prices.append(usd)
-    return min(prices) if prices else None
+    return on_demand_hourly(response)
 
 
 def _cache_node_hour(cache: CacheCluster, prices: PriceBook, notes: list[str]) -> tuple[float | None, str]:

@@ -215,6 +215,13 @@ def live_instance_hour(pricing_client: Any, region: str, instance_type: str) -> 
         FormatVersion="aws_v1",
         MaxResults=10,
     )
+    return on_demand_hourly(response)
+
+
+def on_demand_hourly(response: dict) -> float | None:
+    """The hourly on-demand USD price in a Pricing API `get_products` answer. $0 dimensions (e.g.
+    "reserved instance applied") are skipped; several matches would be odd variants of the same
+    product, and the lowest is the plain one."""
     prices = []
     for raw in response.get("PriceList", []):
         product = json.loads(raw) if isinstance(raw, str) else raw
@@ -223,5 +230,4 @@ def live_instance_hour(pricing_client: Any, region: str, instance_type: str) -> 
                 usd = float(dimension.get("pricePerUnit", {}).get("USD", "0") or 0)
                 if usd > 0 and dimension.get("unit", "Hrs") in ("Hrs", "Hours"):
                     prices.append(usd)
-    # Several matches would be odd variants of the same product; the lowest is the plain one.
     return min(prices) if prices else None
