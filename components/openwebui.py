@@ -227,7 +227,6 @@ class OpenWebUi(pulumi.ComponentResource):
         super().__init__("ai-platform:apps:OpenWebUi", name, None, opts)
         config, auth = args.config, args.config.auth
         ns = config.namespace
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
         exposed = bool(args.hostname and args.exposure)
         if auth.mode == "trusted-header" and not exposed:
             raise ValueError("trusted-header mode needs the hostname and exposure settings (checked by the config model)")

@@ -93,7 +93,7 @@ def _rows(model: type[BaseModel], prefix: str, path: list[str], configs: dict[st
                 default = "required" if field.is_required() else _show(field.get_default(call_default_factory=True))
                 counts = [len(_values_at(configs[s], path + [name])) for s in STACKS]
                 per_stack = [f"{n} entr{'y' if n == 1 else 'ies'}" for n in counts]
-                yield (f"`{key}[]`", f"list of objects", default, *per_stack)
+                yield (f"`{key}[]`", "list of objects", default, *per_stack)
             yield from _rows(nested[0], child_prefix, path + [name], configs)
             continue
         if field.is_required():

@@ -635,7 +635,6 @@ STATEFUL_TYPES = {
 
 def stateful_problems(run) -> tuple[list[str], list[str]]:
     listed, problems = [], []
-    by_urn = {r.urn: r for r in run.resources}
     for r in run.resources:
         if r.type not in STATEFUL_TYPES:
             continue
