@@ -13,6 +13,9 @@ help:
 	@echo "make preflight [STACK=..]    GPU quotas, zone offerings, EKS/AMI and cost in your AWS account (read-only)"
 	@echo "make test                    every test (bootstraps .venv and system tools)"
 	@echo "make bench                   benchmarks, figures quoted in the README"
+	@echo "make venv                    only create/update .venv (the CLI: .venv/bin/python -m platformctl --help)"
+	@echo "make tools                   only install the test tools (promtool via apt as root, checkov venv)"
+	@echo "make clean                   remove build output"
 
 $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)

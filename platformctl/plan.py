@@ -202,7 +202,8 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
         console.print(counts_table(run))
         console.print(outputs_table(run))
     for title, section in sections():
-        text, code = section(run, config, plan_doc, console, fmt == "markdown")
+        # Only the text format prints the reports; markdown and json keep stdout machine-readable.
+        text, code = section(run, config, plan_doc, console, fmt != "text")
         exit_code = max(exit_code, code)
         extra.append((title, text))
     markdown = render_markdown(run, extra)
@@ -214,8 +215,11 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
     else:
         manifests = len(list((out_dir / "manifests").glob("*.yaml")))
         console.print(f"Wrote {out_dir}/plan.json, {manifests} manifests in {out_dir}/manifests/, {out_dir}/plan.md")
-        console.print(f"Before the first deploy, check GPU quotas and zone offerings: python -m platformctl preflight --stack {stack}")
-        console.print(f"Deploy for real: pulumi up -s {stack}")
+        if exit_code:
+            console.print("A mandatory policy is violated (see the policy check above): exit 1.")
+        if stack_file is None:
+            console.print(f"Before the first deploy, check GPU quotas and zone offerings: make preflight STACK={stack}")
+            console.print(f"Deploy for real: pulumi up -s {stack}")
     return exit_code
 
 
@@ -225,4 +229,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", type=Path, help="output directory (default build/plan/<stack>)")
     parser.add_argument("--format", choices=["text", "markdown", "json"], default="text", help="what to print")
     parser.add_argument("--stack-file", type=Path, help="plan this stack file instead of Pulumi.<stack>.yaml (to try a variant)")
-    parser.set_defaults(func=lambda args: plan(args.stack, args.out or Path("build/plan") / args.stack, args.format, stack_file=args.stack_file))
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    # A variant gets its own directory by default, so it never overwrites the stack's real plan.
+    default_dir = Path("build/plan") / (args.stack_file.stem if args.stack_file else args.stack)
+    return plan(args.stack, args.out or default_dir, args.format, stack_file=args.stack_file)

@@ -181,7 +181,7 @@ def _run(args: argparse.Namespace) -> int:
     except OSError as exc:
         err.print(Text(f"error: cannot read {path}: {exc.strerror}"), soft_wrap=True)
         if not path.exists():
-            err.print(Text("hint: write one with `python -m platformctl plan --stack dev` (build/plan/dev/plan.json)"), soft_wrap=True)
+            err.print(Text("hint: write one with `.venv/bin/python -m platformctl plan --stack <stack>` (build/plan/<stack>/plan.json)"), soft_wrap=True)
         return 2
     except json.JSONDecodeError as exc:
         err.print(Text(f"error: {path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})"), soft_wrap=True)

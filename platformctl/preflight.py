@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -633,11 +634,28 @@ def preflight(
             console.print(f"Cost estimate: not available: {exc}", markup=False)
     console.print()
     cost.estimate_or_note(config, console, prices=prices, spot_discount=spot_discount,
-                          extended_support=report.extended_support)
+                          extended_support=report.extended_support,
+                          plan_facts=_plan_facts(stack, project_dir, err_console))
 
     if report.count(FAIL) or (strict and report.count(WARN)):
         return 1
     return 0
+
+
+def _plan_facts(stack: str, project_dir, err_console: Console):
+    """What the offline plan counts (persistent volumes, load balancers, KMS keys, databases), so
+    preflight prices the same line items as `platformctl plan`; None (config-only estimate) when
+    the program cannot be run here."""
+    import pulumi
+
+    from platformctl.mockrun import run_stack
+
+    try:
+        run = run_stack(stack, stack_file=Path(project_dir) / f"Pulumi.{stack}.yaml")
+    except (ConfigError, pulumi.RunError) as exc:
+        err_console.print(f"note: cost estimate from the config alone (the offline plan failed: {exc})", markup=False)
+        return None
+    return cost.facts_from_plan(run.to_json())
 
 
 def _fraction(text: str) -> float:

@@ -60,7 +60,7 @@ def _show(value: Any) -> str:
         return "(secret)"
     text = json.dumps(value) if not isinstance(value, str) or value == "" else value
     text = text.replace("|", "\\|")
-    return f"`{text}`" if len(text) <= 60 else f"`{text[:57]}...`"
+    return f"`{text}`" if len(text) <= 100 else f"`{text[:97]}...`"
 
 
 def _values_at(config: Any, path: list[str]) -> list[Any]:

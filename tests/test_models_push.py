@@ -316,3 +316,15 @@ def test_a_corrupt_digest_cache_is_ignored(capsys, s3, repo):
     cache_file.write_text("{not json")
     code, out, _ = push(capsys, s3, repo)
     assert code == 0 and "uploaded 6 " in out
+
+
+def test_a_plan_json_serves_as_the_outputs_file(tmp_path):
+    """`platformctl plan` already knows the bucket and prefixes: its plan.json can stand in for
+    `pulumi stack output --json` before the first deploy."""
+    from platformctl.models.outputs import load_outputs, model_location
+    from platformctl.mockrun import run_stack
+
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(json.dumps(run_stack("dev").to_json()))
+    outputs = load_outputs(None, plan_file)
+    assert model_location(outputs, "standard") == ("ai-platform-dev-models-us-west-2", "triton/standard")

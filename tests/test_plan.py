@@ -34,7 +34,7 @@ def test_plan_command_writes_the_plan_and_prints_the_tree(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "ai-platform:gpu:GpuNodeGroup" in result.stdout and "Stack outputs" in result.stdout
-    assert "pulumi up -s dev" in result.stdout and "platformctl preflight --stack dev" in result.stdout
+    assert "pulumi up -s dev" in result.stdout and "make preflight STACK=dev" in result.stdout
     doc = json.loads((tmp_path / "plan.json").read_text())
     assert doc["stack"] == "dev"
     assert {"urn", "type", "name", "parent", "inputs"} <= set(doc["resources"][0])
@@ -108,3 +108,24 @@ def test_plan_output_is_identical_between_runs(tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     assert (first / "plan.json").read_text() == (second / "plan.json").read_text()
     assert sorted(p.name for p in (first / "manifests").iterdir()) == sorted(p.name for p in (second / "manifests").iterdir())
+
+
+def test_json_format_prints_only_the_plan(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "platformctl", "plan", "--stack", "dev", "--out", str(tmp_path), "--format", "json"],
+        capture_output=True, text=True, cwd=PROJECT,
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["stack"] == "dev"
+
+
+def test_a_variant_plan_goes_to_its_own_directory(tmp_path):
+    variant = tmp_path / "my-variant.yaml"
+    variant.write_text((PROJECT / "Pulumi.dev.yaml").read_text())
+    import os
+
+    result = subprocess.run([sys.executable, "-m", "platformctl", "plan", "--stack", "dev", "--stack-file", str(variant)],
+                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT)})
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "build/plan/my-variant/plan.json").exists() and not (tmp_path / "build/plan/dev").exists()
+    assert "pulumi up" not in result.stdout  # deploying would apply the stack file, not the variant

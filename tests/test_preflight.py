@@ -423,3 +423,18 @@ def test_invalid_stack_config_exits_2_with_the_config_message(tmp_path):
 
     assert code == 2 and out == ""
     assert "ai-platform:gpuNodeGroups[0].instanceTypes[0]: inf2.xlarge has no NVIDIA GPU (AWS Inferentia2)" in err
+
+
+def test_preflight_prices_what_the_plan_counts():
+    """preflight and plan print the same estimate: both count volumes, load balancers, KMS keys
+    and databases from the offline plan."""
+    import io
+
+    from rich.console import Console
+
+    from platformctl import cost, preflight as preflight_module
+    from platformctl.mockrun import run_stack
+
+    facts = preflight_module._plan_facts("dev", stack_config.PROJECT_DIR, Console(file=io.StringIO()))
+    assert facts is not None and facts == cost.facts_from_plan(run_stack("dev").to_json())
+    assert facts.persistent_volume_gib > 0

@@ -213,7 +213,7 @@ def test_outputs_without_the_deployment_is_a_clear_error(capsys, tmp_path):
     outputs.write_text(json.dumps({"tritonDeployments": {"standard": {"httpUrl": "http://x:8000"}}}))
     code, out = smoke(capsys, "--outputs", str(outputs), "--deployment", "llm")
     assert code == 2
-    assert "no Triton deployment 'llm' (have: standard)" in out
+    assert "no Triton deployment 'llm' (there are: standard)" in out
 
 
 def test_outputs_without_deployment_check_every_deployment(capsys, mlserver, openai_stub, tmp_path):
@@ -261,4 +261,4 @@ def test_outputs_without_any_deployment_is_a_clear_error(capsys, tmp_path):
     outputs = tmp_path / "outputs.json"
     outputs.write_text(json.dumps({"tritonDeployments": {}}))
     code, out = smoke(capsys, "--outputs", str(outputs))
-    assert code == 2 and f"{outputs} have no tritonDeployments output" in out
+    assert code == 2 and f"{outputs}: no tritonDeployments output" in out

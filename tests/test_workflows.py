@@ -387,7 +387,7 @@ def test_smoke_step_is_one_command_for_the_whole_stack():
 
 def test_smoke_step_fails_when_the_stack_exports_no_deployment(tmp_path):
     result = _run_smoke_step(tmp_path, {"tritonDeployments": {}})
-    assert result.returncode == 2 and "stack prod have no tritonDeployments output" in result.stderr
+    assert result.returncode == 2 and "stack prod: no tritonDeployments output" in result.stderr
     assert "Traceback" not in result.stderr
 
 

@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     target.add_argument("--stack", help="take bucket and prefix from this stack's outputs (pulumi stack output)")
     target.add_argument("--outputs", type=Path, metavar="FILE", help="take them from saved `pulumi stack output --json`")
     target.add_argument("--bucket", help="bucket name (with --prefix)")
-    push.add_argument("--prefix", help="key prefix in the bucket, e.g. standard (with --bucket)")
+    push.add_argument("--prefix", help="key prefix in the bucket, e.g. triton/standard (with --bucket)")
     push.add_argument("--deployment", help="Triton deployment whose prefix to use (with --stack/--outputs)")
     push.add_argument("--endpoint-url", default=None,
                       help="S3-compatible endpoint (default: AWS_ENDPOINT_URL or AWS)")

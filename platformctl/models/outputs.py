@@ -47,6 +47,9 @@ def load_outputs(stack: str | None, outputs_file: Path | None) -> dict[str, Any]
         except json.JSONDecodeError as exc:
             raise OutputsError(f"`pulumi stack output` printed no JSON ({exc.msg})") from None
         source = f"stack {stack}"
+    if isinstance(data, dict) and isinstance(data.get("outputs"), dict) and "resources" in data:
+        # A plan.json from `platformctl plan`: its outputs hold the bucket and prefixes already.
+        data = dict(data["outputs"])
     if not isinstance(data, dict):
         raise OutputsError(f"outputs of {source} are not a JSON object")
     data.setdefault("_source", source)
@@ -58,13 +61,13 @@ def deployment(outputs: dict[str, Any], name: str | None) -> tuple[str, dict[str
     source = outputs.get("_source", "the outputs")
     deployments = outputs.get("tritonDeployments")
     if not isinstance(deployments, dict) or not deployments:
-        raise OutputsError(f"{source} have no tritonDeployments output")
+        raise OutputsError(f"{source}: no tritonDeployments output")
     if name is None:
         if len(deployments) > 1:
             raise OutputsError(f"{source} have several Triton deployments ({', '.join(sorted(deployments))}); choose one with --deployment")
         name = next(iter(deployments))
     if name not in deployments:
-        raise OutputsError(f"{source} have no Triton deployment {name!r} (have: {', '.join(sorted(deployments))})")
+        raise OutputsError(f"{source}: no Triton deployment {name!r} (there are: {', '.join(sorted(deployments))})")
     return name, deployments[name]
 
 
@@ -72,7 +75,7 @@ def model_location(outputs: dict[str, Any], name: str | None) -> tuple[str, str]
     """(bucket, prefix) of a deployment's model repository."""
     bucket = outputs.get("modelBucket")
     if not isinstance(bucket, str) or not bucket:
-        raise OutputsError(f"{outputs.get('_source', 'the outputs')} have no modelBucket output")
+        raise OutputsError(f"{outputs.get('_source', 'the outputs')}: no modelBucket output")
     name, values = deployment(outputs, name)
     prefix = values.get("modelPrefix")
     if not isinstance(prefix, str):
