@@ -44,9 +44,29 @@ class ClusterArgs:
     log_retention_days: int = 90
 
 
-def node_launch_template(name: str, disk_size_gib: int, tags: dict[str, str], opts: pulumi.ResourceOptions) -> aws.ec2.LaunchTemplate:
+def block_device_mappings(disk_size_gib: int, ami_type: str) -> list[dict]:
+    """EBS volumes of a node (Kubernetes-free spelling of the launch template's mappings): encrypted
+    gp3, `disk_size_gib` on the volume container images and pods' ephemeral storage live on.
+
+    AL2023 keeps everything on its root volume `/dev/xvda`. Bottlerocket has two: `/dev/xvda` holds
+    the OS (left at the AMI's size) and `/dev/xvdb` is the data volume mounted at /local for images
+    and containers (bottlerocket README "Default Volumes"; karpenter-provider-aws
+    pkg/providers/amifamily/bottlerocket.go maps /dev/xvda 4Gi + /dev/xvdb), 20 GiB unless mapped.
+    """
+    encrypted = {"volume_type": "gp3", "encrypted": "true", "delete_on_termination": "true"}
+    if ami_type.startswith("BOTTLEROCKET"):
+        return [
+            {"device_name": "/dev/xvda", "ebs": dict(encrypted)},
+            {"device_name": "/dev/xvdb", "ebs": {"volume_size": disk_size_gib, **encrypted}},
+        ]
+    return [{"device_name": "/dev/xvda", "ebs": {"volume_size": disk_size_gib, **encrypted}}]
+
+
+def node_launch_template(name: str, disk_size_gib: int, tags: dict[str, str], opts: pulumi.ResourceOptions,
+                         ami_type: str = "AL2023_x86_64_STANDARD") -> aws.ec2.LaunchTemplate:
     """Launch template shared by managed node groups: IMDSv2 only with a hop limit of 1, so pods
-    cannot reach the node's instance credentials, and an encrypted gp3 root volume."""
+    cannot reach the node's instance credentials, and encrypted gp3 volumes sized for images
+    (`block_device_mappings`)."""
     return aws.ec2.LaunchTemplate(
         name,
         metadata_options=aws.ec2.LaunchTemplateMetadataOptionsArgs(
@@ -54,12 +74,12 @@ def node_launch_template(name: str, disk_size_gib: int, tags: dict[str, str], op
             http_tokens="required",
             http_put_response_hop_limit=1,
         ),
-        block_device_mappings=[aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
-            device_name="/dev/xvda",
-            ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(
-                volume_size=disk_size_gib, volume_type="gp3", encrypted="true", delete_on_termination="true",
-            ),
-        )],
+        block_device_mappings=[
+            aws.ec2.LaunchTemplateBlockDeviceMappingArgs(
+                device_name=mapping["device_name"], ebs=aws.ec2.LaunchTemplateBlockDeviceMappingEbsArgs(**mapping["ebs"]),
+            )
+            for mapping in block_device_mappings(disk_size_gib, ami_type)
+        ],
         tag_specifications=[aws.ec2.LaunchTemplateTagSpecificationArgs(resource_type="instance", tags=tags)],
         update_default_version=True,
         opts=opts,
