@@ -18,7 +18,7 @@ from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterAr
 from components.exposure import ExposureSettings, LoadBalancerController, LoadBalancerControllerArgs, ui_ingress
 from components.openwebui import OpenWebUi, OpenWebUiArgs, PostgresNetwork, WorkloadIdentity
 from components import monitoring as monitoring_component
-from stack_config.gpu_stack import advertised_gpus, sharing_node_labels
+from stack_config.gpu_stack import TRITON_WAITS_FOR_VALIDATION, advertised_resources, gpu_node_labels
 
 try:
     config = stack_config.load_from_pulumi()
@@ -86,9 +86,9 @@ gpu_pools = [
         max_size=pool.maxSize,
         ami_type=pool.amiType,
         disk_size_gib=pool.diskSizeGiB,
-        gpus_per_node=advertised_gpus(pool),  # time-slicing multiplies what a node advertises
+        resources=advertised_resources(pool),  # time-slicing multiplies nvidia.com/gpu; mixed MIG: mig-<profile>
         max_unavailable=pool.maxUnavailable,
-        extra_labels={**pool.labels, **sharing_node_labels(pool)},
+        extra_labels={**pool.labels, **gpu_node_labels(pool)},
         depends_on=[cluster],
     ), aws_opts)
     for pool in config.gpuNodeGroups
@@ -108,6 +108,7 @@ if config.clusterAutoscaler.enabled:
         scale_down_delay_after_add=autoscaler.scaleDownDelayAfterAdd,
         scale_down_utilization_threshold=autoscaler.scaleDownUtilizationThreshold,
         k8s_provider=cluster.k8s_provider,
+        expendable_pods_priority_cutoff=autoscaler.expendablePodsPriorityCutoff,
     ), aws_opts)
 
 if config.ciRole.enabled:
@@ -145,7 +146,7 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
     k8s_provider=cluster.k8s_provider,
     config=gpu_stack.operator,
     validation=gpu_stack.validation,
-    pools=[GpuPool(pool.name, pool.sharing) for pool in config.gpuNodeGroups],
+    pools=[GpuPool(pool.name, pool.sharing, advertised_resources(pool)) for pool in config.gpuNodeGroups],
     prometheus_release=monitoring.release_name,
     depends_on=[monitoring.release],  # the ServiceMonitor CRD must exist before the operator
     validation_depends_on=[*scheduling.priority_classes.values(), *gpu_pools],
@@ -193,6 +194,9 @@ if config.tritonDeployments:
     # Quota namespaces already exist (GPU scheduling); the first deployment in any other creates it.
     triton_namespaces = dict(scheduling.namespaces)
     for deployment in config.tritonDeployments:
+        # The pool's validation Job first: it then has the pool's GPUs to itself (a pool sized for
+        # Triton alone has none spare for it), and a broken GPU stack stops before Triton.
+        validation_job = gpu_operator.validation_jobs.get(deployment.gpuPool) if TRITON_WAITS_FOR_VALIDATION else None
         server = TritonServer(f"triton-{deployment.name}", TritonServerArgs(
             config=deployment,
             bucket_name=model_bucket,
@@ -202,6 +206,7 @@ if config.tritonDeployments:
             namespace_resource=triton_namespaces.get(deployment.namespace),
             service_monitor_labels={"release": monitoring.release_name},
             depends_on=[monitoring.release, *scheduling.priority_classes.values(), *([adapter] if adapter else []),
+                        *([validation_job] if validation_job else []),
                         *([lb_controller.release] if lb_controller and deployment.expose == "internalNlb" else [])],
             vpc_cidr=config.network.vpcCidr,
         ), on_cluster)

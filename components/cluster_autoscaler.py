@@ -77,6 +77,8 @@ class ClusterAutoscalerArgs:
     scale_down_delay_after_add: str
     scale_down_utilization_threshold: float
     k8s_provider: k8s.Provider
+    # Pending pods below this priority never cause a scale-up (the flag's default, stated explicitly).
+    expendable_pods_priority_cutoff: int = -10
 
 
 class ClusterAutoscaler(pulumi.ComponentResource):
@@ -124,6 +126,8 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                     "balance-similar-node-groups": "true",
                     "skip-nodes-with-system-pods": "false",
                     "skip-nodes-with-local-storage": "false",
+                    # Set explicitly so the plan shows it; the platform's GPU pods stay at or above it.
+                    "expendable-pods-priority-cutoff": str(args.expendable_pods_priority_cutoff),
                 },
                 "nodeSelector": SYSTEM_NODE_LABEL,
                 "priorityClassName": "system-cluster-critical",

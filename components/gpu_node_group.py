@@ -1,18 +1,20 @@
 """A GPU pool: an EKS managed node group on an NVIDIA AMI, always tainted, labelled with its pool
-name, and tagged so cluster-autoscaler can scale it up from zero nodes."""
+name (and `k8s.amazonaws.com/accelerator`), and tagged so cluster-autoscaler can scale it up from
+zero nodes for the resources its pods request."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 import pulumi
 import pulumi_aws as aws
 
 from components.cluster import node_launch_template
+from stack_config.gpu_stack import GPU_RESOURCE as GPU_RESOURCE  # re-exported for the GPU components
 
 POOL_LABEL = "ai-platform/gpu-pool"
-GPU_RESOURCE = "nvidia.com/gpu"
+NODE_TEMPLATE_PREFIX = "k8s.io/cluster-autoscaler/node-template"
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 # The EKS API spells taint effects differently from Kubernetes.
 _EKS_EFFECT = {"NoSchedule": "NO_SCHEDULE", "NoExecute": "NO_EXECUTE", "PreferNoSchedule": "PREFER_NO_SCHEDULE"}
@@ -23,16 +25,20 @@ def gpu_toleration() -> dict[str, str]:
     return {"key": GPU_TAINT["key"], "operator": "Equal", "value": GPU_TAINT["value"], "effect": GPU_TAINT["effect"]}
 
 
-def autoscaler_node_template_tags(cluster_name: str, labels: dict[str, str], gpus_per_node: int) -> dict[str, str]:
-    """ASG tags cluster-autoscaler reads to build a node template while the group has no nodes:
-    without them it cannot know a new node would carry a GPU, and never scales up from zero."""
-    prefix = "k8s.io/cluster-autoscaler/node-template"
+def autoscaler_node_template_tags(cluster_name: str, labels: dict[str, str], resources: Mapping[str, int]) -> dict[str, str]:
+    """ASG tags cluster-autoscaler reads to build a node template while the group has no nodes
+    (kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md): without them it cannot
+    know a new node would carry the label, taint and extended resources (nvidia.com/gpu, or
+    nvidia.com/mig-<profile> with the mixed MIG strategy) a pending pod needs, and never scales up
+    from zero. A resource tag overrides the GPU count the autoscaler derives from the instance type
+    (aws_manager.go buildNodeFromTemplate), so `nvidia.com/gpu: 0` is said where MIG hides the GPUs."""
+    prefix = NODE_TEMPLATE_PREFIX
     tags = {
         "k8s.io/cluster-autoscaler/enabled": "true",
         f"k8s.io/cluster-autoscaler/{cluster_name}": "owned",
         f"{prefix}/taint/{GPU_TAINT['key']}": f"{GPU_TAINT['value']}:{GPU_TAINT['effect']}",
-        f"{prefix}/resources/{GPU_RESOURCE}": str(gpus_per_node),
     }
+    tags.update({f"{prefix}/resources/{name}": str(count) for name, count in sorted(resources.items())})
     tags.update({f"{prefix}/label/{key}": value for key, value in labels.items()})
     return tags
 
@@ -51,7 +57,8 @@ class GpuNodeGroupArgs:
     max_size: int
     ami_type: str
     disk_size_gib: int
-    gpus_per_node: int
+    # Extended resources one node advertises (stack_config.gpu_stack.advertised_resources).
+    resources: Mapping[str, int]
     max_unavailable: int = 1
     extra_labels: dict[str, str] = field(default_factory=dict)
     depends_on: list[pulumi.Resource] = field(default_factory=list)
@@ -68,10 +75,11 @@ class GpuNodeGroup(pulumi.ComponentResource):
         child = pulumi.ResourceOptions(parent=self)
         self.labels = {**args.extra_labels, POOL_LABEL: args.pool_name}
         self.taint = dict(GPU_TAINT)
-        tags = autoscaler_node_template_tags(args.cluster_name_static, self.labels, args.gpus_per_node)
+        tags = autoscaler_node_template_tags(args.cluster_name_static, self.labels, args.resources)
 
         launch_template = node_launch_template(
             f"{name}-lt", args.disk_size_gib, {"Name": f"{args.cluster_name_static}-gpu-{args.pool_name}"}, child,
+            ami_type=args.ami_type,
         )
         node_group = aws.eks.NodeGroup(
             name,

@@ -3,14 +3,16 @@ platform's Prometheus, and optional validation Jobs that run nvidia-smi on every
 
 Ordering matters: the operator creates the DCGM exporter ServiceMonitor only if the CRD already
 exists (it silently skips it otherwise), so the release depends on the monitoring release. The
-validation Jobs depend on the operator and `pulumi up` waits for them to complete.
+validation Jobs depend on the operator and `pulumi up` waits for them to complete; Triton on a pool
+waits for that pool's Job (wired in __main__), so on the first deploy the Job has the pool's GPUs to
+itself. Its priority class stays at or above cluster-autoscaler's expendable cut-off, so a pool at
+zero nodes scales up for it.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Mapping, Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -18,19 +20,21 @@ import yaml
 
 from components import security
 from components.gpu_node_group import GPU_RESOURCE
-from components.gpu_scheduling import BATCH_PRIORITY_CLASS, MANAGED_BY, gpu_limits, gpu_pod_placement
+from components.gpu_scheduling import MANAGED_BY, VALIDATION_PRIORITY_CLASS, gpu_limits, gpu_pod_placement
 from stack_config.gpu_stack import (
     DEFAULT_DEVICE_PLUGIN_CONFIG,
+    GPU_OPERATOR_NAMESPACE,
     GpuOperatorConfig,
     GpuSharingConfig,
     GpuValidationConfig,
     device_plugin_config_key,
+    pick_validation_resource,
 )
 
 CHART = "gpu-operator"
 CHART_VERSION = "v26.7.0"
 CHART_REPO = "https://helm.ngc.nvidia.com/nvidia"
-NAMESPACE = "gpu-operator"
+NAMESPACE = GPU_OPERATOR_NAMESPACE
 RELEASE_NAME = "gpu-operator"
 DEVICE_PLUGIN_CONFIGMAP = "device-plugin-config"
 DCGM_JOB = "nvidia-dcgm-exporter"  # the exporter's Service name: the `job` label the alerts use
@@ -42,6 +46,8 @@ class GpuPool:
 
     name: str
     sharing: Optional[GpuSharingConfig] = None
+    # Extended resources one node advertises (stack_config.gpu_stack.advertised_resources).
+    resources: Mapping[str, int] = field(default_factory=lambda: {GPU_RESOURCE: 1})
 
 
 def device_plugin_configs(pools: Sequence[GpuPool]) -> dict[str, str]:
@@ -111,12 +117,9 @@ def operator_values(config: GpuOperatorConfig, pools: Sequence[GpuPool], prometh
     }
 
 
-def validation_resource(sharing: Optional[GpuSharingConfig]) -> Optional[str]:
-    """Extended resource a validation pod asks for on a pool; None when it cannot be known."""
-    if sharing is None or sharing.mode != "mig" or sharing.effective_mig_strategy == "single":
-        return GPU_RESOURCE
-    match = re.fullmatch(r"all-(\d+g\.\d+gb)", sharing.migProfile or "")
-    return f"nvidia.com/mig-{match.group(1)}" if match else None
+def validation_resource(pool: GpuPool) -> Optional[str]:
+    """Extended resource a validation pod asks one of on a pool; None when its nodes advertise none."""
+    return pick_validation_resource(pool.resources)
 
 
 def _with_cpu_memory(resources: dict) -> dict:
@@ -140,7 +143,8 @@ def validation_job_manifest(pool: GpuPool, config: GpuValidationConfig, resource
             "template": {
                 "metadata": {"labels": {"ai-platform/gpu-validation": pool.name}},
                 "spec": {
-                    **gpu_pod_placement(pool.name, BATCH_PRIORITY_CLASS),
+                    # At or above cluster-autoscaler's expendable cut-off: a pool at zero scales up for it.
+                    **gpu_pod_placement(pool.name, VALIDATION_PRIORITY_CLASS),
                     "restartPolicy": "Never",
                     "automountServiceAccountToken": False,
                     # nvidia-smi needs no root: the device nodes the toolkit injects are world-usable.
@@ -210,10 +214,9 @@ class GpuOperator(pulumi.ComponentResource):
         self.validation_jobs = {}
         if args.validation.enabled:
             for pool in args.pools:
-                resource = validation_resource(pool.sharing)
+                resource = validation_resource(pool)
                 if resource is None:
-                    pulumi.log.warn(f"GPU pool {pool.name}: no validation Job, a mixed-strategy MIG profile "
-                                    f"{pool.sharing.migProfile} does not name one slice type to request", self)
+                    pulumi.log.warn(f"GPU pool {pool.name}: no validation Job, its nodes advertise no GPU resource", self)
                     continue
                 manifest = validation_job_manifest(pool, args.validation, resource)
                 self.validation_jobs[pool.name] = k8s.batch.v1.Job(

@@ -16,16 +16,29 @@ import pulumi_kubernetes as k8s
 
 from components import security
 from components.gpu_node_group import GPU_RESOURCE, POOL_LABEL, gpu_toleration
+from stack_config.gpu_stack import (  # names and values shared with the config checks
+    BATCH_PRIORITY_CLASS,
+    INFERENCE_PRIORITY_CLASS,
+    PRIORITY_VALUES,
+    VALIDATION_PRIORITY_CLASS,
+)
 
-# Latency-critical online inference: preempts lower-priority pods when GPUs run out.
-INFERENCE_PRIORITY_CLASS = "ai-platform-inference-critical"
-# Batch jobs and experiments: below the default (0) so anything else wins, and never preempts.
-BATCH_PRIORITY_CLASS = "ai-platform-batch-preemptible"
+# name -> (value, preemption policy, description). cluster-autoscaler treats pods below its
+# --expendable-pods-priority-cutoff (clusterAutoscaler.expendablePodsPriorityCutoff, -10) as
+# expendable: they never scale a pool up.
 PRIORITY_CLASSES = {
-    INFERENCE_PRIORITY_CLASS: (100000, "PreemptLowerPriority",
+    # Latency-critical online inference: preempts lower-priority pods when GPUs run out.
+    INFERENCE_PRIORITY_CLASS: (PRIORITY_VALUES[INFERENCE_PRIORITY_CLASS], "PreemptLowerPriority",
                                "Latency-critical GPU inference (Triton). Preempts batch pods when GPUs are short."),
-    BATCH_PRIORITY_CLASS: (-100, "Never",
-                           "Preemptible GPU batch jobs and experiments (validation Jobs, evaluations). Never preempts."),
+    # Batch jobs and experiments: below the default (0) so anything else wins, and never preempts;
+    # expendable for the autoscaler (no node is added for them).
+    BATCH_PRIORITY_CLASS: (PRIORITY_VALUES[BATCH_PRIORITY_CLASS], "Never",
+                           "Preemptible GPU batch jobs and experiments. Never preempts; below cluster-autoscaler's "
+                           "expendable cut-off, so it runs on spare GPUs only and never scales a pool up."),
+    # The GPU validation Jobs: at or above the autoscaler's cut-off, so a pool at zero nodes scales
+    # up for them; never preempts (it must not evict serving pods to run nvidia-smi).
+    VALIDATION_PRIORITY_CLASS: (PRIORITY_VALUES[VALIDATION_PRIORITY_CLASS], "Never",
+                                "GPU validation Jobs (nvidia-smi per pool). Scales a pool up from zero; never preempts."),
 }
 MANAGED_BY = {"app.kubernetes.io/managed-by": "pulumi", "app.kubernetes.io/part-of": "ai-platform"}
 

@@ -160,7 +160,10 @@ class ClusterConfig(ConfigModel):
 # --- GPU pools -------------------------------------------------------------------------------
 
 # Imported here, not at the top: gpu_stack builds on ConfigModel/problems defined above.
-from .gpu_stack import GpuSharingConfig, GpuStackConfig, SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, sharing_problems, stack_problems  # noqa: E402
+from .gpu_stack import (  # noqa: E402
+    ACCELERATOR_LABEL, DEFAULT_EXPENDABLE_PODS_PRIORITY_CUTOFF, GpuSharingConfig, GpuStackConfig, SLACK_WEBHOOK_KEY,
+    SMTP_PASSWORD_KEY, sharing_problems, stack_problems,
+)
 from .triton import ModelRepositoryConfig, TritonDeploymentConfig, triton_problems  # noqa: E402
 from .ci import CiRoleConfig  # noqa: E402
 from .openwebui import OIDC_CLIENT_SECRET_KEY, ExposureConfig, OpenWebUiConfig, stack_problems as openwebui_problems  # noqa: E402
@@ -196,9 +199,10 @@ class GpuNodeGroupConfig(ConfigModel):
             found.append(("instanceTypes", f"must all have the same GPU count so the pool can scale from zero (got {counts})"))
         if len(set(self.instanceTypes)) != len(self.instanceTypes):
             found.append(("instanceTypes", "lists an instance type twice"))
-        reserved = [k for k in self.labels if k.startswith("ai-platform/") or k.startswith("nvidia.com/")]
+        reserved = [k for k in self.labels if k.startswith(("ai-platform/", "nvidia.com/")) or k == ACCELERATOR_LABEL]
         if reserved:
-            found.append(("labels", f"{', '.join(reserved)}: the ai-platform/ and nvidia.com/ prefixes are set by the platform"))
+            found.append(("labels", f"{', '.join(reserved)}: the ai-platform/ and nvidia.com/ prefixes and "
+                                    f"{ACCELERATOR_LABEL} are set by the platform"))
         found.extend(sharing_problems(self))
         problems(found)
         return self
@@ -212,6 +216,9 @@ class ClusterAutoscalerConfig(ConfigModel):
     scaleDownUnneededTime: Duration = "10m"
     scaleDownDelayAfterAdd: Duration = "10m"
     scaleDownUtilizationThreshold: Annotated[float, Field(gt=0, le=1)] = 0.5
+    # Pending pods with a lower priority never cause a scale-up (--expendable-pods-priority-cutoff).
+    # The platform's GPU pods (validation 0, Triton 100000) must stay at or above it.
+    expendablePodsPriorityCutoff: Annotated[int, Field(ge=-2147483648, le=1000000000)] = DEFAULT_EXPENDABLE_PODS_PRIORITY_CUTOFF
 
 
 # --- the stack -------------------------------------------------------------------------------

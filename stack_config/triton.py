@@ -184,7 +184,7 @@ def quantity_value(text: str) -> float:
 def triton_problems(config) -> list[tuple[str, str]]:
     """Checks across `tritonDeployments`, `gpuNodeGroups` and `gpuStack`; called from StackConfig's
     validator so each problem is reported under the key to change."""
-    from .gpu_stack import advertised_gpus
+    from .gpu_stack import advertised_gpus, advertised_resources
 
     found: list[tuple[str, str]] = []
     pools = {pool.name: (index, pool) for index, pool in enumerate(config.gpuNodeGroups)}
@@ -200,7 +200,11 @@ def triton_problems(config) -> list[tuple[str, str]]:
             continue
         _, pool = pools[deployment.gpuPool]
         per_node = advertised_gpus(pool)
-        if deployment.gpusPerReplica > per_node:
+        if per_node == 0:
+            found.append((f"{key}.gpuPool", f"pool {pool.name} advertises no nvidia.com/gpu, which Triton requests "
+                                            f"(its mixed MIG strategy offers {', '.join(r for r, n in advertised_resources(pool).items() if n)}); "
+                                            f"use a pool without MIG or with migStrategy single"))
+        elif deployment.gpusPerReplica > per_node:
             found.append((f"{key}.gpusPerReplica", f"{deployment.gpusPerReplica} GPUs do not fit on one node of pool "
                                                    f"{pool.name} ({pool.instanceTypes[0]} has {per_node})"))
 
@@ -216,7 +220,7 @@ def triton_problems(config) -> list[tuple[str, str]]:
         index, pool = pools[pool_name]
         capacity = pool.maxSize * advertised_gpus(pool)
         need = sum(d.peak_gpus for d in deployments)
-        if need > capacity:
+        if need > capacity and capacity > 0:  # no nvidia.com/gpu at all is reported per deployment above
             found.append((f"gpuNodeGroups[{index}].maxSize", f"pool {pool_name} offers {capacity} GPUs at maxSize "
                                                              f"{pool.maxSize} but Triton needs up to {need} ({_breakdown(deployments)})"))
     quotas = config.gpuStack.scheduling.gpuQuotas

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+import stack_config
 from components.cluster_autoscaler import autoscaler_policy
 from components.gpu_node_group import GPU_TAINT, POOL_LABEL
 from components.network import subnet_cidrs
@@ -239,3 +240,117 @@ def test_autoscaler_release_discovers_this_cluster_and_runs_on_system_nodes():
     assert values["nodeSelector"] == {"ai-platform/node-role": "system"}
     assert "tolerations" not in values  # never lands on GPU nodes
     assert release["version"] and release["repositoryOpts"]["repo"].startswith("https://")
+
+
+# --- issue 12: GPU label, node template resources, Bottlerocket volumes, autoscaler cut-off ----------
+
+ACCELERATOR = "k8s.amazonaws.com/accelerator"
+TEMPLATE = "k8s.io/cluster-autoscaler/node-template"
+
+
+def asg_tags_of(run, pool: str) -> dict[str, str]:
+    component = run.named(f"gpu-{pool}", "ai-platform:gpu:GpuNodeGroup")
+    return {inputs(t)["tag"]["key"]: inputs(t)["tag"]["value"] for t in run.children_of(component) if t.type == ASG_TAG}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gpu_nodes_carry_the_accelerator_label_from_registration(stack):
+    """cluster-autoscaler's AWS provider names `k8s.amazonaws.com/accelerator` its GPU label
+    (kubernetes/autoscaler cluster-autoscaler-1.33.0, cloudprovider/aws/aws_cloud_provider.go
+    GPULabel; README.md "Special note on GPU instances": set it through kubelet's --node-labels).
+    A node with the label but nvidia.com/gpu still 0 is treated as not ready yet
+    (processors/customresources/gpu_processor.go); without the label the autoscaler sees a ready
+    node with no GPU while the device plugin starts, and adds another node for the pending pod.
+    EKS managed node group labels are kubelet --node-labels, and the ASG tag tells the autoscaler
+    a node from zero will carry it too."""
+    run, config = plan(stack), config_for(stack)
+    expected = {"dev": "nvidia-a10g-l4", "prod": "nvidia-l40s"}[stack]
+    for pool in config.gpuNodeGroups:
+        group = next(g for g in gpu_node_groups(run) if inputs(g)["labels"][POOL_LABEL] == pool.name)
+        assert inputs(group)["labels"][ACCELERATOR] == expected
+        assert asg_tags_of(run, pool.name)[f"{TEMPLATE}/label/{ACCELERATOR}"] == expected
+
+
+def test_the_accelerator_label_is_the_platforms():
+    values = stack_values("dev")
+    values["gpuNodeGroups"][0]["labels"] = {ACCELERATOR: "nvidia-tesla-k80"}
+    with pytest.raises(stack_config.ConfigError) as caught:
+        plan_with("dev", gpuNodeGroups=values["gpuNodeGroups"])
+    assert any(p.startswith("ai-platform:gpuNodeGroups[0].labels: k8s.amazonaws.com/accelerator")
+               for p in caught.value.problems), caught.value.problems
+
+
+def _mig_pool(strategy: str, profile: str, instance_type: str = "p4d.24xlarge") -> dict:
+    values = stack_values("dev")
+    return {**values["gpuNodeGroups"][0], "name": "mig", "instanceTypes": [instance_type], "capacityType": "ON_DEMAND",
+            "maxSize": 1, "sharing": {"mode": "mig", "migStrategy": strategy, "migProfile": profile}}
+
+
+def test_mixed_mig_pool_template_advertises_what_its_pods_request():
+    """Mixed strategy: the device plugin advertises `nvidia.com/mig-<profile>` per MIG device and
+    no nvidia.com/gpu for MIG-enabled GPUs (NVIDIA/k8s-device-plugin v0.20.0 README MIG_STRATEGY,
+    internal/rm/rm.go AddDefaultResourcesToConfig); `all-1g.5gb` is 7 devices per A100 40GB
+    (NVIDIA/mig-parted v0.15.0 deployments/systemd/config-default.yaml). The autoscaler's template
+    takes nvidia.com/gpu from the instance type unless a resources tag overrides it
+    (cluster-autoscaler-1.33.0 cloudprovider/aws/aws_manager.go buildNodeFromTemplate), so the tags
+    say mig-1g.5gb: 56 and nvidia.com/gpu: 0. The pool's validation Job (a pod from zero) asks for
+    one MIG device the template offers. No accelerator label: the autoscaler would hold a node
+    without nvidia.com/gpu as not ready forever."""
+    values = stack_values("dev")
+    run = plan_with("dev", gpuNodeGroups=[values["gpuNodeGroups"][0], _mig_pool("mixed", "all-1g.5gb")])
+    tags = asg_tags_of(run, "mig")
+    assert tags[f"{TEMPLATE}/resources/nvidia.com/mig-1g.5gb"] == "56"
+    assert tags[f"{TEMPLATE}/resources/nvidia.com/gpu"] == "0"
+    assert f"{TEMPLATE}/label/{ACCELERATOR}" not in tags
+    job = next(inputs(j) for j in run.of_type("kubernetes:batch/v1:Job") if inputs(j)["metadata"]["name"] == "gpu-validation-mig")
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    requested = {k for k in container["resources"]["limits"] if k.startswith("nvidia.com/")}
+    assert requested == {"nvidia.com/mig-1g.5gb"}
+    assert all(int(tags[f"{TEMPLATE}/resources/{r}"]) >= 1 for r in requested)
+
+
+def test_single_mig_pool_template_counts_mig_devices_as_gpus():
+    """Single strategy: every MIG device is one nvidia.com/gpu (k8s-device-plugin v0.20.0
+    internal/rm/rm.go: AddMIGResource("*", "gpu")); all-1g.10gb is 7 per A100 80GB (mig-parted
+    v0.15.0 config-default.yaml), so a p4de node offers 56, not 8."""
+    values = stack_values("dev")
+    run = plan_with("dev", gpuNodeGroups=[values["gpuNodeGroups"][0], _mig_pool("single", "all-1g.10gb", "p4de.24xlarge")])
+    tags = asg_tags_of(run, "mig")
+    assert tags[f"{TEMPLATE}/resources/nvidia.com/gpu"] == "56"
+    assert tags[f"{TEMPLATE}/label/{ACCELERATOR}"] == "nvidia-a100"
+
+
+def test_bottlerocket_disk_size_goes_to_the_data_volume():
+    """Bottlerocket keeps images and containers on its data volume `/dev/xvdb` (20 GiB unless
+    mapped); `/dev/xvda` is the OS volume (bottlerocket-os/bottlerocket v1.26.0 README "Default
+    Volumes"; aws/karpenter-provider-aws pkg/providers/amifamily/bottlerocket.go maps /dev/xvda
+    and /dev/xvdb as Bottlerocket's block devices). diskSizeGiB must size /dev/xvdb; the OS volume
+    keeps the AMI's size (no volumeSize) and stays encrypted gp3."""
+    values = stack_values("dev")
+    values["gpuNodeGroups"][0]["amiType"] = "BOTTLEROCKET_x86_64_NVIDIA"
+    run = plan_with("dev", gpuNodeGroups=values["gpuNodeGroups"])
+    mappings = {m["deviceName"]: m["ebs"] for m in inputs(run.named("gpu-inference-lt"))["blockDeviceMappings"]}
+    assert set(mappings) == {"/dev/xvda", "/dev/xvdb"}
+    assert mappings["/dev/xvdb"]["volumeSize"] == values["gpuNodeGroups"][0]["diskSizeGiB"]
+    assert "volumeSize" not in mappings["/dev/xvda"]
+    for ebs in mappings.values():
+        assert ebs["encrypted"] == "true" and ebs["volumeType"] == "gp3"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_al2023_pools_size_their_only_volume(stack):
+    """AL2023 has one root volume /dev/xvda holding images: diskSizeGiB sizes it (unchanged)."""
+    run, config = plan(stack), config_for(stack)
+    for pool in config.gpuNodeGroups:
+        mappings = inputs(run.named(f"gpu-{pool.name}-lt"))["blockDeviceMappings"]
+        assert [(m["deviceName"], m["ebs"]["volumeSize"]) for m in mappings] == [("/dev/xvda", pool.diskSizeGiB)]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_autoscaler_states_its_expendable_cutoff(stack):
+    """The chart passes `extraArgs` as `--<key>=<value>` (kubernetes/autoscaler
+    cluster-autoscaler-chart-9.46.6, charts/cluster-autoscaler/templates/deployment.yaml); the flag
+    defaults to -10 (cluster-autoscaler-1.33.0 config/flags/flags.go). Stated explicitly so the
+    plan (and the first-deploy check) can compare it with the GPU pods' priorities."""
+    values = inputs(plan(stack).named("cluster-autoscaler", "kubernetes:helm.sh/v3:Release"))["values"]
+    assert values["extraArgs"]["expendable-pods-priority-cutoff"] == str(config_for(stack).clusterAutoscaler.expendablePodsPriorityCutoff) == "-10"

@@ -12,7 +12,7 @@ import yaml
 import stack_config
 from components import gpu_operator, monitoring
 from components.gpu_node_group import GPU_TAINT, POOL_LABEL
-from components.gpu_scheduling import BATCH_PRIORITY_CLASS, INFERENCE_PRIORITY_CLASS
+from components.gpu_scheduling import BATCH_PRIORITY_CLASS, INFERENCE_PRIORITY_CLASS, VALIDATION_PRIORITY_CLASS
 from platformctl.mockrun import run_program
 from stack_config.gpu_stack import sharing_node_labels
 from tests import harness
@@ -73,11 +73,11 @@ def test_time_slicing_needs_replicas_and_mig_settings_need_mig():
 
 
 def test_mig_on_a100_is_accepted_and_labels_the_nodes():
-    pool = dev_pool(instanceTypes=["p4d.24xlarge"],
+    pool = dev_pool(name="mig", instanceTypes=["p4d.24xlarge"],
                     sharing={"mode": "mig", "migStrategy": "mixed", "migProfile": "all-1g.10gb"})
     config = stack_config.parse({**stack_config.read_stack_files("dev")[0],
-                                 "ai-platform:gpuNodeGroups": json.dumps([pool])})
-    assert sharing_node_labels(config.gpuNodeGroups[0]) == {
+                                 "ai-platform:gpuNodeGroups": json.dumps([dev_pool(), pool])})
+    assert sharing_node_labels(config.gpuNodeGroups[1]) == {
         "nvidia.com/device-plugin.config": "mig-mixed", "nvidia.com/mig.config": "all-1g.10gb"}
 
 
@@ -235,12 +235,146 @@ def test_prod_turns_validation_off():
     assert harness.plan("prod").of_type(JOB) == []
 
 
-def test_mixed_mig_validation_requests_the_mig_slice():
-    from stack_config.gpu_stack import GpuSharingConfig
-    sharing = GpuSharingConfig(mode="mig", migStrategy="mixed", migProfile="all-1g.10gb")
-    assert gpu_operator.validation_resource(sharing) == "nvidia.com/mig-1g.10gb"
-    assert gpu_operator.validation_resource(GpuSharingConfig(mode="mig", migStrategy="single", migProfile="all-balanced")) == "nvidia.com/gpu"
-    assert gpu_operator.validation_resource(GpuSharingConfig(mode="mig", migStrategy="mixed", migProfile="all-balanced")) is None
+def _pool(instance_type: str, strategy: str, profile: str):
+    from stack_config.model import GpuNodeGroupConfig
+    return GpuNodeGroupConfig(name="mig", instanceTypes=[instance_type],
+                              sharing={"mode": "mig", "migStrategy": strategy, "migProfile": profile})
+
+
+def test_mig_pools_advertise_and_validate_what_the_device_plugin_offers():
+    """Per GPU, `all-<profile>` makes the most instances of that profile and `all-balanced` 2x 1g,
+    1x 2g, 1x 3g (NVIDIA/mig-parted v0.15.0 deployments/systemd/config-default.yaml,
+    pkg/mig/builder/{builder,balanced}.go). Mixed strategy advertises `nvidia.com/mig-<profile>`,
+    single counts each MIG device as one nvidia.com/gpu (NVIDIA/k8s-device-plugin v0.20.0
+    internal/rm/rm.go). The validation Job asks for one of what the nodes offer."""
+    from stack_config.gpu_stack import advertised_resources, validation_resource
+    mixed = _pool("p4d.24xlarge", "mixed", "all-1g.10gb")  # A100 40GB: 1g.10gb x4
+    assert advertised_resources(mixed) == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 32}
+    assert validation_resource(mixed) == "nvidia.com/mig-1g.10gb"
+    balanced = _pool("p4de.24xlarge", "mixed", "all-balanced")  # A100 80GB
+    assert advertised_resources(balanced) == {"nvidia.com/gpu": 0, "nvidia.com/mig-1g.10gb": 16,
+                                              "nvidia.com/mig-2g.20gb": 8, "nvidia.com/mig-3g.40gb": 8}
+    assert validation_resource(balanced) == "nvidia.com/mig-1g.10gb"
+    single = _pool("p5e.48xlarge", "single", "all-3g.71gb")  # H200: 3g.71gb x2
+    assert advertised_resources(single) == {"nvidia.com/gpu": 16} and validation_resource(single) == "nvidia.com/gpu"
+    assert advertised_resources(_pool("p5.48xlarge", "mixed", "all-disabled")) == {"nvidia.com/gpu": 8}
+
+
+@pytest.mark.parametrize(("instance_type", "strategy", "profile", "message"), [
+    ("p4de.24xlarge", "mixed", "all-1g.5gb", "sharing.migProfile: all-1g.5gb is not a MIG config of p4de.24xlarge (A100 80 GB)"),
+    ("p4d.24xlarge", "single", "all-balanced", "sharing.migStrategy: single needs one MIG device type on every GPU"),
+    ("p5.48xlarge", "mixed", "all-enabled", "sharing.migProfile: all-enabled turns MIG on without creating MIG devices"),
+])
+def test_mig_configs_that_offer_pods_nothing_usable_are_config_errors(instance_type, strategy, profile, message):
+    """A profile the GPU lacks makes the MIG manager fail; single + all-balanced is refused by the
+    device plugin (internal/rm/device_map.go requires uniform MIG devices for single); all-enabled
+    creates no devices. Each would leave the pool's pods (and its validation Job) Pending."""
+    pool = dev_pool(name="mig", instanceTypes=[instance_type], sharing={"mode": "mig", "migStrategy": strategy, "migProfile": profile})
+    problems = config_problems(gpuNodeGroups=[dev_pool(), pool])
+    assert any(p.startswith(f"ai-platform:gpuNodeGroups[1].{message}") for p in problems), problems
+
+
+def test_triton_on_a_mixed_mig_pool_is_a_config_error():
+    """Triton requests nvidia.com/gpu, which a mixed-MIG node does not advertise: it would never schedule."""
+    pool = dev_pool(instanceTypes=["p4d.24xlarge"], sharing={"mode": "mig", "migStrategy": "mixed", "migProfile": "all-1g.5gb"})
+    problems = config_problems(gpuNodeGroups=[pool])
+    assert "ai-platform:tritonDeployments[0].gpuPool: pool inference advertises no nvidia.com/gpu, which Triton requests " \
+           "(its mixed MIG strategy offers nvidia.com/mig-1g.5gb); use a pool without MIG or with migStrategy single" in problems
+
+
+# --- first deploy: the validation Job must be able to run (issue 12, finding 1) ----------------------
+
+def _priority_values(run) -> dict[str, int]:
+    return {r.public_inputs()["metadata"]["name"]: r.public_inputs()["value"]
+            for r in run.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
+
+
+def _cutoff(run) -> int:
+    args = values_of(run, "cluster-autoscaler")["extraArgs"]
+    return int(args.get("expendable-pods-priority-cutoff", -10))
+
+
+def test_validation_job_is_not_expendable_for_the_autoscaler():
+    """cluster-autoscaler never scales up for a pending pod whose priority is below
+    --expendable-pods-priority-cutoff, default -10 (kubernetes/autoscaler cluster-autoscaler-1.33.0:
+    FAQ.md "How does Cluster Autoscaler work with Pod Priority and Preemption?",
+    config/flags/flags.go, core/utils/expendable.go `priority < cutoff`). dev's pool starts at zero
+    nodes, so the Job's pod is what scales it up: its class must be at or above the cut-off the
+    chart renders (the old -100 batch class never ran)."""
+    run = harness.plan("dev")
+    priorities, cutoff = _priority_values(run), _cutoff(run)
+    jobs = run.of_type(JOB)
+    assert jobs
+    for job in jobs:
+        pod = job.public_inputs()["spec"]["template"]["spec"]
+        assert priorities[pod["priorityClassName"]] >= cutoff, pod["priorityClassName"]
+        assert pod["priorityClassName"] != BATCH_PRIORITY_CLASS
+    assert priorities[BATCH_PRIORITY_CLASS] < cutoff  # still expendable: batch runs on spare GPUs only
+
+
+def test_dev_first_deploy_converges():
+    """Walk dev's first deploy from the plan: the pool starts at zero; its validation Job (priority
+    >= cut-off, requesting a resource the ASG node template advertises) scales it up and runs alone,
+    because every Triton Deployment on the pool depends on it; then Triton's first replicas must fit
+    the pool's maxSize and the namespace quota. Before, Triton and the Job raced for 2 GPUs with 3
+    wanted and the Job (lower priority) lost."""
+    run, config = harness.plan("dev"), harness.config_for("dev")
+    priorities, cutoff = _priority_values(run), _cutoff(run)
+    jobs = {j.public_inputs()["spec"]["template"]["spec"]["nodeSelector"][POOL_LABEL]: j for j in run.of_type(JOB)}
+    deployments = [d for d in run.of_type("kubernetes:apps/v1:Deployment")
+                   if d.public_inputs()["spec"]["template"]["spec"].get("nodeSelector", {}).get(POOL_LABEL)]
+    assert deployments
+    quotas = {q.public_inputs()["metadata"]["namespace"]: int(q.public_inputs()["spec"]["hard"]["requests.nvidia.com/gpu"])
+              for q in run.of_type("kubernetes:core/v1:ResourceQuota")}
+    for pool in config.gpuNodeGroups:
+        component = run.named(f"gpu-{pool.name}", "ai-platform:gpu:GpuNodeGroup")
+        tags = {t.public_inputs()["tag"]["key"]: t.public_inputs()["tag"]["value"]
+                for t in run.children_of(component) if t.type == "aws:autoscaling/tag:Tag"}
+        template = {k.rsplit("/resources/", 1)[1]: int(v) for k, v in tags.items() if "/resources/" in k}
+        job = jobs[pool.name]
+        pod = job.public_inputs()["spec"]["template"]["spec"]
+        assert priorities[pod["priorityClassName"]] >= cutoff
+        [resource] = [r for r in pod["containers"][0]["resources"]["limits"] if r.startswith("nvidia.com/")]
+        assert template[resource] >= 1 and pool.maxSize >= 1
+        on_pool = [d for d in deployments if d.public_inputs()["spec"]["template"]["spec"]["nodeSelector"][POOL_LABEL] == pool.name]
+        by_namespace: dict[str, int] = {}
+        for deployment in on_pool:
+            assert job.urn in deployment.dependencies, f"{deployment.name} does not wait for {job.name}"
+            spec = deployment.public_inputs()["spec"]
+            gpus = spec.get("replicas", 1) * int(spec["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"])
+            namespace = deployment.public_inputs()["metadata"]["namespace"]
+            by_namespace[namespace] = by_namespace.get(namespace, 0) + gpus
+        assert sum(by_namespace.values()) <= pool.maxSize * template["nvidia.com/gpu"]
+        assert all(used <= quotas.get(ns, used) for ns, used in by_namespace.items())
+
+
+def test_a_cutoff_above_the_gpu_pods_priority_is_a_config_error():
+    autoscaler = {**harness.stack_values("dev")["clusterAutoscaler"], "expendablePodsPriorityCutoff": 10}
+    assert config_problems(clusterAutoscaler=autoscaler) == [
+        "ai-platform:clusterAutoscaler.expendablePodsPriorityCutoff: is 10, above the priority of the GPU validation Job "
+        "of pool(s) inference (desiredSize 0) (ai-platform-gpu-validation: 0): cluster-autoscaler never adds a node for a "
+        "pod below its cut-off, so they would stay Pending and `pulumi up` would time out; set it to 0 or lower (default -10)"]
+
+
+def test_without_triton_waiting_for_validation_dev_would_deadlock():
+    """The counting behind the ordering: dev's pool offers 2 GPUs (maxSize 2 x 1) and Triton's first
+    replicas take both; a validation Job running beside them would need a third and stay Pending."""
+    from stack_config.gpu_stack import first_deploy_capacity_problems
+    config = harness.config_for("dev")
+    assert first_deploy_capacity_problems(config) == []
+    assert first_deploy_capacity_problems(config, triton_waits_for_validation=False) == [(
+        "gpuNodeGroups[0].maxSize",
+        "pool inference offers 2 nvidia.com/gpu at maxSize 2, but the first deploy needs 3 at once: the validation Job's 1 "
+        "beside Triton's first replicas (standard: 1 x 1; llm: 1 x 1); the Job would stay Pending and `pulumi up` fail "
+        "after gpuStack.validation.timeoutSeconds. Raise maxSize or turn validation off")]
+
+
+def test_no_gpu_quota_in_the_gpu_operator_namespace():
+    """The validation Jobs run in gpu-operator; a quota there could starve them (and the namespace is the operator's)."""
+    scheduling = {"gpuQuotas": {"inference": 2, "gpu-operator": 0}}
+    gpu_stack = {**harness.stack_values("dev")["gpuStack"], "scheduling": scheduling}
+    assert config_problems(gpuStack=gpu_stack) == [
+        "ai-platform:gpuStack.scheduling.gpuQuotas: gpu-operator: system namespaces are not workload namespaces"]
 
 
 # --- GPU scheduling ---------------------------------------------------------------------------------
@@ -251,6 +385,7 @@ def test_priority_classes_and_gpu_quotas(stack):
     classes = {r.public_inputs()["metadata"]["name"]: r.public_inputs() for r in run.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
     assert classes[INFERENCE_PRIORITY_CLASS]["value"] > 0 > classes[BATCH_PRIORITY_CLASS]["value"]
     assert classes[BATCH_PRIORITY_CLASS]["preemptionPolicy"] == "Never"
+    assert classes[VALIDATION_PRIORITY_CLASS]["value"] == 0 and classes[VALIDATION_PRIORITY_CLASS]["preemptionPolicy"] == "Never"
     assert not any(c.get("globalDefault") for c in classes.values())
     quotas = {r.public_inputs()["metadata"]["namespace"]: r.public_inputs()["spec"]["hard"]
               for r in run.of_type("kubernetes:core/v1:ResourceQuota")}
