@@ -94,9 +94,10 @@ gpu_pools = [
     for pool in config.gpuNodeGroups
 ]
 
+cluster_autoscaler = None  # scales a GPU pool up from zero (for the validation Jobs, too)
 if config.clusterAutoscaler.enabled:
     autoscaler = config.clusterAutoscaler
-    ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
+    cluster_autoscaler = ClusterAutoscaler("cluster-autoscaler", ClusterAutoscalerArgs(
         cluster_name=cluster_name,
         region=config.region,
         kubernetes_version=config.cluster.kubernetesVersion,
@@ -149,7 +150,8 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
     pools=[GpuPool(pool.name, pool.sharing, advertised_resources(pool)) for pool in config.gpuNodeGroups],
     prometheus_release=monitoring.release_name,
     depends_on=[monitoring.release],  # the ServiceMonitor CRD must exist before the operator
-    validation_depends_on=[*scheduling.priority_classes.values(), *gpu_pools],
+    validation_depends_on=[*scheduling.priority_classes.values(), *gpu_pools,
+                           *([cluster_autoscaler.release] if cluster_autoscaler else [])],
 ), on_cluster)
 
 # --- AWS Load Balancer Controller: before anything asks for a load balancer (Triton's internal NLB,

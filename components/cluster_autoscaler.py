@@ -84,6 +84,7 @@ class ClusterAutoscalerArgs:
 class ClusterAutoscaler(pulumi.ComponentResource):
     role_arn: pulumi.Output[str]
     release_name: pulumi.Output[str]
+    release: k8s.helm.v3.Release
 
     def __init__(self, name: str, args: ClusterAutoscalerArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:cluster:ClusterAutoscaler", name, None, opts)
@@ -139,5 +140,6 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         )
 
         self.role_arn = role.arn
+        self.release = release
         self.release_name = release.name
         self.register_outputs({"roleArn": self.role_arn})

@@ -314,7 +314,8 @@ def test_validation_job_is_not_expendable_for_the_autoscaler():
 
 def test_dev_first_deploy_converges():
     """Walk dev's first deploy from the plan: the pool starts at zero; its validation Job (priority
-    >= cut-off, requesting a resource the ASG node template advertises) scales it up and runs alone,
+    >= cut-off, requesting a resource the ASG node template advertises, created after the
+    cluster-autoscaler release) scales it up and runs alone,
     because every Triton Deployment on the pool depends on it; then Triton's first replicas must fit
     the pool's maxSize and the namespace quota. Before, Triton and the Job raced for 2 GPUs with 3
     wanted and the Job (lower priority) lost."""
@@ -334,6 +335,7 @@ def test_dev_first_deploy_converges():
         job = jobs[pool.name]
         pod = job.public_inputs()["spec"]["template"]["spec"]
         assert priorities[pod["priorityClassName"]] >= cutoff
+        assert run.named("cluster-autoscaler", RELEASE).urn in job.dependencies  # something adds the node
         [resource] = [r for r in pod["containers"][0]["resources"]["limits"] if r.startswith("nvidia.com/")]
         assert template[resource] >= 1 and pool.maxSize >= 1
         on_pool = [d for d in deployments if d.public_inputs()["spec"]["template"]["spec"]["nodeSelector"][POOL_LABEL] == pool.name]
