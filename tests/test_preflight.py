@@ -136,7 +136,7 @@ def test_dev_stack_that_fits_passes_every_check(moto, tmp_path):
 
     assert code == 0, out + err
     fake.verify()  # the G *spot* and standard *spot* quotas (system pool on SPOT) were asked, nothing else
-    assert "preflight: 9 ok, 0 warn, 0 fail" in out
+    assert "preflight: 10 ok, 0 warn, 0 fail" in out
     assert "needs 0 vCPUs at desired, 8 at max (inference: 0/2 nodes x 4 vCPUs); quota L-3819A6DF is 16" in out
     assert "ami-0123456789abcdef0 for Kubernetes 1.33 (inference)" in out
     assert "Estimated cost (us-west-2)" in out and "Traceback" not in out + err
@@ -288,7 +288,7 @@ def test_quota_not_visible_is_a_warning_not_a_failure(moto, tmp_path):
     assert code == 0, out
     assert "quota L-3819A6DF not visible in us-west-2 (NoSuchResourceException)" in out
     assert "'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8" in out
-    assert "preflight: 8 ok, 1 warn, 0 fail" in out
+    assert "preflight: 9 ok, 1 warn, 0 fail" in out
 
     strict = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-34B43A08", 640).eks_version().ami()
     assert run(tmp_path, strict, strict=True)[0] == 1
@@ -438,3 +438,32 @@ def test_preflight_prices_what_the_plan_counts():
     facts = preflight_module._plan_facts("dev", stack_config.PROJECT_DIR, Console(file=io.StringIO()))
     assert facts is not None and facts == cost.facts_from_plan(run_stack("dev").to_json())
     assert facts.persistent_volume_gib > 0
+
+
+# --- who can reach the API (issue 12, finding 2) ---------------------------------------------
+
+def test_the_committed_prod_placeholder_fails_preflight_even_without_aws(tmp_path):
+    """prod ships an RFC 5737 placeholder in cluster.publicAccessCidrs: `pulumi up` would create a
+    cluster nobody can reach (EKS User Guide, cluster-endpoint.adoc: the public endpoint admits only
+    publicAccessCidrs). preflight fails on it with the key and the fix, with or without credentials."""
+    write_stack(tmp_path, base="prod")
+    code, out, err = run(tmp_path, None, clients=pf.AwsClients("us-east-1", "http://127.0.0.1:9"))
+    assert code == 1, out + err
+    assert "API access" in out and "ai-platform:cluster.publicAccessCidrs[0] = 203.0.113.10/32" in out
+    assert "replace it with the egress address(es) of whoever runs `pulumi up`" in out
+
+    write_stack(tmp_path, base="prod", cluster={"publicAccessCidrs": ["198.18.0.0/15"]})  # benchmark range: not public
+    code, _, err = run(tmp_path, None, clients=pf.AwsClients("us-east-1", "http://127.0.0.1:9"))
+    assert code == 2 and "not internet address(es)" in err
+
+
+def test_api_access_check_names_every_way_in():
+    config = stack_config.load_from_files("dev")
+    assert pf.check_api_access(config) == pf.Check("API access", "ok", "public endpoint from 0.0.0.0/0: run `pulumi up` from one of these")
+    cluster = config.cluster.model_copy(update={"publicAccessCidrs": ["198.51.100.0/24", "8.8.8.8/32"], "apiAccessCidrs": ["10.99.0.0/16"],
+                                                "apiAccessSecurityGroupIds": ["sg-0123456789abcdef0"]})
+    check = pf.check_api_access(config.model_copy(update={"cluster": cluster}))
+    assert check.status == "fail" and check.detail.endswith("ai-platform:cluster.publicAccessCidrs[0] = 198.51.100.0/24")
+    cluster = cluster.model_copy(update={"publicAccessCidrs": ["8.8.8.8/32"]})
+    assert pf.check_api_access(config.model_copy(update={"cluster": cluster})).detail == (
+        "public endpoint from 8.8.8.8/32; private endpoint (443) from 10.99.0.0/16, sg-0123456789abcdef0: run `pulumi up` from one of these")
