@@ -173,7 +173,7 @@ class ClusterConfig(ConfigModel):
         if self.endpointPublicAccess and not self.publicAccessCidrs:
             found.append(("publicAccessCidrs", "must list at least one CIDR when endpointPublicAccess is true"))
         private = [c for c in self.publicAccessCidrs if _inside(c, NON_PUBLIC_RANGES)]
-        if private:
+        if private and self.endpointPublicAccess:
             found.append(("publicAccessCidrs", f"{', '.join(private)}: not internet address(es), so never the source of a "
                           "request to the public endpoint (EKS refuses reserved ranges); admit private networks to the "
                           "private endpoint with apiAccessCidrs"))
@@ -303,6 +303,12 @@ def endpoint_problems(config: "StackConfig") -> list[tuple[str, str]]:
     this stack creates is connected to nothing while that same `pulumi up` runs."""
     cluster = config.cluster
     if cluster.endpointPublicAccess:
+        if not cluster.endpointPrivateAccess and config.network.existingVpc is None and "0.0.0.0/0" not in cluster.publicAccessCidrs:
+            # EKS User Guide, config-cluster-endpoint: without the private endpoint, publicAccessCidrs
+            # must include the nodes' egress (the NAT gateways), whose addresses this stack creates.
+            return [("cluster.endpointPrivateAccess", "false with publicAccessCidrs restricted: nodes would reach the "
+                     "API from the NAT gateways' addresses, which this stack creates and so cannot be listed; nodes "
+                     "would never join. Set cluster.endpointPrivateAccess: true")]
         return []
     public = ("set cluster.endpointPublicAccess: true with cluster.publicAccessCidrs listing your deployers' "
               "egress addresses (VPN, office, the CI runner's NAT)")

@@ -228,6 +228,17 @@ def test_access_lists_are_checked_with_every_problem_at_once():
     assert "ai-platform:cluster.endpointPrivateAccess: must be true when apiAccessCidrs / apiAccessSecurityGroupIds are set" in text
 
 
+def test_restricted_public_endpoint_without_private_access_would_strand_the_nodes():
+    """EKS User Guide (latest/ug/clusters/config-cluster-endpoint.adoc): without the private endpoint,
+    publicAccessCidrs must include the nodes' egress (the NAT gateway addresses), which a stack that
+    creates its VPC cannot know beforehand."""
+    cluster = {"endpointPrivateAccess": False, "publicAccessCidrs": ["8.8.8.8/32"]}
+    found = problems(network=NETWORK, gpuNodeGroups=[good_pool()], cluster=cluster)
+    assert found == [found[0]] and found[0].startswith("ai-platform:cluster.endpointPrivateAccess: false with publicAccessCidrs restricted")
+    parse(network=EXISTING_VPC, gpuNodeGroups=[good_pool()], cluster=cluster)  # a brought VPC's NAT addresses can be listed
+    parse(network=NETWORK, gpuNodeGroups=[good_pool()], cluster={"endpointPrivateAccess": False})  # 0.0.0.0/0 admits the NAT
+
+
 def test_access_security_groups_are_group_ids():
     found = problems(network=EXISTING_VPC, gpuNodeGroups=[good_pool()], cluster={**PRIVATE_ONLY, "apiAccessSecurityGroupIds": ["runners"]})
     assert found[0].startswith("ai-platform:cluster.apiAccessSecurityGroupIds[0]: string should match pattern '^sg-[0-9a-f]{8,17}$'")
