@@ -66,6 +66,8 @@ cluster = Cluster("cluster", ClusterArgs(
     log_types=config.cluster.logTypes,
     deletion_protection=config.cluster.deletionProtection,
     admin_role_arns=config.cluster.adminRoleArns,
+    api_access_cidrs=config.cluster.apiAccessCidrs,
+    api_access_security_group_ids=config.cluster.apiAccessSecurityGroupIds,
     system_node_group=SystemNodeGroupArgs(
         instance_types=system.instanceTypes, capacity_type=system.capacityType, min_size=system.minSize,
         desired_size=system.desiredSize, max_size=system.maxSize, disk_size_gib=system.diskSizeGiB,

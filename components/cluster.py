@@ -42,6 +42,9 @@ class ClusterArgs:
     system_node_group: SystemNodeGroupArgs
     admin_role_arns: list[str] = field(default_factory=list)
     log_retention_days: int = 90
+    # Admitted on 443 to the cluster security group (the private endpoint's ENIs).
+    api_access_cidrs: list[str] = field(default_factory=list)
+    api_access_security_group_ids: list[str] = field(default_factory=list)
 
 
 def block_device_mappings(disk_size_gib: int, ami_type: str) -> list[dict]:
@@ -100,6 +103,34 @@ def kubeconfig_for(cluster_name: str, region: str, endpoint: str, certificate_au
             "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
         }}}],
     })
+
+
+API_PORT = 443
+
+
+def api_access_rules(
+    name: str, cluster_security_group_id: pulumi.Input[str], cidrs: list[str], security_group_ids: list[str],
+    opts: pulumi.ResourceOptions,
+) -> list[aws.vpc.SecurityGroupIngressRule]:
+    """`<name>-api-access-<n>`: TCP 443 into the EKS cluster security group from each CIDR, then each
+    security group. EKS creates that group admitting only itself and attaches it to the private
+    endpoint's network interfaces (and managed nodes), so these rules are what lets a VPN, a peered
+    network or a CI runner reach a private endpoint (EKS User Guide: cluster-endpoint, "Accessing a
+    private only API server"; sec-group-reqs)."""
+    sources = [{"cidr_ipv4": c} for c in cidrs] + [{"referenced_security_group_id": g} for g in security_group_ids]
+    return [
+        aws.vpc.SecurityGroupIngressRule(
+            f"{name}-api-access-{index}",
+            security_group_id=cluster_security_group_id,
+            ip_protocol="tcp",
+            from_port=API_PORT,
+            to_port=API_PORT,
+            description="Kubernetes API (private endpoint) from a configured deployer network",
+            opts=opts,
+            **source,
+        )
+        for index, source in enumerate(sources)
+    ]
 
 
 class Cluster(pulumi.ComponentResource):
@@ -164,6 +195,16 @@ class Cluster(pulumi.ComponentResource):
             deletion_protection=args.deletion_protection,
             bootstrap_self_managed_addons=False,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_policy, log_group]),
+        )
+
+        # Created by EKS with the cluster, so unknown until then: read together with the ARN, which a
+        # preview (and the offline plan's mocks, which echo vpcConfig's inputs) also leaves unknown.
+        cluster_security_group_id = pulumi.Output.all(cluster.arn, cluster.vpc_config).apply(lambda a: a[1].cluster_security_group_id)
+        access_rules = api_access_rules(
+            name, cluster_security_group_id,
+            list(args.api_access_cidrs) if args.endpoint_private_access else [],
+            list(args.api_access_security_group_ids) if args.endpoint_private_access else [],
+            child,
         )
 
         for index, role_arn in enumerate(args.admin_role_arns):
@@ -262,7 +303,8 @@ class Cluster(pulumi.ComponentResource):
             f"{name}-k8s",
             kubeconfig=self.kubeconfig,
             enable_server_side_apply=True,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes, *post_node_addons]),
+            # The rules admitting the deployer exist before the first call to the API.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes, *post_node_addons, *access_rules]),
         )
         k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
 
@@ -287,7 +329,7 @@ class Cluster(pulumi.ComponentResource):
         self.endpoint = cluster.endpoint
         self.node_role_arn = node_role.arn
         self.node_role_name = node_role.name
-        self.cluster_security_group_id = cluster.vpc_config.apply(lambda c: c.cluster_security_group_id)
+        self.cluster_security_group_id = cluster_security_group_id
         self.register_outputs({
             "name": self.name,
             "endpoint": self.endpoint,

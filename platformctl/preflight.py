@@ -40,6 +40,7 @@ from rich.text import Text
 
 import stack_config
 from stack_config import ConfigError, StackConfig
+from stack_config.model import placeholder_cidrs
 from stack_config.gpu_instances import AMI_ARCH, GPU_INSTANCE_TYPES
 
 from . import cost
@@ -485,8 +486,29 @@ def _offline_checks(config: StackConfig, reason: str) -> list[Check]:
     return checks
 
 
+def check_api_access(config: StackConfig) -> Check:
+    """Who can reach the Kubernetes API once the cluster exists: `pulumi up` creates everything on
+    the cluster through it, so the deployer must be among them. A documentation placeholder in the
+    access lists (the committed prod config ships one) fails here, as it does in `pulumi up`."""
+    name, cluster = "API access", config.cluster
+    placeholders = placeholder_cidrs(config)
+    if placeholders:
+        keys = ", ".join(f"ai-platform:{key} = {cidr}" for key, cidr in placeholders)
+        return Check(name, FAIL, f"placeholder (RFC 5737 documentation range) still set: {keys}",
+                     "replace it with the egress address(es) of whoever runs `pulumi up` (VPN, office, the "
+                     "PROD_RUNNER's NAT); `pulumi up` refuses it too")
+    ways = []
+    if cluster.endpointPublicAccess:
+        ways.append(f"public endpoint from {', '.join(cluster.publicAccessCidrs)}")
+    private = [*cluster.apiAccessCidrs, *cluster.apiAccessSecurityGroupIds] if cluster.endpointPrivateAccess else []
+    if private:
+        ways.append(f"private endpoint (443) from {', '.join(private)}")
+    return Check(name, OK, "; ".join(ways) + ": run `pulumi up` from one of these")
+
+
 def run_checks(config: StackConfig, clients: AwsClients) -> Report:
     report = Report()
+    report.add(check_api_access(config))
     region = config.region
     zones = list(config.network.availabilityZones)
 

@@ -15,7 +15,7 @@ from typing import Any, Iterable, Mapping
 import yaml
 from pydantic import ValidationError
 
-from .model import PROBLEMS_ERROR, SECRET_KEYS, GpuNodeGroupConfig, StackConfig
+from .model import PROBLEMS_ERROR, SECRET_KEYS, GpuNodeGroupConfig, StackConfig, placeholder_cidrs
 
 NAMESPACE = "ai-platform"
 REGION_KEY = "aws:region"
@@ -31,6 +31,7 @@ __all__ = [
     "load_from_pulumi",
     "parse",
     "read_stack_files",
+    "refuse_placeholders",
 ]
 
 
@@ -169,7 +170,23 @@ def load_from_pulumi() -> StackConfig:
 
     values = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret = set(runtime_config.get_config_secret_keys_env()) | {k for k in values if runtime_config.is_config_secret(k)}
-    return parse(values, secret, pulumi.get_stack())
+    config = parse(values, secret, pulumi.get_stack())
+    if not pulumi.runtime.is_dry_run():  # `pulumi up`, not a preview or an offline plan
+        refuse_placeholders(config, pulumi.get_stack())
+    return config
+
+
+def refuse_placeholders(config: StackConfig, stack: str | None = None) -> None:
+    """Raise ConfigError when an API access list still holds a documentation placeholder: nobody
+    deploys from 203.0.113.x, so the cluster would come up unreachable for the rest of `pulumi up`."""
+    found = placeholder_cidrs(config)
+    if found:
+        raise ConfigError([
+            f"{NAMESPACE}:{key}: {cidr} is a documentation placeholder (RFC 5737), not your deployer's address; "
+            "replace it with the egress address(es) of whoever runs `pulumi up` (VPN, office, the CI runner's NAT): "
+            f"edit Pulumi.{stack or '<stack>'}.yaml or `pulumi config set --path '{NAMESPACE}:{key}' <address>/32`"
+            for key, cidr in found
+        ], stack)
 
 
 def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR, stack_file: Path | None = None) -> tuple[dict[str, Any], set[str]]:

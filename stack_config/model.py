@@ -117,6 +117,23 @@ def _scaling_problems(min_size: int, desired: int, max_size: int) -> list[tuple[
 # --- cluster ---------------------------------------------------------------------------------
 
 SUPPORTED_KUBERNETES_VERSIONS = ("1.31", "1.32", "1.33", "1.34", "1.35")
+SecurityGroupId = Annotated[str, Field(pattern=r"^sg-[0-9a-f]{8,17}$")]
+
+# Ranges no client on the internet can come from: EKS refuses "reserved addresses" in
+# publicAccessCidrs (EKS User Guide, config-cluster-endpoint), and a private network reaches the
+# API through the private endpoint (apiAccessCidrs), never through the public one.
+NON_PUBLIC_RANGES = tuple(ipaddress.IPv4Network(n) for n in (
+    "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.168.0.0/16", "198.18.0.0/15", "224.0.0.0/4", "240.0.0.0/4",
+))
+# RFC 5737 documentation ranges: accepted as placeholders (the committed prod config ships one) so
+# a plan can be made, but `pulumi up` and `platformctl preflight` refuse them (placeholder_cidrs()).
+DOCUMENTATION_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
+
+
+def _inside(cidr: str, ranges) -> bool:
+    net = ipaddress.IPv4Network(cidr)
+    return any(net.subnet_of(r) for r in ranges)
 CONTROL_PLANE_LOG_TYPES = ("api", "audit", "authenticator", "controllerManager", "scheduler")
 
 
@@ -139,6 +156,10 @@ class ClusterConfig(ConfigModel):
     endpointPublicAccess: bool = True
     endpointPrivateAccess: bool = True
     publicAccessCidrs: list[Cidr] = ["0.0.0.0/0"]
+    # Admitted on TCP 443 to the EKS cluster security group, i.e. to the private endpoint: VPN,
+    # peered / transit-gateway networks, a CI runner's subnet or security group.
+    apiAccessCidrs: list[Cidr] = []
+    apiAccessSecurityGroupIds: list[SecurityGroupId] = []
     adminRoleArns: list[IamRoleArn] = []
     logTypes: list[Literal[CONTROL_PLANE_LOG_TYPES]] = ["api", "audit", "authenticator"]  # type: ignore[valid-type]
     deletionProtection: bool = False
@@ -151,6 +172,17 @@ class ClusterConfig(ConfigModel):
             found.append(("endpointPrivateAccess", "at least one of endpointPublicAccess / endpointPrivateAccess must be true"))
         if self.endpointPublicAccess and not self.publicAccessCidrs:
             found.append(("publicAccessCidrs", "must list at least one CIDR when endpointPublicAccess is true"))
+        private = [c for c in self.publicAccessCidrs if _inside(c, NON_PUBLIC_RANGES)]
+        if private and self.endpointPublicAccess:
+            found.append(("publicAccessCidrs", f"{', '.join(private)}: not internet address(es), so never the source of a "
+                          "request to the public endpoint (EKS refuses reserved ranges); admit private networks to the "
+                          "private endpoint with apiAccessCidrs"))
+        if "0.0.0.0/0" in self.apiAccessCidrs:
+            found.append(("apiAccessCidrs", "0.0.0.0/0 would open 443 on the cluster security group (the control plane "
+                          "and every managed node) to anything routed into the VPC: list the networks that deploy"))
+        if not self.endpointPrivateAccess and (self.apiAccessCidrs or self.apiAccessSecurityGroupIds):
+            found.append(("endpointPrivateAccess", "must be true when apiAccessCidrs / apiAccessSecurityGroupIds are set "
+                          "(they open the private endpoint)"))
         if "audit" not in self.logTypes:
             found.append(("logTypes", "must include 'audit' (control-plane audit logs stay on)"))
         problems(found)
@@ -263,11 +295,51 @@ class StackConfig(ConfigModel):
         foreign = [az for az in self.network.availabilityZones if not az.startswith(self.region)]
         if foreign:
             found.append(("network.availabilityZones", f"{', '.join(foreign)} not in region {self.region}"))
+        found.extend(endpoint_problems(self))
         found.extend(stack_problems(self))
         found.extend(triton_problems(self))
         found.extend(openwebui_problems(self))
         problems(found)
         return self
+
+
+def endpoint_problems(config: "StackConfig") -> list[tuple[str, str]]:
+    """A private-only API endpoint the deployer cannot reach. EKS's cluster security group admits
+    only itself (EKS User Guide, sec-group-reqs), so without a public endpoint the Kubernetes
+    provider of `pulumi up` needs a network admitted on 443 that is routed into the VPC, and a VPC
+    this stack creates is connected to nothing while that same `pulumi up` runs."""
+    cluster = config.cluster
+    if cluster.endpointPublicAccess:
+        if not cluster.endpointPrivateAccess and config.network.existingVpc is None and "0.0.0.0/0" not in cluster.publicAccessCidrs:
+            # EKS User Guide, config-cluster-endpoint: without the private endpoint, publicAccessCidrs
+            # must include the nodes' egress (the NAT gateways), whose addresses this stack creates.
+            return [("cluster.endpointPrivateAccess", "false with publicAccessCidrs restricted: nodes would reach the "
+                     "API from the NAT gateways' addresses, which this stack creates and so cannot be listed; nodes "
+                     "would never join. Set cluster.endpointPrivateAccess: true")]
+        return []
+    public = ("set cluster.endpointPublicAccess: true with cluster.publicAccessCidrs listing your deployers' "
+              "egress addresses (VPN, office, the CI runner's NAT)")
+    if config.network.existingVpc is None:
+        return [("cluster.endpointPublicAccess", "false in a VPC this stack creates: nothing can reach a private-only "
+                 "API during the first `pulumi up` (no peering, transit gateway or VPN is attached to a VPC that "
+                 f"does not exist yet). Either {public}, or set network.existingVpc to a VPC already connected to "
+                 "your network and list those networks in cluster.apiAccessCidrs / cluster.apiAccessSecurityGroupIds")]
+    if not (cluster.apiAccessCidrs or cluster.apiAccessSecurityGroupIds):
+        return [("cluster.endpointPublicAccess", "false with no other way in: the cluster security group admits only "
+                 "itself. List the networks that reach the VPC (VPN, peered, the CI runner's) in cluster.apiAccessCidrs "
+                 f"and/or their security groups in cluster.apiAccessSecurityGroupIds, or {public}")]
+    return []
+
+
+def placeholder_cidrs(config: "StackConfig") -> list[tuple[str, str]]:
+    """(key, cidr) of every documentation-range CIDR (RFC 5737) in the API access lists: fine for an
+    offline plan, refused by `pulumi up` and `platformctl preflight` (the deployer is not there)."""
+    cluster = config.cluster
+    found = []
+    for key, cidrs in (("cluster.publicAccessCidrs", cluster.publicAccessCidrs if cluster.endpointPublicAccess else []),
+                       ("cluster.apiAccessCidrs", cluster.apiAccessCidrs)):
+        found += [(f"{key}[{i}]", c) for i, c in enumerate(cidrs) if _inside(c, DOCUMENTATION_RANGES)]
+    return found
 
 
 # Keys whose values must be Pulumi secrets (`pulumi config set --secret`). Filled by the sections

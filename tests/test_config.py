@@ -49,7 +49,10 @@ def test_dev_is_small_and_prod_is_highly_available():
     assert all(p.capacityType == "SPOT" and p.minSize == 0 for p in dev.gpuNodeGroups)
     assert len(prod.network.availabilityZones) == 3 and prod.network.natGateways == "perAz"
     assert all(p.capacityType == "ON_DEMAND" and p.minSize >= 1 for p in prod.gpuNodeGroups)
-    assert prod.cluster.endpointPublicAccess is False and prod.cluster.deletionProtection is True
+    assert prod.cluster.deletionProtection is True
+    # prod's API: public endpoint only from the deployers' addresses (never the world), nodes private.
+    assert prod.cluster.endpointPublicAccess and prod.cluster.endpointPrivateAccess
+    assert prod.cluster.publicAccessCidrs and "0.0.0.0/0" not in prod.cluster.publicAccessCidrs
     assert prod.protectData is True and dev.protectData is False
 
 
@@ -180,3 +183,87 @@ def test_readme_configuration_reference_is_generated_from_the_model():
     readme = (PROJECT / "README.md").read_text()
     start, end = readme.index(reference.BEGIN), readme.index(reference.END) + len(reference.END)
     assert readme[start:end] == reference.table(), "README is stale: python -m stack_config.reference"
+
+
+# --- API endpoint access (issue 12, finding 2) --------------------------------------------------
+
+EXISTING_VPC = {**NETWORK, "existingVpc": {"vpcId": "vpc-0abc", "privateSubnetIds": ["subnet-0a", "subnet-0b"]}}
+PRIVATE_ONLY = {"endpointPublicAccess": False, "endpointPrivateAccess": True, "publicAccessCidrs": []}
+
+
+def test_the_old_prod_endpoint_private_only_in_its_own_vpc_is_refused_saying_what_to_set():
+    """EKS's cluster security group admits only itself (EKS User Guide, awsdocs/amazon-eks-user-guide
+    latest/ug/networking/sec-group-reqs.adoc, "Default cluster security group"); a private-only API
+    is reachable only "from within your VPC or a connected network" with 443 admitted by that group
+    (latest/ug/clusters/cluster-endpoint.adoc, "Accessing a private only API server"). A VPC the
+    stack creates in the same `pulumi up` is connected to nothing, so the old prod config (and any
+    access list on it) can never converge: one problem naming every key that fixes it."""
+    for extra in ({}, {"apiAccessCidrs": ["10.99.0.0/16"]}):
+        found = problems(network=NETWORK, gpuNodeGroups=[good_pool()], cluster={**PRIVATE_ONLY, **extra})
+        assert len(found) == 1 and found[0].startswith("ai-platform:cluster.endpointPublicAccess: false in a VPC this stack creates")
+        for key in ("cluster.endpointPublicAccess: true", "cluster.publicAccessCidrs", "network.existingVpc",
+                    "cluster.apiAccessCidrs", "cluster.apiAccessSecurityGroupIds"):
+            assert key in found[0], key
+
+
+def test_private_only_in_a_brought_vpc_needs_an_access_list():
+    found = problems(network=EXISTING_VPC, gpuNodeGroups=[good_pool()], cluster=PRIVATE_ONLY)
+    assert len(found) == 1 and "false with no other way in: the cluster security group admits only itself" in found[0]
+    assert "cluster.apiAccessCidrs" in found[0] and "cluster.apiAccessSecurityGroupIds" in found[0] and "cluster.publicAccessCidrs" in found[0]
+    for access in ({"apiAccessCidrs": ["10.99.0.0/16"]}, {"apiAccessSecurityGroupIds": ["sg-0123456789abcdef0"]}):
+        config = parse(network=EXISTING_VPC, gpuNodeGroups=[good_pool()], cluster={**PRIVATE_ONLY, **access})
+        assert config.cluster.endpointPublicAccess is False
+
+
+def test_access_lists_are_checked_with_every_problem_at_once():
+    found = problems(network=NETWORK, gpuNodeGroups=[good_pool()], cluster={
+        "endpointPrivateAccess": False, "publicAccessCidrs": ["10.0.0.0/8", "198.51.100.7/32", "0.0.0.0/0"],
+        "apiAccessCidrs": ["0.0.0.0/0"], "apiAccessSecurityGroupIds": ["sg-0123456789abcdef0"],
+    })
+    text = "\n".join(found)
+    # RFC 1918 can never be the source of a request to the public endpoint; EKS refuses reserved ranges.
+    assert "ai-platform:cluster.publicAccessCidrs: 10.0.0.0/8: not internet address(es)" in text
+    assert "198.51.100.7/32" not in text  # a documentation placeholder passes the model (refused at deploy)
+    assert "ai-platform:cluster.apiAccessCidrs: 0.0.0.0/0 would open 443" in text
+    assert "ai-platform:cluster.endpointPrivateAccess: must be true when apiAccessCidrs / apiAccessSecurityGroupIds are set" in text
+
+
+def test_restricted_public_endpoint_without_private_access_would_strand_the_nodes():
+    """EKS User Guide (latest/ug/clusters/config-cluster-endpoint.adoc): without the private endpoint,
+    publicAccessCidrs must include the nodes' egress (the NAT gateway addresses), which a stack that
+    creates its VPC cannot know beforehand."""
+    cluster = {"endpointPrivateAccess": False, "publicAccessCidrs": ["8.8.8.8/32"]}
+    found = problems(network=NETWORK, gpuNodeGroups=[good_pool()], cluster=cluster)
+    assert found == [found[0]] and found[0].startswith("ai-platform:cluster.endpointPrivateAccess: false with publicAccessCidrs restricted")
+    parse(network=EXISTING_VPC, gpuNodeGroups=[good_pool()], cluster=cluster)  # a brought VPC's NAT addresses can be listed
+    parse(network=NETWORK, gpuNodeGroups=[good_pool()], cluster={"endpointPrivateAccess": False})  # 0.0.0.0/0 admits the NAT
+
+
+def test_access_security_groups_are_group_ids():
+    found = problems(network=EXISTING_VPC, gpuNodeGroups=[good_pool()], cluster={**PRIVATE_ONLY, "apiAccessSecurityGroupIds": ["runners"]})
+    assert found[0].startswith("ai-platform:cluster.apiAccessSecurityGroupIds[0]: string should match pattern '^sg-[0-9a-f]{8,17}$'")
+
+
+def test_a_placeholder_address_plans_but_is_refused_for_pulumi_up():
+    """The committed prod config ships an RFC 5737 placeholder: an offline plan works, `pulumi up`
+    stops before registering anything, naming the key and how to set it."""
+    prod = stack_config.load_from_files("prod")
+    assert stack_config.model.placeholder_cidrs(prod) == [("cluster.publicAccessCidrs[0]", prod.cluster.publicAccessCidrs[0])]
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.refuse_placeholders(prod, "prod")
+    (problem,) = caught.value.problems
+    assert problem.startswith("ai-platform:cluster.publicAccessCidrs[0]: 203.0.113.10/32 is a documentation placeholder")
+    assert "pulumi config set --path 'ai-platform:cluster.publicAccessCidrs[0]' <address>/32" in problem
+    stack_config.refuse_placeholders(stack_config.load_from_files("dev"))  # 0.0.0.0/0: no placeholder
+
+
+def test_pulumi_up_of_the_committed_prod_config_stops_before_any_resource(monkeypatch):
+    """The same program, run as `pulumi up` runs it (not a dry run): the placeholder is refused
+    before anything is registered."""
+    import pulumi
+
+    values, secret = stack_config.read_stack_files("prod")
+    monkeypatch.setattr(pulumi.runtime, "is_dry_run", lambda: False)
+    with pytest.raises(pulumi.RunError, match=r"cluster\.publicAccessCidrs\[0\]: 203\.0\.113\.10/32 is a documentation placeholder") as caught:
+        run_program("prod", values, secret)
+    assert "Traceback" not in str(caught.value)

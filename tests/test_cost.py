@@ -22,6 +22,7 @@ HOURS = 730
 # us-west-2 / us-east-1 rates of the table, spelled out so a changed table or formula shows here.
 EKS, NAT, IPV4, GP3, LB = 0.10, 0.045, 0.005, 0.08, 0.0225
 M6I_LARGE, M6I_XLARGE, G5_XLARGE, G6E_XLARGE, G6E_12XLARGE = 0.096, 0.192, 1.006, 1.861, 10.49264
+M7I_LARGE = 0.1008  # the dearest of dev's SPOT system types (m6i/m6a/m5/m7i.large)
 
 
 @pytest.fixture
@@ -40,6 +41,12 @@ def with_pool(config, index=0, **changes):
     return config.model_copy(update={"gpuNodeGroups": pools})
 
 
+def on_demand_system(config, instance_type="m6i.large"):
+    """The config with a one-type on-demand system pool (the price-source tests ask for one type)."""
+    system = config.cluster.systemNodeGroup.model_copy(update={"instanceTypes": [instance_type], "capacityType": "ON_DEMAND"})
+    return config.model_copy(update={"cluster": config.cluster.model_copy(update={"systemNodeGroup": system})})
+
+
 def rendered(est) -> str:
     out = io.StringIO()
     cost.render(est, Console(file=out, width=240, color_system=None))
@@ -49,8 +56,9 @@ def rendered(est) -> str:
 def test_dev_idle_cost_is_the_sum_of_its_line_items(dev):
     est = cost.estimate(dev)
 
-    # dev: EKS + 1 NAT (with its IPv4) + 2 x m6i.large + 2 x 50 GiB gp3 + 1 load balancer; GPU pool at 0
-    expected = EKS + (NAT + IPV4) + 2 * M6I_LARGE + 2 * 50 * GP3 / HOURS + LB
+    # dev: EKS + 1 NAT (with its IPv4) + 2 SPOT system nodes priced as the dearest type (m7i.large)
+    # at -60% + 2 x 50 GiB gp3 + 1 load balancer; GPU pool at 0
+    expected = EKS + (NAT + IPV4) + 2 * M7I_LARGE * 0.4 + 2 * 50 * GP3 / HOURS + LB
     assert est.idle_hourly == pytest.approx(expected)
     assert est.idle_hourly == pytest.approx(sum(item.idle_hourly for item in est.items))
     assert est.idle_monthly == pytest.approx(expected * HOURS)
@@ -77,12 +85,46 @@ def test_spot_pools_are_priced_at_the_stated_discount(dev):
 
     assert default.item("GPU pool inference").peak_hourly == pytest.approx(2 * G5_XLARGE * 0.4)
     assert half.item("GPU pool inference").peak_hourly == pytest.approx(2 * G5_XLARGE * 0.5)
-    assert half.item("System nodes").peak_hourly == default.item("System nodes").peak_hourly  # on-demand
+    assert half.item("System nodes").peak_hourly == pytest.approx(3 * M7I_LARGE * 0.5)  # dev's system pool is SPOT too
+    prod = stack_config.load_from_files("prod")
+    assert cost.estimate(prod, spot_discount=0.5).item("System nodes").peak_hourly == cost.estimate(prod).item("System nodes").peak_hourly  # on-demand
     text = rendered(default)
     assert "SPOT at -60%" in text
     assert "SPOT node groups are priced at an assumed 60% below on-demand" in text
     with pytest.raises(ValueError, match=r"spot discount must be in \[0, 1\)"):
         cost.estimate(dev, spot_discount=1.0)
+
+
+def _plan_estimate(stack, **kwargs):
+    """The estimate `platformctl plan` prints: config plus what the plan counts."""
+    from tests.harness import plan
+
+    return cost.estimate(stack_config.load_from_files(stack), plan_facts=cost.facts_from_plan(plan(stack).to_json()), **kwargs)
+
+
+def test_dev_idles_at_most_30_cents_an_hour_and_its_system_pool_still_fits():
+    """Issue 12 finding 17: dev idled at $0.358/h (2 x m6i.large on-demand = $0.192/h of it). Its
+    system pool is now SPOT over four 2 vCPU / 8 GiB types: under $0.30/h at the table's 60% spot
+    discount and still at a pessimistic 40%. Same size for every type because the autoscaler builds
+    one node template per group (kubernetes/autoscaler cluster-autoscaler/cloudprovider/aws/README.md,
+    "Using Mixed Instances Policies and Spot Instances": same RAM and CPU cores); 29 pods per node for
+    each (awslabs/amazon-eks-ami templates/shared/runtime/eni-max-pods.txt), two nodes as before."""
+    assert _plan_estimate("dev").idle_hourly <= 0.30
+    assert _plan_estimate("dev", spot_discount=0.4).idle_hourly <= 0.30
+    system = stack_config.load_from_files("dev").cluster.systemNodeGroup
+    assert system.capacityType == "SPOT" and system.minSize == system.desiredSize == 2
+    table = load_table().region("us-west-2")["instances"]
+    assert {t: table[t] for t in system.instanceTypes} == {"m6i.large": 0.096, "m6a.large": 0.0864, "m5.large": 0.096, "m7i.large": 0.1008}
+
+
+def test_prod_capacity_and_its_cost_lines_are_unchanged(prod):
+    """Cheaper dev must not weaken prod: on-demand system nodes (3-6 x m6i.xlarge), one NAT per zone."""
+    system = prod.cluster.systemNodeGroup
+    assert (system.capacityType, system.instanceTypes, system.minSize, system.maxSize) == ("ON_DEMAND", ["m6i.xlarge"], 3, 6)
+    est = _plan_estimate("prod")
+    assert est.item("System nodes").idle_hourly == pytest.approx(3 * M6I_XLARGE)
+    assert est.item("NAT gateways").idle_hourly == pytest.approx(3 * (NAT + IPV4))
+    assert est.item("EKS control plane").idle_hourly == pytest.approx(EKS)
 
 
 def test_prod_peak_prices_every_group_at_max_and_one_nat_per_zone(prod):
@@ -164,7 +206,7 @@ def test_live_prices_come_from_the_pricing_api(dev):
              "FormatVersion": "aws_v1", "MaxResults": 10},
         )
     stub.activate()
-    config = dev.model_copy(update={"region": "eu-west-1"})
+    config = on_demand_system(dev).model_copy(update={"region": "eu-west-1"})
 
     est = cost.estimate(config, prices=LivePrices("eu-west-1", client))
 
@@ -182,7 +224,7 @@ def test_live_price_failure_falls_back_to_the_table_and_says_so(dev):
     stub.add_response("get_products", {"FormatVersion": "aws_v1", "PriceList": [_product("0.9")]})
     stub.activate()
 
-    est = cost.estimate(dev, prices=LivePrices("us-west-2", client))
+    est = cost.estimate(on_demand_system(dev), prices=LivePrices("us-west-2", client))
 
     assert est.item("System nodes").idle_hourly == pytest.approx(2 * M6I_LARGE)  # table price
     assert any("live price of m6i.large: permission denied (AccessDeniedException): needs pricing:GetProducts; "

@@ -123,12 +123,54 @@ def test_cluster_secrets_are_envelope_encrypted_and_audited(stack):
     assert cluster["accessConfig"]["authenticationMode"] == "API"
 
 
-def test_prod_api_endpoint_is_private_and_cluster_protected():
+INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+
+
+def api_access_rules(run):
+    """The rules a plan check finds by type + name + port: `cluster-api-access-<n>`, TCP 443."""
+    return sorted((r for r in run.of_type(INGRESS_RULE) if r.name.startswith("cluster-api-access-")), key=lambda r: r.name)
+
+
+def test_prod_api_endpoint_admits_only_its_deployers_and_cluster_protected():
+    """prod's VPC is created by the same `pulumi up` that then talks to the API, so a private-only
+    endpoint was unreachable (EKS User Guide, awsdocs/amazon-eks-user-guide
+    latest/ug/clusters/cluster-endpoint.adoc: private-only = "from within your VPC or a connected
+    network"; the cluster security group admits only itself, latest/ug/networking/sec-group-reqs.adoc).
+    The public endpoint admits exactly the configured deployer addresses, never the world; nodes
+    keep using the private endpoint."""
+    config = config_for("prod").cluster
     cluster = inputs(plan("prod").of_type("aws:eks/cluster:Cluster")[0])
-    assert cluster["vpcConfig"]["endpointPublicAccess"] is False
+    assert cluster["vpcConfig"]["endpointPublicAccess"] is True
     assert cluster["vpcConfig"]["endpointPrivateAccess"] is True
-    assert "publicAccessCidrs" not in cluster["vpcConfig"]
+    assert cluster["vpcConfig"]["publicAccessCidrs"] == config.publicAccessCidrs and "0.0.0.0/0" not in config.publicAccessCidrs
     assert cluster["deletionProtection"] is True
+    assert api_access_rules(plan("prod")) == [] == api_access_rules(plan("dev"))
+
+
+def test_api_access_lists_become_443_rules_on_the_cluster_security_group():
+    """A private-only endpoint in a brought, connected VPC: each CIDR, then each security group, is
+    admitted on TCP 443 to the cluster security group (the group EKS attaches to the private
+    endpoint's network interfaces, sec-group-reqs.adoc), and the Kubernetes provider waits for the
+    rules. pulumi-aws 7.51.1 `aws.vpc.SecurityGroupIngressRule` (cidrIpv4 / referencedSecurityGroupId)."""
+    values = stack_values("prod")
+    network = {**values["network"], "existingVpc": {"vpcId": "vpc-0abc1234", "privateSubnetIds": ["subnet-0a", "subnet-0b", "subnet-0c"]}}
+    cluster = {**values["cluster"], "endpointPublicAccess": False, "publicAccessCidrs": [],
+               "apiAccessCidrs": ["10.99.0.0/16", "172.20.4.0/24"], "apiAccessSecurityGroupIds": ["sg-0123456789abcdef0"]}
+    run = plan_with("prod", network=network, cluster=cluster)
+    eks = run.of_type("aws:eks/cluster:Cluster")[0]
+    assert inputs(eks)["vpcConfig"]["endpointPublicAccess"] is False
+    rules = api_access_rules(run)
+    assert [r.name for r in rules] == ["cluster-api-access-0", "cluster-api-access-1", "cluster-api-access-2"]
+    sources = []
+    for rule in rules:
+        i = inputs(rule)
+        assert rule.parent_type == "ai-platform:cluster:Cluster"
+        assert (i["ipProtocol"], i["fromPort"], i["toPort"]) == ("tcp", 443, 443)
+        assert i["securityGroupId"] == COMPUTED and eks.urn in rule.dependencies  # the EKS-created cluster group
+        sources.append(i.get("cidrIpv4") or i.get("referencedSecurityGroupId"))
+    assert sources == ["10.99.0.0/16", "172.20.4.0/24", "sg-0123456789abcdef0"]
+    provider = run.named("cluster-k8s", "pulumi:providers:kubernetes")
+    assert {r.urn for r in rules} <= set(provider.dependencies)
 
 
 def test_admin_roles_get_access_entries():

@@ -130,13 +130,13 @@ def checks(project: Path, fake: FakeAws, stack="t", region: str | None = None) -
 
 def test_dev_stack_that_fits_passes_every_check(moto, tmp_path):
     write_stack(tmp_path)  # dev as shipped: us-west-2a/b, SPOT [g6.xlarge, g5.xlarge] 0..2
-    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     code, out, err = run(tmp_path, fake)
 
     assert code == 0, out + err
-    fake.verify()  # the G *spot* quota and the standard quota were asked, nothing else
-    assert "preflight: 9 ok, 0 warn, 0 fail" in out
+    fake.verify()  # the G *spot* and standard *spot* quotas (system pool on SPOT) were asked, nothing else
+    assert "preflight: 10 ok, 0 warn, 0 fail" in out
     assert "needs 0 vCPUs at desired, 8 at max (inference: 0/2 nodes x 4 vCPUs); quota L-3819A6DF is 16" in out
     assert "ami-0123456789abcdef0 for Kubernetes 1.33 (inference)" in out
     assert "Estimated cost (us-west-2)" in out and "Traceback" not in out + err
@@ -165,10 +165,10 @@ def test_zone_without_the_type_fails_and_suggests_types_and_zones(moto, tmp_path
     # moto (like us-west-2 today) has g5.xlarge in a, b, c but not d; g6.xlarge is in all four.
     write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2d"]},
                 gpuNodeGroups=[pool(types=["g5.xlarge"])])
-    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     code, out, _ = run(tmp_path, fake)
-    offerings = checks(tmp_path, FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640)
+    offerings = checks(tmp_path, FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640)
                        .eks_version().ami()).by_name("offerings: inference")
 
     assert code == 1
@@ -183,7 +183,7 @@ def test_zone_without_the_type_fails_and_suggests_types_and_zones(moto, tmp_path
 def test_mixed_pool_covering_every_zone_only_warns(moto, tmp_path):
     write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2d"]},
                 gpuNodeGroups=[pool(types=["g6.xlarge", "g5.xlarge"])])
-    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     report = checks(tmp_path, fake)
 
@@ -197,13 +197,13 @@ def test_mixed_pool_covering_every_zone_only_warns(moto, tmp_path):
 def test_region_without_the_type_fails_with_the_suggested_alternative(moto, tmp_path):
     # eu-west-1 offers g5.xlarge and g4dn.xlarge but no g6.xlarge (moto's data, as in AWS).
     write_stack(tmp_path, gpuNodeGroups=[pool(types=["g6.xlarge"])])
-    fake = FakeAws("eu-west-1").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+    fake = FakeAws("eu-west-1").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     code, out, _ = run(tmp_path, fake, region="eu-west-1")
 
     assert code == 1
     assert "configured for us-west-2; checking eu-west-1" in out
-    report = checks(tmp_path, FakeAws("eu-west-1").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami(),
+    report = checks(tmp_path, FakeAws("eu-west-1").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami(),
                     region="eu-west-1")
     offerings = report.by_name("offerings: inference")
     assert offerings.status == "fail"
@@ -218,7 +218,7 @@ def test_region_without_the_type_fails_with_the_suggested_alternative(moto, tmp_
 
 def test_unknown_zone_fails_and_lists_the_real_ones(moto, tmp_path):
     write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2z"]})
-    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version().ami()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     zones = checks(tmp_path, fake).by_name("zones")
 
@@ -281,22 +281,22 @@ def test_spot_and_p_pools_use_their_own_quota_codes(moto, tmp_path):
 
 def test_quota_not_visible_is_a_warning_not_a_failure(moto, tmp_path):
     write_stack(tmp_path)
-    fake = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-1216C47A", 640).eks_version().ami()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-34B43A08", 640).eks_version().ami()
 
     code, out, err = run(tmp_path, fake)
 
     assert code == 0, out
     assert "quota L-3819A6DF not visible in us-west-2 (NoSuchResourceException)" in out
     assert "'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8" in out
-    assert "preflight: 8 ok, 1 warn, 0 fail" in out
+    assert "preflight: 9 ok, 1 warn, 0 fail" in out
 
-    strict = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-1216C47A", 640).eks_version().ami()
+    strict = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-34B43A08", 640).eks_version().ami()
     assert run(tmp_path, strict, strict=True)[0] == 1
 
 
 def test_permission_denied_names_the_missing_iam_action(moto, tmp_path):
     write_stack(tmp_path)
-    fake = (FakeAws("us-west-2").quota("L-3819A6DF", error="AccessDeniedException").quota("L-1216C47A", error="AccessDeniedException")
+    fake = (FakeAws("us-west-2").quota("L-3819A6DF", error="AccessDeniedException").quota("L-34B43A08", error="AccessDeniedException")
             .eks_version(error="AccessDeniedException").ami(error="AccessDeniedException"))
 
     report = checks(tmp_path, fake)
@@ -327,7 +327,7 @@ def test_ec2_denied_falls_back_to_the_local_table_for_vcpus(tmp_path):
     assert report.by_name("offerings").status == "warn"
     assert "quota figures use the local table" in report.by_name("instance types").detail
     assert report.by_name("quota G spot").status == "ok"  # 8 vCPUs from the local table (2 x g6.xlarge)
-    assert report.by_name("quota (other)").detail == "no vCPU quota bucket known for m6i.large; not checked"
+    assert report.by_name("quota (other)").detail == "no vCPU quota bucket known for m5.large, m6a.large, m6i.large, m7i.large; not checked"
     fake.verify()
 
 
@@ -335,7 +335,7 @@ def test_ec2_denied_falls_back_to_the_local_table_for_vcpus(tmp_path):
 
 def test_missing_nvidia_ami_fails_and_extended_support_warns_with_its_price(moto, tmp_path):
     write_stack(tmp_path)
-    fake = (FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640)
+    fake = (FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640)
             .eks_version(status="EXTENDED_SUPPORT").ami(error="ParameterNotFound"))
 
     code, out, _ = run(tmp_path, fake)
@@ -348,7 +348,7 @@ def test_missing_nvidia_ami_fails_and_extended_support_warns_with_its_price(moto
 
 def test_version_eks_does_not_offer_fails(moto, tmp_path):
     write_stack(tmp_path)
-    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version(status=None).ami()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version(status=None).ami()
 
     check = checks(tmp_path, fake).by_name("EKS 1.33")
 
@@ -361,7 +361,7 @@ def test_each_ami_type_is_looked_up_at_its_own_parameter(moto, tmp_path):
         pool("inference", types=["g6.xlarge"]),
         pool("arm", types=["g5g.xlarge"], ami="BOTTLEROCKET_ARM_64_NVIDIA"),
     ])
-    fake = (FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-1216C47A", 640).eks_version()
+    fake = (FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version()
             .ami().ami("/aws/service/bottlerocket/aws-k8s-1.33-nvidia/arm64/latest/image_id", "ami-0bbbbbbbbbbbbbbbb"))
 
     report = checks(tmp_path, fake)
@@ -438,3 +438,32 @@ def test_preflight_prices_what_the_plan_counts():
     facts = preflight_module._plan_facts("dev", stack_config.PROJECT_DIR, Console(file=io.StringIO()))
     assert facts is not None and facts == cost.facts_from_plan(run_stack("dev").to_json())
     assert facts.persistent_volume_gib > 0
+
+
+# --- who can reach the API (issue 12, finding 2) ---------------------------------------------
+
+def test_the_committed_prod_placeholder_fails_preflight_even_without_aws(tmp_path):
+    """prod ships an RFC 5737 placeholder in cluster.publicAccessCidrs: `pulumi up` would create a
+    cluster nobody can reach (EKS User Guide, cluster-endpoint.adoc: the public endpoint admits only
+    publicAccessCidrs). preflight fails on it with the key and the fix, with or without credentials."""
+    write_stack(tmp_path, base="prod")
+    code, out, err = run(tmp_path, None, clients=pf.AwsClients("us-east-1", "http://127.0.0.1:9"))
+    assert code == 1, out + err
+    assert "API access" in out and "ai-platform:cluster.publicAccessCidrs[0] = 203.0.113.10/32" in out
+    assert "replace it with the egress address(es) of whoever runs `pulumi up`" in out
+
+    write_stack(tmp_path, base="prod", cluster={"publicAccessCidrs": ["198.18.0.0/15"]})  # benchmark range: not public
+    code, _, err = run(tmp_path, None, clients=pf.AwsClients("us-east-1", "http://127.0.0.1:9"))
+    assert code == 2 and "not internet address(es)" in err
+
+
+def test_api_access_check_names_every_way_in():
+    config = stack_config.load_from_files("dev")
+    assert pf.check_api_access(config) == pf.Check("API access", "ok", "public endpoint from 0.0.0.0/0: run `pulumi up` from one of these")
+    cluster = config.cluster.model_copy(update={"publicAccessCidrs": ["198.51.100.0/24", "8.8.8.8/32"], "apiAccessCidrs": ["10.99.0.0/16"],
+                                                "apiAccessSecurityGroupIds": ["sg-0123456789abcdef0"]})
+    check = pf.check_api_access(config.model_copy(update={"cluster": cluster}))
+    assert check.status == "fail" and check.detail.endswith("ai-platform:cluster.publicAccessCidrs[0] = 198.51.100.0/24")
+    cluster = cluster.model_copy(update={"publicAccessCidrs": ["8.8.8.8/32"]})
+    assert pf.check_api_access(config.model_copy(update={"cluster": cluster})).detail == (
+        "public endpoint from 8.8.8.8/32; private endpoint (443) from 10.99.0.0/16, sg-0123456789abcdef0: run `pulumi up` from one of these")

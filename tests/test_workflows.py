@@ -275,10 +275,37 @@ def test_preview_is_skipped_not_failed_until_the_repository_is_connected():
     assert evaluate(job["if"], {"vars": {"AWS_PREVIEW_ROLE_ARN_DEV": CONNECTED["AWS_PREVIEW_ROLE_ARN_DEV"]}, "github": event()}) is False
     assert evaluate(job["if"], {"vars": CONNECTED, "github": event()}) is True
     assert evaluate(job["if"], {"vars": CONNECTED, "github": event(fork=True)}) is False
-    # A stack without its role variable skips its steps with a notice instead of failing.
+    # A stack without its role variable (or prod without PROD_RUNNER) skips its steps with a notice
+    # instead of failing.
     notice = step_named(job, "Not configured for this stack")
-    assert notice["if"] == "matrix.role == ''"
-    assert all(s.get("if") == "matrix.role != ''" for s in job["steps"] if s is not notice)
+    assert notice["if"] == "matrix.role == '' || matrix.runner == ''"
+    assert all(s.get("if") == "matrix.role != '' && matrix.runner != ''" for s in job["steps"] if s is not notice)
+
+
+def _leg(job: dict, stack: str, variables: dict) -> dict:
+    """A matrix leg of the preview job with its `${{ vars.X }}` values filled in."""
+    leg, = [dict(leg) for leg in job["strategy"]["matrix"]["include"] if leg["stack"] == stack]
+    return {k: (evaluate(v, {"vars": variables}) if isinstance(v, str) and v.startswith("${{") else v) for k, v in leg.items()}
+
+
+def test_prod_preview_runs_only_on_a_runner_its_api_admits():
+    """prod's API admits only ai-platform:cluster publicAccessCidrs (and apiAccessCidrs /
+    apiAccessSecurityGroupIds on the private endpoint; EKS User Guide cluster-endpoint.adoc), and a
+    Kubernetes preview dry-runs on that API: on a GitHub-hosted runner it could only fail. Without
+    PROD_RUNNER prod's preview is a notice, never a hosted-runner run; dev's stays hosted."""
+    job = load(PR)["jobs"]["preview"]
+    notice = step_named(job, "Not configured for this stack")
+    work = [s for s in job["steps"] if s is not notice]
+    for variables, runs in ((CONNECTED, False), ({**CONNECTED, "PROD_RUNNER": "prod-deployer"}, True)):
+        leg = _leg(job, "prod", variables)
+        assert evaluate(notice["if"], {"matrix": leg}) is (not runs)
+        assert all(evaluate(s["if"], {"matrix": leg}) is runs for s in work)
+        assert evaluate(job["runs-on"], {"matrix": leg}) == ("prod-deployer" if runs else "ubuntu-24.04")
+    dev = _leg(job, "dev", CONNECTED)
+    assert dev["runner"] == "ubuntu-24.04" and all(evaluate(s["if"], {"matrix": dev}) for s in work)
+    result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", notice["run"]], capture_output=True, text=True,
+                            env={**os.environ, "STACK": "prod", "ROLE": CONNECTED["AWS_PREVIEW_ROLE_ARN_PROD"]}, timeout=60)
+    assert result.returncode == 0 and "set the repository variable PROD_RUNNER" in result.stdout
 
 
 def test_preview_runs_pulumi_preview_with_the_policy_pack_per_stack():
@@ -389,6 +416,22 @@ def test_smoke_step_fails_when_the_stack_exports_no_deployment(tmp_path):
     result = _run_smoke_step(tmp_path, {"tritonDeployments": {}})
     assert result.returncode == 2 and "stack prod: no tritonDeployments output" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_prod_deploy_fails_first_thing_without_a_runner_its_api_admits():
+    """A connected repository without PROD_RUNNER would run prod's `pulumi up` on a GitHub-hosted
+    runner, whose address is in no access list: EKS and the node groups get created (an hour, on
+    the bill), then every Kubernetes object fails. The job stops at its first step instead, naming
+    the variable; with PROD_RUNNER it runs there."""
+    prod = load(DEPLOY)["jobs"]["prod"]
+    guard = prod["steps"][0]
+    assert guard is step_named(prod, "Runner that reaches the API")
+    assert evaluate(guard["if"], {"vars": CONNECTED}) is True
+    assert evaluate(guard["if"], {"vars": {**CONNECTED, "PROD_RUNNER": "prod-deployer"}}) is False
+    assert evaluate(prod["runs-on"], {"vars": {**CONNECTED, "PROD_RUNNER": "prod-deployer"}}) == "prod-deployer"
+    result = subprocess.run(["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", guard["run"]], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and "::error title=PROD_RUNNER is not set::" in result.stdout and "publicAccessCidrs" in result.stdout
+    assert "PROD_RUNNER" not in yaml.safe_dump(load(DEPLOY)["jobs"]["dev"])  # dev's API admits the hosted runner
 
 
 def test_deploys_are_skipped_until_the_repository_is_connected():
