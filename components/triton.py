@@ -389,6 +389,11 @@ class TritonServer(pulumi.ComponentResource):
             "service": base,
             "modelPrefix": config.modelPrefix,
             "modelRepository": model_repository_url(args.bucket_name, config.modelPrefix),
+            # For `platformctl models validate/push`: the Deployment to restart after a push when
+            # Triton reads the repository only at start, and the GPUs a model may use.
+            "deployment": base,
+            "modelControl": config.modelControl.mode,
+            "gpusPerReplica": config.gpusPerReplica,
             "roleArn": args.role_arn,
             **urls,
             **self.external_urls,

@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .outputs import OutputsError, load_outputs, model_location
+from .outputs import OutputsError, deployment, load_outputs, model_location
 
 # Command modules are imported by every platformctl invocation to build the parser, so the heavy
 # imports (tritonclient, boto3, rich) happen inside the commands that use them.
@@ -20,8 +20,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=__doc__)
     commands = parser.add_subparsers(dest="models_command", required=True, metavar="SUBCOMMAND")
 
-    validate = commands.add_parser("validate", help="check a model repository offline")
+    validate = commands.add_parser(
+        "validate", help="check a model repository offline",
+        description="Check DIR offline. With --stack/--outputs and --deployment, also check that it fits "
+                    "that Triton deployment (vLLM models use the GPUs each replica holds).")
     validate.add_argument("directory", type=Path, metavar="DIR")
+    fit = validate.add_mutually_exclusive_group()
+    fit.add_argument("--stack", help="check against this stack's deployment (pulumi stack output)")
+    fit.add_argument("--outputs", type=Path, metavar="FILE",
+                     help="take the deployment from saved `pulumi stack output --json` (or a plan.json)")
+    validate.add_argument("--deployment", help="Triton deployment DIR is meant for (with --stack/--outputs)")
     validate.set_defaults(func=cmd_validate)
 
     push = commands.add_parser(
@@ -55,17 +63,47 @@ def _err(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
 
 
+def _target_deployment(args: argparse.Namespace) -> tuple[str, dict] | None:
+    """The Triton deployment (name, outputs) DIR goes to, when the target comes from outputs."""
+    if getattr(args, "bucket", None) or not (args.stack or args.outputs):
+        return None
+    return deployment(load_outputs(args.stack, args.outputs), args.deployment)
+
+
+def fit_problems(models, target: tuple[str, dict] | None) -> list:
+    """What makes DIR wrong for its deployment (see validate.deployment_problems)."""
+    from .validate import deployment_problems
+
+    if target is None:
+        return []
+    name, values = target
+    gpus = values.get("gpusPerReplica")
+    if not isinstance(gpus, int):
+        return []  # outputs of a stack deployed before gpusPerReplica was exported
+    return deployment_problems(models, name, gpus)
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from .validate import validate_repository
 
+    if args.deployment and not (args.stack or args.outputs):
+        _err("--deployment goes with --stack or --outputs")
+        return 2
+    try:
+        target = _target_deployment(args)
+    except OutputsError as exc:
+        _err(str(exc))
+        return 2
     models, problems = validate_repository(args.directory)
+    problems += fit_problems(models, target)
     if problems:
         for problem in problems:
             print(problem)
         print(f"{args.directory}: {len(problems)} problem{'s' * (len(problems) != 1)}", file=sys.stderr)
         return 1
     names = ", ".join(m.name for m in models)
-    print(f"{args.directory}: {len(models)} model{'s' * (len(models) != 1)} valid ({names})")
+    fits = f", fits deployment {target[0]}" if target else ""
+    print(f"{args.directory}: {len(models)} model{'s' * (len(models) != 1)} valid ({names}){fits}")
     return 0
 
 
@@ -107,11 +145,17 @@ def cmd_push(args: argparse.Namespace) -> int:
     except OutputsError as exc:
         _err(str(exc))
         return 2
+    try:
+        target = _target_deployment(args)
+    except OutputsError as exc:
+        _err(str(exc))
+        return 2
     models, problems = validate_repository(args.directory)
+    problems += fit_problems(models, target)
     if problems:
         for problem in problems:
             print(problem, file=sys.stderr)
-        _err(f"{args.directory} is not a valid model repository ({len(problems)} problem{'s' * (len(problems) != 1)}); nothing uploaded")
+        _err(f"{args.directory} is not a valid model repository{f' for deployment {target[0]}' if target else ''} ({len(problems)} problem{'s' * (len(problems) != 1)}); nothing uploaded")
         return 1
 
     console = Console(stderr=True)
