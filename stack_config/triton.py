@@ -102,12 +102,6 @@ class ModelControlConfig(ConfigModel):
         return [m for m in self.loadModels if m != LOAD_ALL] if self.mode == "explicit" else []
 
     @property
-    def fixed_at_start(self) -> bool:
-        """True when Triton reads the repository only at start (none, explicit): a push then
-        takes a restart to be served. `poll` picks changes up by itself."""
-        return self.mode != "poll"
-
-    @property
     def poll_seconds(self) -> int:
         return self.pollSeconds or 30
 
