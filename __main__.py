@@ -206,6 +206,7 @@ if config.tritonDeployments:
             bucket_name=model_bucket,
             region=config.region,
             role_arn=repository.reader_role_arns[deployment.name],
+            repository_objects=[repository.prefix_markers[deployment.name]],
             k8s_provider=cluster.k8s_provider,
             namespace_resource=triton_namespaces.get(deployment.namespace),
             service_monitor_labels={"release": monitoring.release_name},

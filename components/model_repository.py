@@ -139,6 +139,9 @@ class ModelRepositoryArgs:
 
 class ModelRepository(pulumi.ComponentResource):
     bucket_name: pulumi.Output[str]
+    # The `.keep` object under each reader's prefix, by reader name (readers sharing a prefix
+    # share one): Triton cannot start before it exists, so its Deployment depends on it.
+    prefix_markers: dict[str, aws.s3.BucketObjectv2]
     bucket_arn: str
     reader_role_arns: dict[str, pulumi.Output[str]]
     publisher_policy_arn: pulumi.Output[str]
@@ -169,8 +172,9 @@ class ModelRepository(pulumi.ComponentResource):
         named_by: dict[str, RepositoryReader] = {}
         for reader in args.readers:
             named_by.setdefault(reader.prefix, reader)  # deployments may share a prefix
+        markers: dict[str, aws.s3.BucketObjectv2] = {}
         for prefix, reader in named_by.items():
-            aws.s3.BucketObjectv2(
+            markers[prefix] = aws.s3.BucketObjectv2(
                 f"{name}-prefix-{reader.name}",
                 bucket=bucket.bucket,
                 key=f"{prefix}/{PREFIX_MARKER}",
@@ -179,6 +183,7 @@ class ModelRepository(pulumi.ComponentResource):
                 # Written after default encryption is set, so it is encrypted like the models.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[bucket, encryption]),
             )
+        self.prefix_markers = {reader.name: markers[reader.prefix] for reader in args.readers}
 
         self.reader_role_arns = {}
         for reader in args.readers:

@@ -253,6 +253,9 @@ class TritonServerArgs:
     service_monitor_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
     # The monitoring release (ServiceMonitor CRD), the priority class, the GPU pool...
     depends_on: Sequence[pulumi.Resource] = ()
+    # What must be in the model repository before Triton starts (the prefix's `.keep` marker:
+    # Triton exits on a repository path with nothing under it): the Deployment waits for it.
+    repository_objects: Sequence[pulumi.Resource] = ()
     # Internal NLB clients come from inside the VPC (the NetworkPolicy admits this range).
     vpc_cidr: str = "10.0.0.0/8"
     openai_clients: Sequence[tuple[str, dict[str, str]]] = OPENAI_CLIENTS
@@ -303,7 +306,8 @@ class TritonServer(pulumi.ComponentResource):
                 **security.checkov_skips(LLM_CHECKOV_SKIPS if config.mode == "llm" else CHECKOV_SKIPS),
             }},
             spec=deployment_spec(config, args.bucket_name, args.region, args.priority_class_name),
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account])),
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                depends_on=[service_account, *args.repository_objects])),
         )
 
         service_ports = [{"name": port, "port": PORTS[port], "targetPort": port, "protocol": "TCP",
@@ -385,6 +389,11 @@ class TritonServer(pulumi.ComponentResource):
             "service": base,
             "modelPrefix": config.modelPrefix,
             "modelRepository": model_repository_url(args.bucket_name, config.modelPrefix),
+            # For `platformctl models validate/push`: the Deployment to restart after a push when
+            # Triton reads the repository only at start, and the GPUs a model may use.
+            "deployment": base,
+            "modelControl": config.modelControl.mode,
+            "gpusPerReplica": config.gpusPerReplica,
             "roleArn": args.role_arn,
             **urls,
             **self.external_urls,

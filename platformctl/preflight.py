@@ -8,6 +8,8 @@ in one of the zones. This command asks AWS (read-only) before `pulumi up`:
 - how many vCPUs the node groups need at desired and at max size, per EC2 quota bucket, against
   the account's applied quotas;
 - does EKS offer the Kubernetes version here, and is the NVIDIA AMI published for it?
+- is every model a Triton deployment must load at start (`modelControl.loadModels` names) already
+  under its prefix of the model bucket? tritonserver exits at start on a missing one.
 
 A check that cannot be answered (no credentials, API unreachable, permission denied) is a warning
 that says why; only a definite "no" is a failure. Exit code 1 on any failure (or any warning with
@@ -83,6 +85,7 @@ IAM_ACTIONS = (
     "eks:DescribeClusterVersions",
     "ssm:GetParameter",
     "pricing:GetProducts",
+    "s3:ListBucket",
 )
 
 DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden"}
@@ -458,6 +461,43 @@ def check_ami(ssm: Any, region: str, version: str, ami_type: str, pools: list[st
     return Check(name, OK, f"{value} for Kubernetes {version} ({', '.join(pools)})")
 
 
+def check_startup_models(s3: Any, bucket: str, deployments) -> list[Check]:
+    """One check per deployment that names models to load at start (explicit mode): each must
+    have objects under `<prefix>/<model>/` in the bucket, or tritonserver exits at start
+    (`--exit-on-error` defaults to true) and `pulumi up` waits out the startup budget."""
+    checks = []
+    for index, deployment in enumerate(deployments):
+        models = deployment.modelControl.startup_models
+        if not models:
+            continue
+        name = f"models: {deployment.name}"
+        where = f"s3://{bucket}/{deployment.modelPrefix}/"
+        key = f"ai-platform:tritonDeployments[{index}].modelControl.loadModels"
+        try:
+            missing = [m for m in models if not s3.list_objects_v2(
+                Bucket=bucket, Prefix=f"{deployment.modelPrefix}/{m}/", MaxKeys=1).get("KeyCount", 0)]
+        except AWS_ERRORS as exc:
+            if error_code(exc) == "NoSuchBucket":
+                checks.append(Check(name, FAIL,
+                                    f"bucket {bucket} does not exist yet, so {', '.join(models)} cannot be in {where}: "
+                                    "Triton would exit at start and the first `pulumi up` would never finish",
+                                    f'set {key} to ["*"] (load whatever the prefix holds) or [] for the first deploy, '
+                                    "then `platformctl models push` and list the names again"))
+            else:
+                checks.append(Check(name, WARN, f"not checked: {explain_error(exc, 's3:ListBucket')} ({where})",
+                                    f"make sure {', '.join(models)} are under {where} before `pulumi up`"))
+            continue
+        if missing:
+            checks.append(Check(name, FAIL,
+                                f"{', '.join(missing)} not under {where}: tritonserver exits at start on a missing "
+                                "--load-model, so the Deployment never becomes ready",
+                                f"push them first (`platformctl models push DIR --bucket {bucket} --prefix "
+                                f'{deployment.modelPrefix}`), or drop them from {key} (["*"] loads what is there)'))
+        else:
+            checks.append(Check(name, OK, f"{', '.join(models)} present under {where}"))
+    return checks
+
+
 # --- the run ------------------------------------------------------------------------------
 
 def retarget(config: StackConfig, region: str) -> StackConfig:
@@ -506,7 +546,8 @@ def check_api_access(config: StackConfig) -> Check:
     return Check(name, OK, "; ".join(ways) + ": run `pulumi up` from one of these")
 
 
-def run_checks(config: StackConfig, clients: AwsClients) -> Report:
+def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = None) -> Report:
+    """Every check; the model-bucket check needs the stack name (the default bucket name holds it)."""
     report = Report()
     report.add(check_api_access(config))
     region = config.region
@@ -593,6 +634,10 @@ def run_checks(config: StackConfig, clients: AwsClients) -> Report:
         ami_pools.setdefault(pool.amiType, []).append(pool.name)
     for ami_type, pools in ami_pools.items():
         report.add(check_ami(ssm, region, version, ami_type, pools))
+
+    if stack and any(d.modelControl.startup_models for d in config.tritonDeployments):
+        bucket = config.modelRepository.bucket_name(stack, region)
+        report.checks.extend(check_startup_models(clients("s3"), bucket, config.tritonDeployments))
     return report
 
 
@@ -643,7 +688,7 @@ def preflight(
     config = retarget(config, target)
     clients = clients or AwsClients(target, endpoint_url)
 
-    report = run_checks(config, clients)
+    report = run_checks(config, clients, stack)
     render(report, console, stack, target)
 
     prices = None

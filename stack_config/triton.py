@@ -28,6 +28,9 @@ KMS_KEY_ARN = r"^arn:aws(-cn|-us-gov)?:kms:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:key/
 IMAGE_TAG = r"^\d{2}\.\d{2}-[a-z0-9-]+$"
 QUANTITY = r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 MODEL_NAME = r"^[A-Za-z0-9_.-]+$"
+# `--load-model=*`: Triton's explicit mode loads every model of the repository at start (and
+# nothing, without error, when there is none); it must be the only --load-model.
+LOAD_ALL = "*"
 
 Quantity = Annotated[str, Field(pattern=QUANTITY)]
 
@@ -70,11 +73,12 @@ class ModelRepositoryConfig(ConfigModel):
 class ModelControlConfig(ConfigModel):
     """How Triton picks up models from the repository."""
 
-    # poll: load/unload as the repository changes; explicit: load `loadModels` at start, then only
-    # through the repository API (`platformctl models load/unload`); none: load all at start.
+    # poll: load/unload as the repository changes; explicit: load `loadModels` at start (["*"]:
+    # every model under the prefix), then only through the repository API or a restart
+    # (`platformctl models push` restarts the deployment); none: load all at start.
     mode: Literal["poll", "explicit", "none"] = "poll"
     pollSeconds: Optional[Annotated[int, Field(ge=5, le=3600)]] = None
-    loadModels: list[Annotated[str, Field(pattern=MODEL_NAME)]] = []
+    loadModels: list[Annotated[str, Field(pattern=rf"^(\*|{MODEL_NAME[1:-1]})$")]] = []
 
     @model_validator(mode="after")
     def _check(self):
@@ -85,8 +89,17 @@ class ModelControlConfig(ConfigModel):
             found.append(("loadModels", f"only applies to mode explicit (mode is {self.mode})"))
         if len(set(self.loadModels)) != len(self.loadModels):
             found.append(("loadModels", "lists a model twice"))
+        if LOAD_ALL in self.loadModels and len(self.loadModels) > 1:
+            found.append(("loadModels", "'*' (every model under the prefix) must be the only entry; Triton "
+                                        "refuses --load-model=* beside other names"))
         problems(found)
         return self
+
+    @property
+    def startup_models(self) -> list[str]:
+        """Models that must be under the prefix before Triton starts: tritonserver exits when an
+        explicit --load-model is missing (exit-on-error defaults to true). `*` needs none."""
+        return [m for m in self.loadModels if m != LOAD_ALL] if self.mode == "explicit" else []
 
     @property
     def poll_seconds(self) -> int:

@@ -152,6 +152,23 @@ def test_every_deployment_prefix_exists_before_any_model_is_pushed(stack):
     assert PREFIX_MARKER.startswith(".")
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_each_triton_deployment_waits_for_the_marker_of_its_prefix(stack):
+    """Triton exits at start when its repository path holds nothing: triton-inference-server/core
+    r25.06 src/model_repository_manager/model_repository_manager.cc returns "repository path is
+    not a valid directory", and tritonserver.cc TRITONSERVER_ServerNew stops the server on that
+    error while exit-on-error is true (its default, server src/command_line_parser.h at v2.59.0).
+    So the Deployment must depend on the `.keep` object of its own prefix: without the dependency
+    Pulumi may create both at once and the first pods crash-loop on an empty prefix."""
+    run = plan(stack)
+    markers = {inputs(m)["key"]: m.urn for m in run.of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    for deployment in config_for(stack).tritonDeployments:
+        resource = run.named(f"triton-{deployment.name}-deployment", "kubernetes:apps/v1:Deployment")
+        assert markers[f"{deployment.modelPrefix}/{PREFIX_MARKER}"] in resource.dependencies, deployment.name
+        others = [urn for key, urn in markers.items() if key != f"{deployment.modelPrefix}/{PREFIX_MARKER}"]
+        assert not set(others) & set(resource.dependencies), "a deployment waits only for its own prefix"
+
+
 def test_deployments_sharing_a_prefix_share_one_marker():
     resources = record(build_repository(readers=[RepositoryReader("a", "ns", "a", "triton/shared"),
                                                  RepositoryReader("b", "ns", "b", "triton/shared")]))

@@ -328,3 +328,250 @@ def test_a_plan_json_serves_as_the_outputs_file(tmp_path):
     plan_file.write_text(json.dumps(run_stack("dev").to_json()))
     outputs = load_outputs(None, plan_file)
     assert model_location(outputs, "standard") == ("ai-platform-dev-models-us-west-2", "triton/standard")
+
+
+# --- after the push: deployments that read their models only at start ------------------------------
+
+class KubeStub:
+    """A Kubernetes API server on 127.0.0.1 holding one Deployment, rolling it out one step per GET
+    after a restart, and the OpenAI frontend's /v1/models of its pods (listing what the repository
+    held when they started)."""
+
+    def __init__(self, namespace="llm", name="llm", strategy="RollingUpdate", fail=False):
+        import http.server
+
+        self.namespace, self.name, self.fail = namespace, name, fail
+        self.requests: list[tuple[str, str, dict, dict | None]] = []
+        self.listed = ["old-model"]
+        self.serving_after_restart: list[str] = []
+        self.steps = []
+        self.deployment = {
+            "metadata": {"name": name, "namespace": namespace, "generation": 1},
+            "spec": {"replicas": 1, "progressDeadlineSeconds": 2700, "strategy": {"type": strategy},
+                     "template": {"metadata": {"annotations": {}}}},
+            "status": {"observedGeneration": 1, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+        }
+        stub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def reply(self, code, body):
+                data = json.dumps(body).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                stub.requests.append(("GET", self.path, dict(self.headers), None))
+                if self.path == "/v1/models":
+                    return self.reply(200, {"object": "list", "data": [{"id": m, "object": "model"} for m in stub.listed]})
+                if self.path != f"/apis/apps/v1/namespaces/{stub.namespace}/deployments/{stub.name}":
+                    return self.reply(404, {"kind": "Status", "message": f'deployments.apps "{self.path}" not found'})
+                if stub.steps:
+                    stub.deployment["status"] = stub.steps.pop(0)
+                    if not stub.steps and not stub.fail:
+                        stub.listed = stub.serving_after_restart
+                self.reply(200, stub.deployment)
+
+            def do_PATCH(self):
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                stub.requests.append(("PATCH", self.path, dict(self.headers), body))
+                meta = stub.deployment["metadata"]
+                meta["generation"] += 1
+                stub.deployment["spec"]["template"]["metadata"]["annotations"].update(
+                    body["spec"]["template"]["metadata"]["annotations"])
+                g = meta["generation"]
+                stub.steps = [
+                    {"observedGeneration": g, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1},
+                    {"observedGeneration": g, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1},
+                    {"observedGeneration": g, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1},
+                ]
+                if stub.fail:
+                    stub.steps = [{"observedGeneration": g, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 1,
+                                   "conditions": [{"type": "Progressing", "status": "False",
+                                                   "reason": "ProgressDeadlineExceeded"}]}]
+                self.reply(200, stub.deployment)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def patches(self):
+        return [r for r in self.requests if r[0] == "PATCH"]
+
+    def kubeconfig(self, directory: Path) -> Path:
+        """A kubeconfig whose user authenticates like the stack's (`aws eks get-token`): an exec
+        credential plugin printing an ExecCredential, here a Python one-liner."""
+        import sys
+
+        credential = json.dumps({"apiVersion": "client.authentication.k8s.io/v1beta1", "kind": "ExecCredential",
+                                 "status": {"token": "token-from-plugin"}})
+        path = directory / "kubeconfig"
+        path.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "stack",
+            "clusters": [{"name": "c", "cluster": {"server": self.url}}],
+            "contexts": [{"name": "stack", "context": {"cluster": "c", "user": "u"}}],
+            "users": [{"name": "u", "user": {"exec": {"apiVersion": "client.authentication.k8s.io/v1beta1",
+                                                      "command": sys.executable, "args": ["-c", f"print({credential!r})"]}}}],
+        }))
+        return path
+
+    def close(self):
+        self.server.shutdown()
+
+
+@pytest.fixture
+def kube(monkeypatch):
+    from platformctl.models import rollout
+
+    monkeypatch.setattr(rollout, "POLL_SECONDS", 0.0)
+    monkeypatch.setattr(rollout, "LIST_TIMEOUT_SECONDS", 0.5)
+    stubs = []
+
+    def make(**kwargs) -> KubeStub:
+        stubs.append(KubeStub(**kwargs))
+        return stubs[-1]
+    yield make
+    for stub in stubs:
+        stub.close()
+
+
+@pytest.fixture
+def llm_repo(tmp_path) -> Path:
+    root = tmp_path / "llm-repo"
+    shutil.copytree(ROOT / "models" / "llm", root)
+    return root
+
+
+def llm_outputs(tmp_path: Path, s3, stub: KubeStub, **changes) -> Path:
+    """Outputs as the stack exports them for an `llm` deployment (components/triton.py)."""
+    values = {"mode": "llm", "modelControl": "none", "namespace": stub.namespace, "service": stub.name,
+              "deployment": stub.name, "modelPrefix": "triton/llm", "gpusPerReplica": 1,
+              "openaiUrl": f"{stub.url}/v1", **changes}
+    path = tmp_path / "outputs.json"
+    path.write_text(json.dumps({"modelBucket": s3.bucket, "tritonDeployments": {stub.name: values}}))
+    return path
+
+
+def push_llm(capsys, s3, repo: Path, outputs: Path, *extra: str) -> tuple[int, str, str]:
+    code = main(["models", "push", str(repo), "--outputs", str(outputs), "--endpoint-url", s3.endpoint, *extra])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_pushing_an_llm_model_restarts_the_deployment_and_waits_until_v1_models_lists_it(capsys, s3, kube, llm_repo, tmp_path):
+    """Triton's OpenAI frontend reads its model list once, at start
+    (triton-inference-server/server r25.06 python/openai/openai_frontend/engine/triton_engine.py:
+    "model metadata will be static at startup", `self.model_metadata = self._get_model_metadata()`
+    in __init__; main.py starts tritonserver with the default model control mode, none). So a push
+    alone changed nothing OpenWebUI could see (issue 12, #6). Push now ends like `kubectl rollout
+    restart` (pod-template annotation kubectl.kubernetes.io/restartedAt, a strategic merge patch:
+    kubectl pkg/polymorphichelpers/objectrestarter.go), waits like `kubectl rollout status`
+    (rollout_status.go) and checks /v1/models; the API is reached with the token of the kubeconfig's
+    exec credential plugin, as with the stack's `aws eks get-token` kubeconfig."""
+    stub = kube()
+    stub.serving_after_restart = ["old-model", "qwen2.5-0.5b-instruct"]
+    code, out, err = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub),
+                              "--kubeconfig", str(stub.kubeconfig(tmp_path)))
+    assert code == 0, out + err
+    [(_, path, headers, body)] = stub.patches()
+    assert path == "/apis/apps/v1/namespaces/llm/deployments/llm"
+    assert headers["Content-Type"] == "application/strategic-merge-patch+json"
+    assert headers["Authorization"] == "Bearer token-from-plugin"
+    [stamp] = body["spec"]["template"]["metadata"]["annotations"].values()
+    assert list(body["spec"]["template"]["metadata"]["annotations"]) == ["kubectl.kubernetes.io/restartedAt"]
+    assert stamp.endswith("Z") and "T" in stamp
+    assert "uploaded 2" in out and "restarting deployment llm/llm" in out
+    assert "1 old replicas are pending termination" in out
+    assert "deployment 'llm' successfully rolled out" in out
+    assert f"{stub.url}/v1/models lists qwen2.5-0.5b-instruct" in out
+    # The objects were in S3 before the restart, so the new pods loaded them.
+    assert "triton/llm/qwen2.5-0.5b-instruct/1/model.json" in keys(s3, "triton/llm/")
+
+
+def test_a_rollout_that_stalls_fails_the_push_and_says_the_old_pods_still_serve(capsys, s3, kube, llm_repo, tmp_path):
+    stub = kube(fail=True)
+    code, out, err = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub),
+                              "--kubeconfig", str(stub.kubeconfig(tmp_path)))
+    assert code == 1
+    assert "deployment 'llm' exceeded its progress deadline" in err
+    assert "the old ones keep serving" in err and "kubectl -n llm describe deployment/llm" in err
+
+
+def test_a_listing_without_the_model_fails_and_an_unreachable_frontend_is_a_note(capsys, s3, kube, llm_repo, tmp_path):
+    stub = kube()
+    stub.serving_after_restart = ["old-model"]
+    code, _, err = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub),
+                            "--kubeconfig", str(stub.kubeconfig(tmp_path)))
+    assert code == 1 and "/v1/models does not list qwen2.5-0.5b-instruct (lists: old-model)" in err
+
+    (llm_repo / "qwen2.5-0.5b-instruct" / "1" / "model.json").write_text(
+        (llm_repo / "qwen2.5-0.5b-instruct" / "1" / "model.json").read_text().replace("4096", "2048"))
+    outputs = llm_outputs(tmp_path, s3, stub, openaiUrl="http://llm.llm.svc.cluster.local:9000/v1")
+    code, out, err = push_llm(capsys, s3, llm_repo, outputs, "--kubeconfig", str(stub.kubeconfig(tmp_path)),
+                              "--openai-url", "http://127.0.0.1:9/v1")
+    assert code == 0, out + err
+    assert "not reachable from here" in out and "kubectl -n llm port-forward svc/llm 9000:9000" in out
+
+
+def test_no_restart_no_change_and_polling_deployments_leave_the_cluster_alone(capsys, s3, kube, llm_repo, tmp_path):
+    stub = kube()
+    kubeconfig = str(stub.kubeconfig(tmp_path))
+    code, out, _ = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub), "--kubeconfig", kubeconfig, "--no-restart")
+    assert code == 0
+    assert ("not restarted (--no-restart): deployment llm reads its models only at start and serves the old set "
+            "until `kubectl -n llm rollout restart deployment/llm`") in out
+    code, out, _ = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub), "--kubeconfig", kubeconfig)
+    assert code == 0 and "nothing changed: deployment llm keeps serving what it has" in out
+
+    (llm_repo / "qwen2.5-0.5b-instruct" / "config.pbtxt").write_text(
+        (llm_repo / "qwen2.5-0.5b-instruct" / "config.pbtxt").read_text() + "\n# changed\n")
+    code, out, _ = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub, mode="standard", modelControl="poll"),
+                            "--kubeconfig", kubeconfig, "--dry-run")
+    assert code == 0 and "would then restart" not in out
+    code, out, _ = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub, mode="standard", modelControl="poll"),
+                            "--kubeconfig", kubeconfig)
+    assert code == 0 and "polls its repository: it picks the changes up within its poll interval" in out
+    assert stub.patches() == []
+
+
+def test_dry_run_says_it_would_restart_and_an_unreachable_cluster_says_what_to_run(capsys, s3, kube, llm_repo, tmp_path):
+    stub = kube()
+    outputs = llm_outputs(tmp_path, s3, stub, modelControl="explicit", mode="standard")
+    code, out, _ = push_llm(capsys, s3, llm_repo, outputs, "--dry-run", "--kubeconfig", str(stub.kubeconfig(tmp_path)))
+    assert code == 0 and "would then restart deployment llm/llm (it reads its models only at start)" in out
+    kubeconfig = tmp_path / "elsewhere"
+    kubeconfig.write_text(stub.kubeconfig(tmp_path).read_text().replace(stub.url, "http://127.0.0.1:9"))
+    code, out, err = push_llm(capsys, s3, llm_repo, outputs, "--kubeconfig", str(kubeconfig))
+    assert code == 1
+    assert "cannot reach the Kubernetes API at http://127.0.0.1:9 (context stack)" in err
+    assert "the models are uploaded, but deployment llm still serves its old set: run `kubectl -n llm rollout restart deployment/llm`" in err
+
+
+def test_push_refuses_a_vllm_model_that_leaves_gpus_idle(capsys, s3, kube, llm_repo, tmp_path):
+    """prod's llm replica holds 4 GPUs; the 1-GPU example would leave three idle (issue 12, #12)."""
+    stub = kube()
+    code, _, err = push_llm(capsys, s3, llm_repo, llm_outputs(tmp_path, s3, stub, gpusPerReplica=4))
+    assert code == 1
+    assert "but each replica of deployment llm holds 4: 3 would sit idle" in err
+    assert "is not a valid model repository for deployment llm" in err and "nothing uploaded" in err
+    assert not keys(s3, "triton/llm/") and stub.requests == []
+
+
+@pytest.mark.parametrize("status, expected", [
+    ({"observedGeneration": 1}, "spec update to be observed"),
+    ({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 0, "availableReplicas": 1}, "0 out of 1 new replicas have been updated"),
+    ({"observedGeneration": 2, "replicas": 2, "updatedReplicas": 1, "availableReplicas": 2}, "1 old replicas are pending termination"),
+    ({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0}, "0 of 1 updated replicas are available"),
+    ({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 1}, "successfully rolled out"),
+])
+def test_rollout_state_follows_kubectl_rollout_status(status, expected):
+    """kubectl pkg/polymorphichelpers/rollout_status.go deploymentRolloutStatus, case by case."""
+    from platformctl.models.rollout import rollout_state
+
+    state = rollout_state({"metadata": {"name": "llm", "generation": 2}, "spec": {"replicas": 1}, "status": status})
+    assert expected in state.message and state.done == (expected == "successfully rolled out") and not state.failed

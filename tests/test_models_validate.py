@@ -46,7 +46,7 @@ def run(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-@pytest.mark.parametrize("repo", ["standard", "llm"])
+@pytest.mark.parametrize("repo", ["standard", "llm", "llm-tp4"])
 def test_example_repositories_validate(capsys, repo):
     code, out, err = run(capsys, str(EXAMPLES / repo))
     assert code == 0, out + err
@@ -99,6 +99,91 @@ def test_a_fixed_copy_of_a_bad_model_passes(capsys, tmp_path):
     config.write_text(config.read_text().replace("[ 4, 16 ]", "[ 4, 8 ]"))
     code, out, _ = run(capsys, str(repo))
     assert code == 0, out
+
+
+# --- fit to a deployment: vLLM models use the GPUs a replica holds -------------------------------
+
+# The example repository each stack's `llm` deployment serves (README "Triton and the model repository").
+LLM_EXAMPLE = {"dev": "llm", "prod": "llm-tp4"}
+
+
+@pytest.fixture(scope="module")
+def plan_outputs(tmp_path_factory):
+    """plan.json of each stack (the outputs `models validate --outputs` reads)."""
+    import json
+
+    from tests.harness import plan
+
+    files = {}
+    for stack in LLM_EXAMPLE:
+        path = tmp_path_factory.mktemp(stack) / "plan.json"
+        path.write_text(json.dumps(plan(stack).to_json()))
+        files[stack] = path
+    return files
+
+
+def vllm_repo(root: Path, engine_args: dict, kind: str = "KIND_MODEL") -> Path:
+    import json
+
+    model = root / "m"
+    (model / "1").mkdir(parents=True)
+    (model / "config.pbtxt").write_text(f'backend: "vllm"\nmax_batch_size: 0\nmodel_transaction_policy {{ decoupled: true }}\n'
+                                        f"instance_group [ {{ count: 1 kind: {kind} }} ]\n")
+    (model / "1" / "model.json").write_text(json.dumps({"model": "x", **engine_args}))
+    return root
+
+
+@pytest.mark.parametrize("stack", sorted(LLM_EXAMPLE))
+def test_each_stacks_llm_example_fits_its_deployment_and_not_the_other(capsys, plan_outputs, stack):
+    """The vLLM backend passes model.json to vLLM as engine arguments
+    (triton-inference-server/vllm_backend r25.06 src/model.py: `AsyncEngineArgs(**vllm_engine_config)`;
+    README: "For multi-GPU support, EngineArgs like tensor_parallel_size can be specified in
+    model.json"). A replica's engine uses tensor_parallel_size x pipeline_parallel_size GPUs
+    (vLLM ParallelConfig.world_size), so prod's gpusPerReplica 4 with the 1-GPU example left three
+    GPUs idle (issue 12, #12): validate for the deployment says so; the committed pairs agree,
+    including the tokenizer the OpenAI frontend uses for the served model."""
+    import json
+
+    from tests.harness import config_for
+
+    outputs = str(plan_outputs[stack])
+    code, out, err = run(capsys, str(EXAMPLES / LLM_EXAMPLE[stack]), "--outputs", outputs, "--deployment", "llm")
+    assert code == 0, out + err
+    assert "fits deployment llm" in out
+    [llm] = [d for d in config_for(stack).tritonDeployments if d.name == "llm"]
+    [engine] = (EXAMPLES / LLM_EXAMPLE[stack]).glob("*/1/model.json")
+    assert json.loads(engine.read_text())["model"] == llm.tokenizer
+
+    [other] = [repo for name, repo in LLM_EXAMPLE.items() if name != stack]
+    code, out, err = run(capsys, str(EXAMPLES / other), "--outputs", outputs, "--deployment", "llm")
+    assert code == 1
+    if stack == "prod":
+        assert ("takes 1 GPU (tensor_parallel_size x pipeline_parallel_size) but each replica of deployment llm "
+                "holds 4: 3 would sit idle") in out
+    else:
+        assert "takes 4 GPUs (tensor_parallel_size x pipeline_parallel_size) but each replica of deployment llm has 1: vLLM cannot start" in out
+
+
+def test_pipeline_parallel_counts_and_models_that_need_no_gpu_are_not_judged(capsys, plan_outputs, tmp_path):
+    repo = vllm_repo(tmp_path / "a", {"tensor_parallel_size": 2, "pipeline_parallel_size": 2})
+    code, out, err = run(capsys, str(repo), "--outputs", str(plan_outputs["prod"]), "--deployment", "llm")
+    assert code == 0, out + err
+    code, out, _ = run(capsys, str(EXAMPLES / "standard"), "--outputs", str(plan_outputs["prod"]), "--deployment", "standard")
+    assert code == 0, out
+
+
+def test_multi_gpu_vllm_model_on_kind_gpu_and_bad_engine_args_are_refused(capsys, tmp_path):
+    """vllm_backend r25.06 src/model.py `_validate_device_config`: "KIND_GPU is currently for
+    single-GPU models, please specify KIND_MODEL" when tensor_parallel_size > 1."""
+    code, out, _ = run(capsys, str(vllm_repo(tmp_path / "a", {"tensor_parallel_size": 2}, kind="KIND_GPU")))
+    assert code == 1 and "instance_group kind KIND_GPU runs a model on one GPU, but 1/model.json asks for 2: use KIND_MODEL" in out
+    code, out, _ = run(capsys, str(vllm_repo(tmp_path / "b", {"tensor_parallel_size": "4"})))
+    assert code == 1 and "tensor_parallel_size must be a positive integer (got '4')" in out
+
+
+def test_deployment_needs_outputs(capsys):
+    code, _, err = run(capsys, str(EXAMPLES / "llm"), "--deployment", "llm")
+    assert code == 2 and "--deployment goes with --stack or --outputs" in err
 
 
 # --- the example ONNX model -----------------------------------------------------------------

@@ -467,3 +467,74 @@ def test_api_access_check_names_every_way_in():
     cluster = cluster.model_copy(update={"publicAccessCidrs": ["8.8.8.8/32"]})
     assert pf.check_api_access(config.model_copy(update={"cluster": cluster})).detail == (
         "public endpoint from 8.8.8.8/32; private endpoint (443) from 10.99.0.0/16, sg-0123456789abcdef0: run `pulumi up` from one of these")
+
+
+# --- models Triton must load at start --------------------------------------------------------
+
+def explicit_standard(load_models: list[str]) -> list[dict]:
+    """prod's tritonDeployments with `standard` naming the models it loads at start."""
+    deployments = yaml.safe_load((PROJECT / "Pulumi.prod.yaml").read_text())["config"]["ai-platform:tritonDeployments"]
+    [standard] = [d for d in deployments if d["name"] == "standard"]
+    standard["modelControl"] = {"mode": "explicit", "loadModels": load_models}
+    return deployments
+
+
+def checks_with_stack(project: Path, fake: FakeAws, stack="t") -> pf.Report:
+    config = stack_config.load_from_files(stack, project)
+    return pf.run_checks(config, fake.clients(), stack)
+
+
+def test_explicit_startup_models_missing_from_the_bucket_fail_before_deploy(moto, tmp_path):
+    """tritonserver exits at start when a --load-model is missing: in explicit mode the core loads
+    each startup model (triton-inference-server/core r25.06 model_repository_manager.cc,
+    ModelRepositoryManager::Create -> LoadUnloadModels) and TRITONSERVER_ServerNew stops the server
+    on the error while exit-on-error is true, its default (server src/command_line_parser.h,
+    `exit_on_error_{true}`, at v2.59.0 = the 25.06 image). A new account has no bucket yet; a
+    bucket holding only the stack's `.keep` markers has no model either: both fail, naming the fix."""
+    write_stack(tmp_path, base="prod", tritonDeployments=explicit_standard(["add_sub"]))
+    fake = FakeAws("us-east-1").quota("L-DB2E81BA", 512).quota("L-1216C47A", 512).eks_version().ami()
+    new_account = checks_with_stack(tmp_path, fake).by_name("models: standard")
+    assert new_account.status == "fail"
+    assert "bucket ai-platform-t-models-us-east-1 does not exist yet" in new_account.detail
+    assert 'ai-platform:tritonDeployments[0].modelControl.loadModels to ["*"]' in new_account.fix
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="ai-platform-t-models-us-east-1")
+    s3.put_object(Bucket="ai-platform-t-models-us-east-1", Key="triton/standard/.keep", Body=b"")
+    s3.put_object(Bucket="ai-platform-t-models-us-east-1", Key="triton/llm/add_sub/config.pbtxt", Body=b"")  # another prefix
+    fake = FakeAws("us-east-1").quota("L-DB2E81BA", 512).quota("L-1216C47A", 512).eks_version().ami()
+    only_markers = checks_with_stack(tmp_path, fake).by_name("models: standard")
+    assert only_markers.status == "fail"
+    assert "add_sub not under s3://ai-platform-t-models-us-east-1/triton/standard/" in only_markers.detail
+    assert "platformctl models push DIR --bucket ai-platform-t-models-us-east-1 --prefix triton/standard" in only_markers.fix
+
+    s3.put_object(Bucket="ai-platform-t-models-us-east-1", Key="triton/standard/add_sub/config.pbtxt", Body=b"")
+    fake = FakeAws("us-east-1").quota("L-DB2E81BA", 512).quota("L-1216C47A", 512).eks_version().ami()
+    pushed = checks_with_stack(tmp_path, fake).by_name("models: standard")
+    assert pushed.status == "ok" and "add_sub present" in pushed.detail
+
+
+def test_access_denied_on_the_bucket_is_a_warning_naming_the_action():
+    s3 = boto3.client("s3", region_name="us-east-1")
+    config = stack_config.load_from_files("prod")
+    deployments = [d.model_copy(update={"modelControl": d.modelControl.model_copy(
+        update={"mode": "explicit", "loadModels": ["add_sub"]})}) if d.name == "standard" else d
+        for d in config.tritonDeployments]
+    with Stubber(s3) as stub:
+        stub.add_client_error("list_objects_v2", service_error_code="AccessDenied")
+        [check] = pf.check_startup_models(s3, "b", deployments)
+    assert check.status == "warn" and "needs s3:ListBucket" in check.detail
+
+
+def test_committed_prod_needs_no_model_at_start_and_the_bucket_is_not_asked(moto, tmp_path):
+    """prod as committed (`loadModels: ["*"]`) loads whatever the prefix holds: nothing, without
+    error, on a new bucket (core r25.06 ModelRepositoryManager::Create: `*` polls the repository
+    instead of loading named models), so there is nothing to check in S3."""
+    config = stack_config.load_from_files("prod")
+    assert [d.modelControl.loadModels for d in config.tritonDeployments if d.modelControl.mode == "explicit"] == [["*"]]
+    write_stack(tmp_path, base="prod")
+    fake = FakeAws("us-east-1").quota("L-DB2E81BA", 512).quota("L-1216C47A", 512).eks_version().ami()
+    report = checks_with_stack(tmp_path, fake)
+    assert not [c for c in report.checks if c.name.startswith("models:")]
+    # Only the committed API-access placeholder fails (tested above); nothing about models.
+    assert [c.name for c in report.checks if c.status == "fail"] == ["API access"]

@@ -373,10 +373,32 @@ def test_peak_gpus_beyond_the_namespace_quota_and_the_pool_are_named():
     (0, {"shmSize": "16Gi"}, "ai-platform:tritonDeployments[0].shmSize: must be below resources.memory (16Gi >= 8Gi)"),
     (0, {"minReplicas": 2, "maxReplicas": 1}, "ai-platform:tritonDeployments[0].maxReplicas: must be >= minReplicas (got 1 < 2)"),
     (1, {"name": "standard"}, "ai-platform:tritonDeployments[1].name: duplicate deployment name 'standard' (also tritonDeployments[0])"),
+    # server src/command_line_parser.cc (v2.59.0), --load-model: "Specifying --load-model=* in
+    # conjunction with another --load-model argument will result in error."
+    (0, {"modelControl": {"mode": "explicit", "loadModels": ["*", "add_sub"]}},
+     "ai-platform:tritonDeployments[0].modelControl.loadModels: '*' (every model under the prefix) must be the only entry"),
+    (0, {"modelControl": {"mode": "explicit", "loadModels": ["add_*"]}},
+     "ai-platform:tritonDeployments[0].modelControl.loadModels[0]: string should match pattern"),
 ])
 def test_each_bad_deployment_setting_is_reported_by_key(index, changes, expected):
     found = problems_with("dev", tritonDeployments=deployments_with("dev", index, **changes))
     assert any(p.startswith(expected) for p in found), found
+
+
+def test_prod_standard_loads_what_its_prefix_holds_so_the_first_deploy_needs_no_model():
+    """`--load-model=*` in explicit mode loads every model of the repository at start and none,
+    without error, from an empty one (triton-inference-server/core r25.06
+    src/model_repository_manager/model_repository_manager.cc, ModelRepositoryManager::Create:
+    `*` polls the repository instead of loading names). A named --load-model missing from the
+    bucket makes tritonserver exit (exit-on-error defaults to true, server src/command_line_parser.h
+    at v2.59.0): prod named add_sub, which the stack never puts in the bucket (issue 12, #3)."""
+    [args] = [container("prod", "standard")["args"]]
+    assert [a for a in args if a.startswith("--load-model")] == ["--load-model=*"]
+    assert "--model-control-mode=explicit" in args
+    stack_objects = {inputs(o)["key"] for o in plan("prod").of_type("aws:s3/bucketObjectv2:BucketObjectv2")}
+    for deployment in config_for("prod").tritonDeployments:
+        for model in deployment.modelControl.startup_models:
+            assert any(key.startswith(f"{deployment.modelPrefix}/{model}/") for key in stack_objects), model
 
 
 def test_config_errors_stop_the_program_before_anything_is_planned():

@@ -6,6 +6,9 @@ keys used:
 
     modelBucket                         the model repository bucket
     tritonDeployments.<name>.modelPrefix      the deployment's prefix in that bucket
+    tritonDeployments.<name>.mode / modelControl / namespace / deployment
+                                              whether a push must restart it, and which Deployment
+    tritonDeployments.<name>.gpusPerReplica   GPUs a vLLM model of the deployment should use
     tritonDeployments.<name>.httpUrl          Triton HTTP (KServe v2), in-cluster
     tritonDeployments.<name>.externalHttpUrl  the same, when exposed outside the cluster
     tritonDeployments.<name>.openaiUrl        OpenAI-compatible base URL (`llm` mode), in-cluster

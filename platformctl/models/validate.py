@@ -7,6 +7,7 @@ push. The checks mirror what makes Triton refuse or silently ignore a model at l
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -208,6 +209,81 @@ def _check_version_policy(config_path: Path, config: mc.ModelConfig, versions: l
     return []
 
 
+# vLLM engine arguments (model.json) that multiply into the GPUs one engine takes: vLLM's
+# ParallelConfig.world_size = pipeline_parallel_size x tensor_parallel_size.
+VLLM_PARALLEL_KEYS = ("tensor_parallel_size", "pipeline_parallel_size")
+VLLM_ENGINE_FILE = "model.json"
+
+
+def vllm_gpus(model_json: Path) -> tuple[int | None, Problem | None]:
+    """GPUs a vLLM model (Triton vllm_backend, `model.json` = vLLM engine args) takes."""
+    try:
+        args = json.loads(model_json.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, Problem(model_json, f"cannot read: {exc}")
+    except json.JSONDecodeError as exc:
+        return None, Problem(model_json, f"not JSON: {exc.msg}", exc.lineno, exc.colno)
+    if not isinstance(args, dict):
+        return None, Problem(model_json, "must be a JSON object of vLLM engine arguments")
+    gpus = 1
+    for key in VLLM_PARALLEL_KEYS:
+        value = args.get(key, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            return None, Problem(model_json, f"{key} must be a positive integer (got {value!r})")
+        gpus *= value
+    return gpus, None
+
+
+def _vllm_engine_files(model_dir: Path, versions: list[int]) -> list[Path]:
+    return [p for p in (model_dir / str(v) / VLLM_ENGINE_FILE for v in versions) if p.is_file()]
+
+
+def _check_vllm_devices(model_dir: Path, config: mc.ModelConfig, versions: list[int]) -> list[Problem]:
+    """vllm_backend (src/model.py, _validate_device_config) refuses tensor_parallel_size > 1 on a
+    KIND_GPU instance group: a multi-GPU model needs KIND_MODEL."""
+    found = []
+    kind_gpu = any(g.kind == mc.ModelInstanceGroup.KIND_GPU for g in config.instance_group)
+    for path in _vllm_engine_files(model_dir, versions):
+        gpus, problem = vllm_gpus(path)
+        if problem:
+            found.append(problem)
+        elif kind_gpu and gpus > 1:
+            found.append(Problem(model_dir / CONFIG_FILE, f"instance_group kind KIND_GPU runs a model on one GPU, but "
+                                                          f"{path.relative_to(model_dir)} asks for {gpus}: use KIND_MODEL "
+                                                          "(the vLLM backend refuses KIND_GPU with tensor_parallel_size > 1)"))
+    return found
+
+
+def deployment_problems(models: list[ModelInfo], deployment: str, gpus_per_replica: int) -> list[Problem]:
+    """Do the vLLM models fit the GPUs each replica of `deployment` holds? Every vLLM engine of a
+    KIND_MODEL instance starts on the first GPUs it sees, so a replica uses as many GPUs as its
+    largest model: more than the replica holds cannot start, fewer leaves GPUs idle."""
+    found: list[Problem] = []
+    largest: tuple[int, Path] | None = None
+    for model in models:
+        if model.config is None or model.config.backend != "vllm":
+            continue
+        versions, _ = _version_dirs(model.directory)
+        for path in _vllm_engine_files(model.directory, versions):
+            gpus, problem = vllm_gpus(path)
+            if problem or gpus is None:
+                continue  # reported by check_model
+            if gpus > gpus_per_replica:
+                found.append(Problem(path, f"takes {gpus} GPUs (tensor_parallel_size x pipeline_parallel_size) but each "
+                                           f"replica of deployment {deployment} has {gpus_per_replica}: vLLM cannot start; "
+                                           f"set tensor_parallel_size to {gpus_per_replica} or gpusPerReplica to {gpus}"))
+            if largest is None or gpus > largest[0]:
+                largest = (gpus, path)
+    if largest and largest[0] < gpus_per_replica:
+        gpus, path = largest
+        found.append(Problem(path, f"takes {gpus} GPU{'s' * (gpus != 1)} (tensor_parallel_size x pipeline_parallel_size) "
+                                   f"but each replica of deployment {deployment} holds {gpus_per_replica}: "
+                                   f"{gpus_per_replica - gpus} would sit idle; set tensor_parallel_size to "
+                                   f"{gpus_per_replica} (if the model's attention heads divide by it) or the "
+                                   f"deployment's gpusPerReplica to {gpus}"))
+    return found
+
+
 def check_model(model_dir: Path) -> tuple[ModelInfo, list[Problem]]:
     found: list[Problem] = []
     config_path = model_dir / CONFIG_FILE
@@ -232,6 +308,8 @@ def check_model(model_dir: Path) -> tuple[ModelInfo, list[Problem]]:
         found += _check_batching(config_path, config)
         found += _check_instance_groups(config_path, config)
         found += _check_version_policy(config_path, config, versions)
+        if config.backend == "vllm":
+            found += _check_vllm_devices(model_dir, config, versions)
     return ModelInfo(model_dir.name, model_dir, config), found
 
 
