@@ -16,7 +16,7 @@ from components.model_repository import ModelRepository, ModelRepositoryArgs, Re
 from components.triton import TritonServer, TritonServerArgs, service_account_name
 from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
 from components.exposure import ExposureSettings, LoadBalancerController, LoadBalancerControllerArgs, ui_ingress
-from components.openwebui import OpenWebUi, OpenWebUiArgs, PostgresNetwork, WorkloadIdentity
+from components.openwebui import LABELS as OPENWEBUI_POD_LABELS, OpenWebUi, OpenWebUiArgs, PostgresNetwork, WorkloadIdentity
 from components import monitoring as monitoring_component
 from stack_config.gpu_stack import advertised_gpus, sharing_node_labels
 
@@ -204,6 +204,8 @@ if config.tritonDeployments:
             depends_on=[monitoring.release, *scheduling.priority_classes.values(), *([adapter] if adapter else []),
                         *([lb_controller.release] if lb_controller and deployment.expose == "internalNlb" else [])],
             vpc_cidr=config.network.vpcCidr,
+            # OpenWebUI calls the OpenAI port of every `llm` deployment, from its configured namespace.
+            openai_clients=[(config.openWebUi.namespace, OPENWEBUI_POD_LABELS)] if config.openWebUi.enabled else [],
         ), on_cluster)
         triton_namespaces.setdefault(deployment.namespace, server.namespace_resource)
         triton_servers[deployment.name] = server
