@@ -152,7 +152,7 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
 ), on_cluster)
 
 # --- AWS Load Balancer Controller: before anything asks for a load balancer (Triton's internal NLB,
-# the UIs' ALB), so the legacy in-tree controller never claims a Service first ----------------------
+# the UIs' ALB): only it serves them, and Pulumi waits for their addresses ---------------------------
 lb_controller = None
 if exposure_config.loadBalancerController:
     lb_controller = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(

@@ -459,8 +459,8 @@ def test_config_errors_stop_the_program_before_anything_is_planned():
 
 
 def test_internal_nlb_waits_for_the_load_balancer_controller():
-    """Created before the controller, the NLB Service would be claimed by the legacy in-tree
-    controller (instance targets, not `ip`)."""
+    """Only the controller provisions the NLB (the in-tree controller leaves `external` Services
+    alone): the Service, which Pulumi waits on until it has an address, comes after it."""
     run = plan("prod")
     controller = run.named("aws-load-balancer-controller", "kubernetes:helm.sh/v3:Release")
     nlb_services = [r for r in run.of_type("kubernetes:core/v1:Service")
