@@ -249,6 +249,26 @@ def port_forward_command(config: TritonDeploymentConfig) -> str:
     return f"kubectl -n {config.namespace} port-forward svc/{resource_name(config.name)} {ports}"
 
 
+def network_policies(config: TritonDeploymentConfig, openai_clients: Sequence[tuple[str, dict[str, str]]],
+                     opts: pulumi.ResourceOptions) -> None:
+    """The namespace denies all ingress: open only what this deployment serves, each port to the
+    clients the README names for it (Prometheus: metrics; OpenWebUI: the OpenAI port of `llm`;
+    `clients`: the serving ports), and let its pods out only to DNS and HTTPS (S3 model
+    repository, STS for IRSA, model hub). The internal NLB's policy comes with the NLB."""
+    ns, base, pod_labels = config.namespace, resource_name(config.name), selector_labels(config.name)
+    security.allow_prometheus_scrape(ns, pod_labels, [PORTS[METRICS_PORT[config.mode]]], opts, name=f"{base}-allow-prometheus")
+    if config.mode == "llm":
+        for index, (client_ns, client_labels) in enumerate(openai_clients):
+            security.allow_from_pods(ns, f"{base}-allow-openai-client-{index}", pod_labels, [PORTS["openai"]],
+                                     client_ns, client_labels, opts)
+    if config.clients:
+        peers = [security.pod_peer(client.namespace, client.podLabels) for client in config.clients]
+        security.allow_ingress(ns, f"{base}-allow-clients", pod_labels,
+                               [security.ingress_rule(peers, [PORTS[p] for p in serving_ports(config.mode)])], opts)
+    security.allow_dns_egress(ns, opts, pod_labels, name=f"{base}-allow-dns-egress")
+    security.allow_https_egress(ns, pod_labels, opts, name=f"{base}-allow-https-egress")
+
+
 def _load_balancer_host(status) -> Optional[str]:
     ingress = status.load_balancer.ingress if status and status.load_balancer else None
     return (ingress[0].hostname or ingress[0].ip) if ingress else None
@@ -348,20 +368,8 @@ class TritonServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service])),
         )
 
-        # Network: the namespace denies all ingress; open only what this deployment serves and
-        # let its pods out only to DNS and HTTPS (S3 model repository, STS for IRSA, model hub).
+        network_policies(config, args.openai_clients, k8s_opts)
         pod_labels = selector_labels(config.name)
-        security.allow_prometheus_scrape(ns, pod_labels, [PORTS[metrics_port]], k8s_opts, name=f"{base}-allow-prometheus")
-        if config.mode == "llm":
-            for index, (client_ns, client_labels) in enumerate(args.openai_clients):
-                security.allow_from_pods(ns, f"{base}-allow-openai-client-{index}", pod_labels, [PORTS["openai"]],
-                                         client_ns, client_labels, k8s_opts)
-        if config.clients:
-            peers = [security.pod_peer(client.namespace, client.podLabels) for client in config.clients]
-            security.allow_ingress(ns, f"{base}-allow-clients", pod_labels,
-                                   [security.ingress_rule(peers, [PORTS[p] for p in serving_ports(config.mode)])], k8s_opts)
-        security.allow_dns_egress(ns, k8s_opts, pod_labels, name=f"{base}-allow-dns-egress")
-        security.allow_https_egress(ns, pod_labels, k8s_opts, name=f"{base}-allow-https-egress")
 
         if config.minReplicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
