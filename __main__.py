@@ -16,7 +16,7 @@ from components.model_repository import ModelRepository, ModelRepositoryArgs, Re
 from components.triton import TritonServer, TritonServerArgs, service_account_name
 from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
 from components.exposure import ExposureSettings, LoadBalancerController, LoadBalancerControllerArgs, ui_ingress
-from components.openwebui import OpenWebUi, OpenWebUiArgs, PostgresNetwork, WorkloadIdentity
+from components.openwebui import LABELS as OPENWEBUI_POD_LABELS, OpenWebUi, OpenWebUiArgs, PostgresNetwork, WorkloadIdentity
 from components import monitoring as monitoring_component
 from stack_config.gpu_stack import TRITON_WAITS_FOR_VALIDATION, advertised_resources, gpu_node_labels
 
@@ -157,7 +157,7 @@ gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
 ), on_cluster)
 
 # --- AWS Load Balancer Controller: before anything asks for a load balancer (Triton's internal NLB,
-# the UIs' ALB), so the legacy in-tree controller never claims a Service first ----------------------
+# the UIs' ALB): only it serves them, and Pulumi waits for their addresses ---------------------------
 lb_controller = None
 if exposure_config.loadBalancerController:
     lb_controller = LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
@@ -214,6 +214,8 @@ if config.tritonDeployments:
                         *([validation_job] if validation_job else []),
                         *([lb_controller.release] if lb_controller and deployment.expose == "internalNlb" else [])],
             vpc_cidr=config.network.vpcCidr,
+            # OpenWebUI calls the OpenAI port of every `llm` deployment, from its configured namespace.
+            openai_clients=[(config.openWebUi.namespace, OPENWEBUI_POD_LABELS)] if config.openWebUi.enabled else [],
         ), on_cluster)
         triton_namespaces.setdefault(deployment.namespace, server.namespace_resource)
         triton_servers[deployment.name] = server

@@ -47,20 +47,24 @@ LLM_CHECKOV_SKIPS = {
 # Where `standard` mode may write under its read-only root: Triton copies the S3 model repository
 # to a temporary directory (under /tmp) before loading it.
 STANDARD_WRITABLE_DIRS = {"tmp": "/tmp"}
-# Pods that call the OpenAI endpoint of `llm` deployments: (namespace, pod labels) of OpenWebUI.
-OPENAI_CLIENTS = (("openwebui", {"app.kubernetes.io/name": "open-webui"}),)
 
 # Nodes of a GPU pool may have to be created first (scale from zero): give `pulumi up` and the
 # Deployment controller that much beyond the model download budget before calling it failed.
 NODE_PROVISIONING_SECONDS = 900
 
-# In-tree AWS cloud provider and AWS Load Balancer Controller both read these; with the
-# controller, IP targets skip the extra NodePort hop.
+# The internal NLB, for the AWS Load Balancer Controller (kubernetes-sigs/aws-load-balancer-controller
+# v2.14.0, the chart components/exposure.py pins). The stack turns the controller's Service mutating
+# webhook off, so no loadBalancerClass is injected: the controller takes a Service only with type
+# `external` plus a target type (pkg/service/service_utils.go); `nlb` would go to the legacy in-tree
+# controller, which ignores the target type. `external` also makes the in-tree controller leave it.
+# IP targets: the NLB connects straight to pod IPs. Client IP preservation, off by default for IP
+# targets, is pinned off: the pods then see the NLB's private addresses (its subnets), which is what
+# the NetworkPolicy admits.
 INTERNAL_NLB_ANNOTATIONS = {
-    "service.beta.kubernetes.io/aws-load-balancer-type": "nlb",
-    "service.beta.kubernetes.io/aws-load-balancer-internal": "true",
-    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+    "service.beta.kubernetes.io/aws-load-balancer-scheme": "internal",
+    "service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "preserve_client_ip.enabled=false",
 }
 
 
@@ -233,6 +237,38 @@ def endpoints(config: TritonDeploymentConfig) -> dict[str, str]:
     return urls
 
 
+def serving_ports(mode: str) -> list[str]:
+    """The ports clients call (every port of the mode but the Prometheus-only metrics port)."""
+    return [name for name in MODE_PORTS[mode] if name != "metrics"]
+
+
+def port_forward_command(config: TritonDeploymentConfig) -> str:
+    """`kubectl port-forward` to the Service's serving ports, for the in-cluster URLs from a
+    workstation (it enters the pod's network namespace: NetworkPolicies do not apply)."""
+    ports = " ".join(f"{PORTS[name]}:{PORTS[name]}" for name in serving_ports(config.mode))
+    return f"kubectl -n {config.namespace} port-forward svc/{resource_name(config.name)} {ports}"
+
+
+def network_policies(config: TritonDeploymentConfig, openai_clients: Sequence[tuple[str, dict[str, str]]],
+                     opts: pulumi.ResourceOptions) -> None:
+    """The namespace denies all ingress: open only what this deployment serves, each port to the
+    clients the README names for it (Prometheus: metrics; OpenWebUI: the OpenAI port of `llm`;
+    `clients`: the serving ports), and let its pods out only to DNS and HTTPS (S3 model
+    repository, STS for IRSA, model hub). The internal NLB's policy comes with the NLB."""
+    ns, base, pod_labels = config.namespace, resource_name(config.name), selector_labels(config.name)
+    security.allow_prometheus_scrape(ns, pod_labels, [PORTS[METRICS_PORT[config.mode]]], opts, name=f"{base}-allow-prometheus")
+    if config.mode == "llm":
+        for index, (client_ns, client_labels) in enumerate(openai_clients):
+            security.allow_from_pods(ns, f"{base}-allow-openai-client-{index}", pod_labels, [PORTS["openai"]],
+                                     client_ns, client_labels, opts)
+    if config.clients:
+        peers = [security.pod_peer(client.namespace, client.podLabels) for client in config.clients]
+        security.allow_ingress(ns, f"{base}-allow-clients", pod_labels,
+                               [security.ingress_rule(peers, [PORTS[p] for p in serving_ports(config.mode)])], opts)
+    security.allow_dns_egress(ns, opts, pod_labels, name=f"{base}-allow-dns-egress")
+    security.allow_https_egress(ns, pod_labels, opts, name=f"{base}-allow-https-egress")
+
+
 def _load_balancer_host(status) -> Optional[str]:
     ingress = status.load_balancer.ingress if status and status.load_balancer else None
     return (ingress[0].hostname or ingress[0].ip) if ingress else None
@@ -258,7 +294,9 @@ class TritonServerArgs:
     repository_objects: Sequence[pulumi.Resource] = ()
     # Internal NLB clients come from inside the VPC (the NetworkPolicy admits this range).
     vpc_cidr: str = "10.0.0.0/8"
-    openai_clients: Sequence[tuple[str, dict[str, str]]] = OPENAI_CLIENTS
+    # Pods that call the OpenAI endpoint of an `llm` deployment: (namespace, pod labels) of
+    # OpenWebUI, from its config (none when OpenWebUI is off).
+    openai_clients: Sequence[tuple[str, dict[str, str]]] = ()
 
 
 class TritonServer(pulumi.ComponentResource):
@@ -334,16 +372,8 @@ class TritonServer(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service])),
         )
 
-        # Network: the namespace denies all ingress; open only what this deployment serves and
-        # let its pods out only to DNS and HTTPS (S3 model repository, STS for IRSA, model hub).
+        network_policies(config, args.openai_clients, k8s_opts)
         pod_labels = selector_labels(config.name)
-        security.allow_prometheus_scrape(ns, pod_labels, [PORTS[metrics_port]], k8s_opts, name=f"{base}-allow-prometheus")
-        if config.mode == "llm":
-            for index, (client_ns, client_labels) in enumerate(args.openai_clients):
-                security.allow_from_pods(ns, f"{base}-allow-openai-client-{index}", pod_labels, [PORTS["openai"]],
-                                         client_ns, client_labels, k8s_opts)
-        security.allow_dns_egress(ns, k8s_opts, pod_labels, name=f"{base}-allow-dns-egress")
-        security.allow_https_egress(ns, pod_labels, k8s_opts, name=f"{base}-allow-https-egress")
 
         if config.minReplicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
@@ -360,10 +390,11 @@ class TritonServer(pulumi.ComponentResource):
 
         self.external_urls = {}
         if config.expose == "internalNlb":
-            serving = [p for p in service_ports if p["name"] != "metrics"]
+            serving = [p for p in service_ports if p["name"] in serving_ports(config.mode)]
             security.allow_from_vpc_clients(
                 ns, f"{base}-allow-nlb", pod_labels, [p["port"] for p in serving], [args.vpc_cidr],
-                "internal NLB with IP targets: its ENIs have private-subnet IPs, like pods", k8s_opts)
+                "internal NLB with IP targets and client IP preservation off: connections come from its "
+                "private-subnet ENIs, like pods' addresses", k8s_opts)
             nlb = k8s.core.v1.Service(
                 f"{name}-nlb",
                 metadata={"name": f"{base}-nlb", "namespace": ns, "labels": labels, "annotations": INTERNAL_NLB_ANNOTATIONS},
@@ -397,5 +428,6 @@ class TritonServer(pulumi.ComponentResource):
             "roleArn": args.role_arn,
             **urls,
             **self.external_urls,
+            "portForward": port_forward_command(config),
         }
         self.register_outputs(self.outputs)

@@ -91,7 +91,9 @@ def _rows(model: type[BaseModel], prefix: str, path: list[str], configs: dict[st
             child_prefix = f"{key}[]." if is_list else f"{key}."
             if is_list:
                 default = "required" if field.is_required() else _show(field.get_default(call_default_factory=True))
-                counts = [len(_values_at(configs[s], path + [name])) for s in STACKS]
+                # A nested list that is empty in every parent comes back as empty lists: count entries.
+                counts = [sum(len(v) if isinstance(v, list) else 1 for v in _values_at(configs[s], path + [name]))
+                          for s in STACKS]
                 per_stack = [f"{n} entr{'y' if n == 1 else 'ies'}" for n in counts]
                 yield (f"`{key}[]`", "list of objects", default, *per_stack)
             yield from _rows(nested[0], child_prefix, path + [name], configs)

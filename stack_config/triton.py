@@ -114,6 +114,30 @@ class ResourcesConfig(ConfigModel):
     memory: Quantity = "8Gi"
 
 
+# Kubernetes label keys ([prefix/]name) and values, as the API server validates them.
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+# The label a client pod carries unless its entry names others.
+CLIENT_LABEL = {"ai-platform/triton-client": "true"}
+
+
+class TritonClientConfig(ConfigModel):
+    """In-cluster pods that may call a deployment's serving ports (KServe HTTP/gRPC, and the OpenAI
+    API in `llm` mode): the `podLabels` pods of `namespace`, e.g. the smoke test's in-cluster runner."""
+
+    namespace: NamespaceName
+    # Every label must match; never empty (that would admit the whole namespace).
+    podLabels: dict[Annotated[str, Field(pattern=LABEL_KEY, max_length=253)],
+                    Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]] = dict(CLIENT_LABEL)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not self.podLabels:
+            problems([("podLabels", "name at least one label: an empty selector would admit every pod of "
+                                    f"namespace {self.namespace}")])
+        return self
+
+
 class TritonDeploymentConfig(ConfigModel):
     name: DnsLabel
     mode: Literal["standard", "llm"] = "standard"
@@ -143,6 +167,8 @@ class TritonDeploymentConfig(ConfigModel):
     targetQueueComputeRatio: Annotated[float, Field(gt=0, le=100)] = 1.0
     # clusterIP: in-cluster only; internalNlb: also an internal Network Load Balancer (VPC only).
     expose: Literal["clusterIP", "internalNlb"] = "clusterIP"
+    # In-cluster pods admitted to the serving ports besides OpenWebUI (llm) and Prometheus (metrics).
+    clients: list[TritonClientConfig] = []
 
     @model_validator(mode="after")
     def _check(self):
@@ -207,6 +233,9 @@ def triton_problems(config) -> list[tuple[str, str]]:
         if deployment.name in seen:
             found.append((f"{key}.name", f"duplicate deployment name {deployment.name!r} (also tritonDeployments[{seen[deployment.name]}])"))
         seen.setdefault(deployment.name, index)
+        if deployment.expose == "internalNlb" and not config.exposure.loadBalancerController:
+            found.append((f"{key}.expose", "internalNlb needs exposure.loadBalancerController: true (only the AWS Load "
+                                           "Balancer Controller provisions the NLB; nothing would serve the Service)"))
         if deployment.gpuPool not in pools:
             found.append((f"{key}.gpuPool", f"no GPU pool named {deployment.gpuPool!r} in gpuNodeGroups "
                                             f"(pools: {', '.join(pools) or 'none'})"))
@@ -256,6 +285,6 @@ def _breakdown(deployments) -> str:
 
 
 __all__ = [
-    "ModelRepositoryConfig", "PublisherConfig", "TritonDeploymentConfig", "ModelControlConfig",
+    "ModelRepositoryConfig", "PublisherConfig", "TritonDeploymentConfig", "TritonClientConfig", "CLIENT_LABEL", "ModelControlConfig",
     "ResourcesConfig", "triton_problems", "STARTUP_PERIOD_SECONDS",
 ]

@@ -421,6 +421,24 @@ def test_nothing_else_is_open(stack, plans):
     assert not findings, "\n".join(findings)
 
 
+def test_triton_clients_open_the_serving_ports_to_their_pods_only():
+    """`tritonDeployments[].clients` names pods (namespace and labels), never a whole namespace, and
+    opens the serving ports, not metrics."""
+    from tests.harness import plan_with, stack_values
+
+    deployments = [dict(d) for d in stack_values("dev")["tritonDeployments"]]
+    deployments[0]["clients"] = [{"namespace": "ci-runners"}]
+    objs = [inputs(r) for r in plan_with("dev", tritonDeployments=deployments).kubernetes_objects()]
+    model = scan.NetworkModel.from_objects(objs, pod_cidrs("dev"))
+    [policy] = [p for p in model.policies if p["metadata"]["name"] == "standard-allow-clients"]
+    assert scan.policy_shape_findings(policy, pod_cidrs("dev")) == []
+    [triton] = [pod for obj, pod in workload_pods(objs) if obj["metadata"]["name"] == "standard"]
+    runner = scan.Pod("ci-runners", (("ai-platform/triton-client", "true"),))
+    assert model.ingress_allowed(triton, runner, 8000) and model.ingress_allowed(triton, runner, 8001)
+    assert not model.ingress_allowed(triton, runner, 8002)
+    assert not model.ingress_allowed(triton, scan.Pod("ci-runners", (("app", "other"),)), 8000)
+
+
 def test_policy_builders_open_exactly_their_path():
     """The helpers every component uses, run under the mock runtime and evaluated."""
     triton_labels = {"app.kubernetes.io/name": "triton"}

@@ -5,16 +5,21 @@ prometheus-adapter rule publishes), plus the config errors a user gets for impos
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import re
+from urllib.parse import urlsplit
 
 import pytest
 
 import stack_config
 from components.gpu_node_group import GPU_RESOURCE, POOL_LABEL, gpu_toleration
 from components.gpu_scheduling import INFERENCE_PRIORITY_CLASS
+from components.network import subnet_cidrs
 from components.monitoring import effective_selector, selector_matches
 from components.triton import OPENAI_FRONTEND
 from components.triton_autoscaling import CHART_REPOSITORY, CHART_VERSION
+from platformctl import security_scan as scan
 from tests.harness import STACKS, config_for, inputs, plan, plan_with, stack_values
 
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
@@ -206,18 +211,86 @@ def test_cluster_ip_service_selects_the_pods_and_exposes_every_container_port(st
     assert ports == {p["name"]: (p["containerPort"], p["name"]) for p in container(stack, name)["ports"]}
 
 
-def test_internal_nlb_is_internal_and_serves_no_metrics():
+# The AWS Load Balancer Controller v2.14.0 (chart 1.14.0, pinned in components/exposure.py), written
+# out from kubernetes-sigs/aws-load-balancer-controller at tag v2.14.0, independently of
+# components/triton.py:
+# - pkg/service/service_utils.go IsServiceSupported: a Service with spec.loadBalancerClass is the
+#   controller's only if the class is its own (pkg/config/service_config.go default
+#   `service.k8s.aws/nlb`); without one, only `aws-load-balancer-type: nlb-ip`, or `external` with
+#   `aws-load-balancer-nlb-target-type` ip|instance. Anything else (`nlb`) is left to the legacy
+#   in-tree controller (docs/guide/service/nlb.md "Configuration").
+# - webhooks/core/service_mutator.go MutateCreate: with the Service mutator webhook on (chart value
+#   enableServiceMutatorWebhook, default true in helm/aws-load-balancer-controller/values.yaml), a
+#   LoadBalancer Service without a class gets the controller's class at creation.
+# - docs/guide/service/annotations.md: nlb-target-type defaults to `instance`; scheme defaults to
+#   internal; `nlb-ip` means external + ip.
+# - pkg/service/model_build_target_group.go buildPreserveClientIPFlag: the target group attribute
+#   preserve_client_ip.enabled if set, else false for ip targets and true for instance targets.
+LBC = "service.beta.kubernetes.io/"
+LBC_CLASS = "service.k8s.aws/nlb"
+
+
+def lbc_takes(service: dict, webhook: bool) -> bool:
+    spec, annotations = service["spec"], service["metadata"].get("annotations") or {}
+    lb_class = spec.get("loadBalancerClass")
+    if lb_class is None and webhook and spec.get("type") == "LoadBalancer":
+        lb_class = LBC_CLASS
+    if lb_class is not None:
+        return lb_class == LBC_CLASS
+    lb_type = annotations.get(f"{LBC}aws-load-balancer-type", "")
+    return lb_type == "nlb-ip" or (lb_type == "external" and
+                                   annotations.get(f"{LBC}aws-load-balancer-nlb-target-type") in ("ip", "instance"))
+
+
+def lbc_target_type(service: dict) -> str:
+    annotations = service["metadata"].get("annotations") or {}
+    if annotations.get(f"{LBC}aws-load-balancer-type") == "nlb-ip":
+        return "ip"
+    return annotations.get(f"{LBC}aws-load-balancer-nlb-target-type", "instance")
+
+
+def lbc_preserves_client_ip(service: dict) -> bool:
+    raw = (service["metadata"].get("annotations") or {}).get(f"{LBC}aws-load-balancer-target-group-attributes", "")
+    attributes = dict(item.split("=", 1) for item in raw.split(",") if item)
+    if "preserve_client_ip.enabled" in attributes:
+        return attributes["preserve_client_ip.enabled"] == "true"
+    return lbc_target_type(service) == "instance"
+
+
+def mutator_webhook_on(run) -> bool:
+    values = inputs(run.named("aws-load-balancer-controller", HELM))["values"]
+    return values.get("enableServiceMutatorWebhook", True)
+
+
+def test_internal_nlb_is_the_load_balancer_controllers_with_ip_targets_and_serves_no_metrics():
+    """Finding: `aws-load-balancer-type: nlb` with the mutator webhook off went to the legacy in-tree
+    controller (instance targets; nlb-target-type and scheme ignored). Now the controller takes it:
+    internal, ip targets, client IP preservation off."""
     assert deployment_config("prod", "standard").expose == "internalNlb"
+    run = plan("prod")
     nlb = service("prod", "standard", "nlb")
-    annotations = nlb["metadata"]["annotations"]
+    webhook = mutator_webhook_on(run)
+    assert webhook is False, "the stack turns the webhook off: the Service itself must select the controller"
     assert nlb["spec"]["type"] == "LoadBalancer"
-    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internal"
-    assert annotations["service.beta.kubernetes.io/aws-load-balancer-internal"] == "true"
+    assert lbc_takes(nlb, webhook), nlb["metadata"]["annotations"]
+    assert lbc_target_type(nlb) == "ip"
+    assert nlb["metadata"]["annotations"][f"{LBC}aws-load-balancer-scheme"] == "internal"
+    assert not lbc_preserves_client_ip(nlb), "the NetworkPolicy admits the NLB's addresses, not the clients'"
     assert {p["name"] for p in nlb["spec"]["ports"]} == {"http", "grpc"}
-    outputs = plan("prod").outputs["tritonDeployments"].value
+    # The annotations the stack had would not be the controller's with this webhook setting.
+    legacy = {"spec": {"type": "LoadBalancer"}, "metadata": {"annotations": {
+        f"{LBC}aws-load-balancer-type": "nlb", f"{LBC}aws-load-balancer-nlb-target-type": "ip"}}}
+    assert not lbc_takes(legacy, webhook=False) and lbc_takes(legacy, webhook=True)
+    outputs = run.outputs["tritonDeployments"].value
     assert {"externalHttpUrl", "externalGrpcUrl"} <= set(outputs["standard"])
     assert not [key for key in outputs["llm"] if key.startswith("external")]
     assert not [r for r in plan("dev").resources if r.name.endswith("-nlb")]
+
+
+def test_internal_nlb_needs_the_load_balancer_controller():
+    found = problems_with("prod", exposure={**stack_values("prod")["exposure"], "loadBalancerController": False})
+    assert found == ["ai-platform:tritonDeployments[0].expose: internalNlb needs exposure.loadBalancerController: true "
+                     "(only the AWS Load Balancer Controller provisions the NLB; nothing would serve the Service)"]
 
 
 def test_llm_behind_an_internal_nlb_exports_its_external_openai_url():
@@ -408,8 +481,8 @@ def test_config_errors_stop_the_program_before_anything_is_planned():
 
 
 def test_internal_nlb_waits_for_the_load_balancer_controller():
-    """Created before the controller, the NLB Service would be claimed by the legacy in-tree
-    controller (instance targets, not `ip`)."""
+    """Only the controller provisions the NLB (the in-tree controller leaves `external` Services
+    alone): the Service, which Pulumi waits on until it has an address, comes after it."""
     run = plan("prod")
     controller = run.named("aws-load-balancer-controller", "kubernetes:helm.sh/v3:Release")
     nlb_services = [r for r in run.of_type("kubernetes:core/v1:Service")
@@ -431,3 +504,182 @@ def test_standard_mode_runs_on_a_read_only_root_with_a_writable_tmp(stack):
     annotations = deployment(stack, "llm")["metadata"]["annotations"]
     assert any(v.startswith("CKV_K8S_22=") for v in annotations.values())
     assert not any(v.startswith("CKV_K8S_22=") for v in deployment(stack, "standard")["metadata"]["annotations"].values())
+
+
+# --- who reaches each exported URL ----------------------------------------------------------------
+# The README's table names, for every URL output, the clients it is for; each named client must have
+# a path the plan's NetworkPolicies admit (evaluated with platformctl.security_scan's model), so an
+# exported URL nobody may call, or a client the README promises but the policies refuse, fails here.
+
+URL_TABLE = re.compile(r"<!-- triton-url-clients:begin -->\n(.*?)\n<!-- triton-url-clients:end -->", re.S)
+# kube-prometheus-stack's Prometheus pods, as the Prometheus operator labels its StatefulSet.
+PROMETHEUS_POD = scan.Pod("monitoring", (("app.kubernetes.io/name", "prometheus"),))
+
+
+def readme_url_clients() -> dict[str, list[str]]:
+    match = URL_TABLE.search((stack_config.PROJECT_DIR / "README.md").read_text(encoding="utf-8"))
+    assert match, "README.md lost its table of who reaches each Triton URL"
+    table = {}
+    for row in match.group(1).splitlines()[2:]:
+        outputs, clients = (cell.strip() for cell in row.strip().strip("|").split("|"))
+        for key in re.findall(r"`(\w+)`", outputs):
+            table[key] = [client.strip() for client in clients.split(";")]
+    return table
+
+
+def url_port(values: dict, key: str) -> int:
+    """The port of a URL output; an external URL (a hostname known only after deploy) has the
+    port of its in-cluster twin."""
+    if key.startswith("external"):
+        key = key[len("external")].lower() + key[len("external") + 1:]
+    url = values[key]
+    return urlsplit(url if "//" in url else f"//{url}").port
+
+
+def target_port(service: dict, port: int, pod: scan.Pod) -> int | None:
+    for entry in service["spec"]["ports"]:
+        if entry["port"] == port:
+            return pod.resolve(entry.get("targetPort", port))
+    return None
+
+
+class UrlPaths:
+    """One deployment of one plan: can each kind of client the README names reach a port?"""
+
+    def __init__(self, run, config, deployment_config):
+        self.run, self.config, self.d = run, config, deployment_config
+        objs = [inputs(r) for r in run.kubernetes_objects()]
+        private = subnet_cidrs(config.network.vpcCidr, len(config.network.availabilityZones))[1]
+        self.model = scan.NetworkModel.from_objects(objs, private)
+        # An address of the internal NLB: in the subnets tagged kubernetes.io/role/internal-elb (the
+        # private ones; aws-load-balancer-controller docs/deploy/subnet_discovery.md).
+        self.nlb_ip = str(next(ipaddress.ip_network(private[0]).hosts()) + 20)
+        self.triton = scan.pod_of(inputs(run.named(f"triton-{deployment_config.name}-deployment")))
+        self.service = inputs(run.named(f"triton-{deployment_config.name}-service"))
+        self.webuis = [scan.pod_of(o) for o in objs if o.get("kind") == "Deployment"
+                       and "open-webui" in json.dumps(o["spec"]["template"]["spec"]["containers"])]
+        self.values = run.outputs["tritonDeployments"].value[deployment_config.name]
+
+    def check(self, client: str, port: int) -> tuple[bool, bool]:
+        """(applies to this deployment, admitted) for a client as the README names it."""
+        target = target_port(self.service, port, self.triton)
+        if client == "`clients`":
+            pods = [scan.Pod(c.namespace, tuple(c.podLabels.items())) for c in self.d.clients]
+            return bool(pods), all(self.model.allowed(pod, self.triton, target) for pod in pods)
+        if client == "OpenWebUI":
+            return bool(self.webuis), all(self.model.allowed(ui, self.triton, target) for ui in self.webuis)
+        if client == "Prometheus":
+            return True, self.model.ingress_allowed(self.triton, PROMETHEUS_POD, target)
+        if client == "`kubectl port-forward`":
+            # Enters the pod's network namespace and dials localhost: no NetworkPolicy applies
+            # (containerd internal/cri/server/sandbox_portforward_linux.go); it needs the Service
+            # port, a container port behind it, and the exported command forwarding it.
+            command = self.values["portForward"].split()
+            forwards = f"svc/{self.service['metadata']['name']}" in command and f"{port}:{port}" in command \
+                and command[command.index("-n") + 1] == self.service["metadata"]["namespace"]
+            return True, forwards and target in {number for _, number in self.triton.ports}
+        if client == "the internal NLB":
+            if self.d.expose != "internalNlb":
+                return False, False
+            nlb = inputs(self.run.named(f"triton-{self.d.name}-nlb"))
+            nlb_target = target_port(nlb, port, self.triton)
+            return True, (nlb_target is not None and lbc_takes(nlb, mutator_webhook_on(self.run))
+                          and lbc_target_type(nlb) == "ip" and not lbc_preserves_client_ip(nlb)
+                          and self.model.ingress_allowed(self.triton, self.nlb_ip, nlb_target))
+        raise AssertionError(f"README.md names a client this test cannot check: {client!r}")
+
+
+def url_path_problems(run, config) -> tuple[list[str], list[str]]:
+    table = readme_url_clients()
+    problems, checked = [], []
+    for d in config.tritonDeployments:
+        paths = UrlPaths(run, config, d)
+        for key in sorted(k for k in paths.values if k.endswith("Url")):
+            if key not in table:
+                problems.append(f"{d.name}.{key}: exported, but README.md does not say who reaches it")
+                continue
+            port = url_port(paths.values, key)
+            results = {client: paths.check(client, port) for client in table[key]}
+            applicable = [client for client, (applies, _) in results.items() if applies]
+            if not applicable:
+                problems.append(f"{d.name}.{key}: none of the clients README.md names ({table[key]}) applies")
+            for client in applicable:
+                checked.append(f"{d.name}.{key} <- {client}")
+                if not results[client][1]:
+                    problems.append(f"{d.name}.{key} (port {port}): README.md names {client}, but the plan does not let it in")
+    return problems, checked
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_exported_url_is_reachable_by_the_clients_the_readme_names(stack):
+    problems, checked = url_path_problems(plan(stack), config_for(stack))
+    print(f"{stack}: {checked}")
+    assert not problems, "\n".join(problems)
+
+
+def variant_with_every_kind_of_client():
+    """dev with in-cluster clients on both deployments, OpenWebUI in another namespace and the llm
+    behind an internal NLB: every row and client of the README table applies."""
+    deployments = deployments_with("dev", 0, clients=[{"namespace": "ci-runners"}])
+    deployments[1].update(expose="internalNlb", clients=[
+        {"namespace": "ci-runners", "podLabels": {"actions.github.com/scale-set-name": "ai-platform"}}])
+    overrides = {"tritonDeployments": deployments, "openWebUi": {**stack_values("dev")["openWebUi"], "namespace": "chat"}}
+    values, secret = stack_config.read_stack_files("dev")
+    values.update({f"ai-platform:{key}": json.dumps(value) for key, value in overrides.items()})
+    return plan_with("dev", **overrides), stack_config.parse(values, secret, "dev")
+
+
+def test_every_kind_of_client_reaches_the_urls_the_readme_gives_it():
+    """Would have caught findings 9 and 10: OpenWebUI outside namespace `openwebui` was refused, and
+    no in-cluster client could call httpUrl/grpcUrl."""
+    run, config = variant_with_every_kind_of_client()
+    problems, checked = url_path_problems(run, config)
+    assert not problems, "\n".join(problems)
+    for expected in ("standard.httpUrl <- `clients`", "llm.grpcUrl <- `clients`", "llm.openaiUrl <- OpenWebUI",
+                     "llm.externalOpenaiUrl <- the internal NLB", "standard.metricsUrl <- Prometheus"):
+        assert expected in checked, checked
+
+
+def without_nlb_policies(model: scan.NetworkModel) -> scan.NetworkModel:
+    """The llm sits behind the NLB in the variant, whose policy admits pod addresses by necessity
+    (docs/security.md): judge the pod selectors without it."""
+    return scan.NetworkModel([p for p in model.policies if not scan.admits_pod_network(p)],
+                             model.pod_cidrs, model.namespace_labels)
+
+
+def test_clients_are_admitted_by_namespace_and_labels_on_the_serving_ports_only():
+    run, config = variant_with_every_kind_of_client()
+    paths = UrlPaths(run, config, config.tritonDeployments[0])
+    runner = scan.Pod("ci-runners", (("ai-platform/triton-client", "true"),))
+    assert paths.model.allowed(runner, paths.triton, 8000) and paths.model.allowed(runner, paths.triton, 8001)
+    assert not paths.model.allowed(runner, paths.triton, 8002), "metrics stay Prometheus's"
+    assert not paths.model.allowed(scan.Pod("ci-runners", (("app", "other"),)), paths.triton, 8000)
+    assert not paths.model.allowed(scan.Pod("default", runner.labels), paths.triton, 8000)
+    llm = UrlPaths(run, config, config.tritonDeployments[1])
+    strict = without_nlb_policies(llm.model)
+    assert not strict.allowed(runner, llm.triton, 9000), "llm admits only the runner pods its own entry labels"
+    assert strict.allowed(scan.Pod("ci-runners", (("actions.github.com/scale-set-name", "ai-platform"),)), llm.triton, 9000)
+
+
+def test_openai_clients_follow_the_openwebui_namespace_and_vanish_without_openwebui():
+    """Finding 9: the policy named namespace `openwebui` whatever `openWebUi.namespace` said."""
+    run, config = variant_with_every_kind_of_client()
+    paths = UrlPaths(run, config, config.tritonDeployments[1])
+    [ui] = paths.webuis
+    strict = without_nlb_policies(paths.model)
+    assert ui.namespace == "chat" and strict.allowed(ui, paths.triton, 9000)
+    assert not strict.allowed(scan.Pod("openwebui", ui.labels), paths.triton, 9000)
+    off = plan_with("dev", openWebUi={**stack_values("dev")["openWebUi"], "enabled": False})
+    assert not [r for r in off.resources if "allow-openai-client" in r.name]
+
+
+@pytest.mark.parametrize("clients, expected", [
+    ([{"namespace": "ci", "podLabels": {}}], "ai-platform:tritonDeployments[0].clients[0].podLabels: name at least one "
+                                             "label: an empty selector would admit every pod of namespace ci"),
+    ([{"namespace": "CI"}], "ai-platform:tritonDeployments[0].clients[0].namespace: string should match pattern"),
+    ([{"namespace": "ci", "podLabels": {"app": "not a value"}}], "ai-platform:tritonDeployments[0].clients[0].podLabels.app: "
+                                                                 "string should match pattern"),
+])
+def test_bad_clients_are_refused_by_key(clients, expected):
+    found = problems_with("dev", tritonDeployments=deployments_with("dev", 0, clients=clients))
+    assert any(p.startswith(expected) for p in found), found
