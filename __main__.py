@@ -13,7 +13,7 @@ from components.gpu_operator import GpuOperator, GpuOperatorArgs, GpuPool
 from components.gpu_scheduling import GpuScheduling, GpuSchedulingArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
-from components.triton import TritonServer, TritonServerArgs, service_account_name
+from components.triton import NODE_PROVISIONING_SECONDS, TritonServer, TritonServerArgs, service_account_name
 from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
 from components.exposure import ExposureSettings, LoadBalancerController, LoadBalancerControllerArgs, ui_ingress
 from components.openwebui import LABELS as OPENWEBUI_POD_LABELS, OpenWebUi, OpenWebUiArgs, PostgresNetwork, WorkloadIdentity
@@ -144,6 +144,10 @@ monitoring = Monitoring("monitoring", MonitoringArgs(
     grafana_alb_scheme=exposure_config.scheme if grafana_exposed else None,
     grafana_alb_source_cidrs=alb_source_cidrs if grafana_exposed else (),
     prometheus_adapter=any(d.autoscaled for d in config.tritonDeployments),
+    # Triton's Deployments wait progressDeadlineSeconds for a start; so does TritonServerNotReady.
+    triton_startup_budget_seconds=max((d.startupTimeoutSeconds + NODE_PROVISIONING_SECONDS
+                                       for d in config.tritonDeployments),
+                                      default=monitoring_component.DEFAULT_STARTUP_BUDGET_SECONDS),
 ), on_cluster)
 gpu_operator = GpuOperator("gpu-operator", GpuOperatorArgs(
     k8s_provider=cluster.k8s_provider,

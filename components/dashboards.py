@@ -44,6 +44,8 @@ TRITON_METRICS = frozenset({
 # kube-state-metrics (shipped by kube-prometheus-stack). Kept short on purpose.
 KUBERNETES_METRICS = frozenset({
     "up", "kube_node_spec_taint", "kube_node_labels", "kube_pod_container_status_ready",
+    "kube_deployment_status_replicas_available", "kube_deployment_spec_replicas", "kube_deployment_labels",
+    "kube_deployment_status_condition",
 })
 
 KNOWN_METRICS = DCGM_METRICS | TRITON_METRICS | KUBERNETES_METRICS

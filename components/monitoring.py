@@ -66,6 +66,10 @@ KUBE_STATE_METRICS_PORT = 8080
 OPERATOR_WEBHOOK_PORT = 10250
 PROMETHEUS_ADAPTER_PORT = 6443  # the adapter chart's listenPort, the custom metrics APIService's target
 
+# The label every Triton Deployment carries (components/triton.py selector_labels); not imported
+# from there to keep this module free of the Triton component.
+TRITON_NAME_LABEL = "app.kubernetes.io/name"
+
 RULES_FILE = Path(__file__).resolve().parent / "rules" / "gpu-triton.rules.yaml"
 RULE_NAME = "gpu-triton"
 
@@ -129,6 +133,27 @@ def file_thresholds(rules: dict) -> dict[str, float]:
             if field:
                 found[field] = float(_TRAILING_THRESHOLD.search(rule["expr"]).group("value"))
     return found
+
+
+NOT_READY_ALERT = "TritonServerNotReady"
+DEFAULT_STARTUP_BUDGET_SECONDS = 2700  # the rule file's `for`: startupTimeoutSeconds 1800 + 900
+
+
+def _duration(seconds: int) -> str:
+    return f"{seconds // 60}m" if seconds % 60 == 0 else f"{seconds}s"
+
+
+def apply_startup_budget(rules: dict, seconds: int) -> dict:
+    """A copy of the rule groups whose TritonServerNotReady waits `seconds` (the largest
+    progressDeadlineSeconds of the stack's Triton deployments) before firing: a container is not
+    ready for as long as it may legitimately load its models."""
+    result = copy.deepcopy(rules)
+    found = [rule for group in result["groups"] for rule in group["rules"] if rule.get("alert") == NOT_READY_ALERT]
+    if not found:
+        raise RuleFileError(f"rules missing from {RULES_FILE.name}: {NOT_READY_ALERT}")
+    for rule in found:
+        rule["for"] = _duration(seconds)
+    return result
 
 
 def alertmanager_config(alerting: AlertingConfig, has_smtp_password: bool) -> dict:
@@ -236,9 +261,35 @@ def stack_values(monitoring: MonitoringConfig, alerting: AlertingConfig, has_smt
         },
         "grafana": grafana,
         # Node label ai-platform/gpu-pool becomes kube_node_labels{label_ai_platform_gpu_pool}: the
-        # dashboards join DCGM series to their pool through it.
-        "kube-state-metrics": {"metricLabelsAllowlist": [f"nodes=[{POOL_LABEL}]"]},
+        # dashboards join DCGM series to their pool through it. Deployment label
+        # app.kubernetes.io/name becomes kube_deployment_labels{label_app_kubernetes_io_name}: the
+        # Triton alerts pick Triton's Deployments through it.
+        "kube-state-metrics": {"metricLabelsAllowlist": [f"nodes=[{POOL_LABEL}]",
+                                                         f"deployments=[{TRITON_NAME_LABEL}]"]},
+        **eks_control_plane_values(),
     }
+
+
+# Components of the chart that EKS does not let Prometheus scrape. Each key's `enabled: false`
+# drops the component's Service, ServiceMonitor, recording and alerting rules and dashboard
+# (chart 88.5.3: templates/exporters/<component>/, templates/prometheus/rules-1.14/, and
+# templates/grafana/dashboards-1.14/ are all gated on `.Values.<key>.enabled`).
+EKS_UNSCRAPABLE = {
+    # Managed control plane: no scheduler, controller-manager or etcd pods in kube-system for the
+    # chart's Services to select, so KubeSchedulerDown / KubeControllerManagerDown
+    # (absent(up{job=...})) fire forever.
+    "kubeScheduler": "managed control plane: no kube-scheduler pod to scrape",
+    "kubeControllerManager": "managed control plane: no kube-controller-manager pod to scrape",
+    "kubeEtcd": "managed control plane: no etcd pod to scrape",
+    # The EKS kube-proxy add-on binds its metrics to 127.0.0.1:10249 (the KubeProxyConfiguration
+    # default): every target is down, so KubeProxyInstanceUnreachable and TargetDown fire forever.
+    "kubeProxy": "kube-proxy add-on serves metrics on 127.0.0.1:10249 only",
+}
+
+
+def eks_control_plane_values() -> dict:
+    """Chart values that turn off scraping (and the default alerts) of what EKS hides."""
+    return {key: {"enabled": False} for key in EKS_UNSCRAPABLE}
 
 
 def effective_selector(prometheus_spec: dict, kind: str) -> Optional[dict]:
@@ -354,6 +405,8 @@ class MonitoringArgs:
     grafana_alb_source_cidrs: Sequence[str] = ()
     # prometheus-adapter is installed (some Triton deployment autoscales).
     prometheus_adapter: bool = False
+    # The largest progressDeadlineSeconds of the Triton deployments: TritonServerNotReady's `for`.
+    triton_startup_budget_seconds: int = DEFAULT_STARTUP_BUDGET_SECONDS
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -436,7 +489,8 @@ class Monitoring(pulumi.ComponentResource):
             kind="PrometheusRule",
             metadata={"name": RULE_NAME, "namespace": NAMESPACE,
                       "labels": {**MANAGED_BY, "release": RELEASE_NAME}},
-            spec=apply_thresholds(load_rules(), args.thresholds),
+            spec=apply_startup_budget(apply_thresholds(load_rules(), args.thresholds),
+                                      args.triton_startup_budget_seconds),
             # The PrometheusRule CRD comes with the chart.
             opts=after(self.release),
         )

@@ -1,7 +1,9 @@
 """`platformctl smoke`: is a Triton deployment serving? Checks, with tritonclient over HTTP (KServe
 v2): server live and ready, the repository index and each model's readiness, each ready model's
 metadata and one inference with inputs generated from that metadata; and, for an OpenAI-compatible
-endpoint, that `/v1/models` lists at least one model. With --stack/--outputs and no --deployment,
+endpoint, that `/v1/models` lists at least one model. On a KServe-v2 server without Triton's
+repository index (e.g. KServe's ModelServer), the models named with --model are checked through the
+core protocol alone; without --model the check fails and says to name them. With --stack/--outputs and no --deployment,
 every Triton deployment of the stack is checked, each in turn. Prints a table per deployment;
 exit 1 when any check of any deployment fails.
 """
@@ -120,7 +122,10 @@ def _infer(client, name: str, metadata: dict, timeout: float) -> str:
         inputs.append(tensor)
     outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata.get("outputs", [])]
     start = time.monotonic()
-    result = client.infer(name, inputs, outputs=outputs or None, timeout=int(timeout * 1_000_000))
+    # All-JSON request: say so. tritonclient sends no Content-Type, and KServe's ModelServer reads
+    # an untyped body as binary tensors (then wants Inference-Header-Content-Length).
+    result = client.infer(name, inputs, outputs=outputs or None, timeout=int(timeout * 1_000_000),
+                          headers={"Content-Type": "application/json"})
     took = (time.monotonic() - start) * 1000
     got = result.get_response().get("outputs", [])
     missing = sorted({o["name"] for o in metadata.get("outputs", [])} - {o["name"] for o in got})
@@ -141,6 +146,87 @@ def _generate(url: str, name: str, timeout: float) -> str:
     return f"generated {len(text)} chars in {took:.0f} ms"
 
 
+# The repository index is Triton's model repository extension (server
+# docs/protocol/extension_model_repository.md), not part of the KServe v2 / Open Inference
+# Protocol core (kserve docs/predict-api/v2/required_api.md: health, server and model metadata,
+# model ready, infer). Servers without it answer with one of these.
+NO_EXTENSION_STATUSES = (404, 405, 501)
+
+
+def _server_metadata(url: str, timeout: float) -> str:
+    """`GET /v2` (core protocol) as "name version", for messages; "" when it cannot be read."""
+    try:
+        with urllib.request.urlopen(f"{_base(url)}/v2", timeout=timeout) as response:  # noqa: S310
+            body = json.loads(response.read())
+        return " ".join(str(body.get(key)) for key in ("name", "version") if body.get(key))
+    except Exception:  # noqa: BLE001 - only decorates a message
+        return ""
+
+
+def _index_check(url: str, timeout: float, only: list[str]) -> tuple[dict | None, Check]:
+    """(the repository index by model name, or None when the server has none; its Check).
+    Without the index, --model names are checked through the core protocol; with neither, the
+    check fails and says what to pass."""
+    try:
+        index = repository_index(url, timeout)
+    except urllib.error.HTTPError as exc:
+        if exc.code not in NO_EXTENSION_STATUSES:
+            return None, Check("repository index", url, False, _http_error(exc))
+        server = _server_metadata(url, timeout) or "this server"
+        if only:
+            return None, Check("repository index", url, None,
+                               f"{server} has no repository index (a Triton extension): checking "
+                               f"{', '.join(only)} through the KServe v2 core API")
+        return None, Check("repository index", url, False,
+                           f"{server} has no repository index (HTTP {exc.code}; a Triton extension), so the models "
+                           f"cannot be listed: name each model to check with --model NAME")
+    except Exception as exc:  # noqa: BLE001
+        return None, Check("repository index", url, False, _http_error(exc))
+    listed = {entry.get("name"): entry for entry in index}
+    names = only or [n for n in listed if n]
+    return listed, Check("repository index", url, bool(names),
+                         f"{len(listed)} model(s)" if listed else "the repository has no models")
+
+
+def _model_ready(client, url: str, name: str, entry: dict | None, indexed: bool, timeout: float) -> Check:
+    if indexed and entry is None:
+        return Check("model ready", name, False, "not in the repository index")
+    state = (entry or {}).get("state") or ("UNKNOWN" if indexed else "")
+    try:
+        ready = bool(client.is_model_ready(name))
+    except Exception as exc:  # noqa: BLE001
+        ready, state = False, f"{state}; {describe(exc)}".lstrip("; ")
+    if ready:
+        return Check("model ready", name, True, f"{state}, version {entry.get('version') or 'latest'}" if indexed else "ready")
+    if indexed:
+        reason = entry.get("reason")
+        return Check("model ready", name, False, f"{state}{f': {reason}' if reason else ''}")
+    try:  # the core protocol's metadata call says why (e.g. "Model with name x does not exist")
+        with urllib.request.urlopen(f"{_base(url)}/v2/models/{name}", timeout=timeout):  # noqa: S310
+            detail = "not ready"
+    except Exception as exc:  # noqa: BLE001
+        detail = f"not ready: {_http_error(exc)}"
+    return Check("model ready", name, False, detail if not state else f"{detail} ({state})")
+
+
+def _model_checks(client, url: str, name: str, timeout: float) -> list[Check]:
+    """Metadata, then one inference (or generate, for decoupled models)."""
+    try:
+        metadata = client.get_model_metadata(name)
+        tensors = lambda key: ", ".join(f"{t['name']}:{t['datatype']}{t['shape']}" for t in metadata.get(key, []))  # noqa: E731
+        checks = [Check("metadata", name, True, f"in {tensors('inputs') or '-'} / out {tensors('outputs') or '-'}")]
+    except Exception as exc:  # noqa: BLE001
+        return [Check("metadata", name, False, describe(exc))]
+    try:
+        if _decoupled(client, name):
+            checks.append(Check("generate", name, True, _generate(url, name, timeout)))
+        else:
+            checks.append(Check("infer", name, True, _infer(client, name, metadata, timeout)))
+    except Exception as exc:  # noqa: BLE001
+        checks.append(Check("infer", name, False, _http_error(exc) if isinstance(exc, urllib.error.URLError) else describe(exc)))
+    return checks
+
+
 def check_triton(url: str, timeout: float, only: list[str]) -> list[Check]:
     checks: list[Check] = []
     try:
@@ -154,44 +240,15 @@ def check_triton(url: str, timeout: float, only: list[str]) -> list[Check]:
         except Exception as exc:  # noqa: BLE001
             checks.append(Check(f"server {label}", url, False, describe(exc)))
             return checks  # nothing else can work
-    try:
-        index = repository_index(url, timeout)
-    except Exception as exc:  # noqa: BLE001
-        checks.append(Check("repository index", url, False, _http_error(exc)))
+    listed, index_check = _index_check(url, timeout, only)
+    checks.append(index_check)
+    if listed is None and not only:
         return checks
-    listed = {entry.get("name"): entry for entry in index}
-    names = only or sorted(n for n in listed if n)
-    checks.append(Check("repository index", url, bool(names),
-                        f"{len(listed)} model(s)" if listed else "the repository has no models"))
-    for name in names:
-        entry = listed.get(name)
-        if entry is None:
-            checks.append(Check("model ready", name, False, "not in the repository index"))
-            continue
-        state = entry.get("state") or "UNKNOWN"
-        try:
-            ready = client.is_model_ready(name)
-        except Exception as exc:  # noqa: BLE001
-            ready, state = False, f"{state}; {describe(exc)}"
-        if not ready:
-            reason = entry.get("reason")
-            checks.append(Check("model ready", name, False, f"{state}{f': {reason}' if reason else ''}"))
-            continue
-        checks.append(Check("model ready", name, True, f"{state}, version {entry.get('version') or 'latest'}"))
-        try:
-            metadata = client.get_model_metadata(name)
-            tensors = lambda key: ", ".join(f"{t['name']}:{t['datatype']}{t['shape']}" for t in metadata.get(key, []))
-            checks.append(Check("metadata", name, True, f"in {tensors('inputs') or '-'} / out {tensors('outputs') or '-'}"))
-        except Exception as exc:  # noqa: BLE001
-            checks.append(Check("metadata", name, False, describe(exc)))
-            continue
-        try:
-            if _decoupled(client, name):
-                checks.append(Check("generate", name, True, _generate(url, name, timeout)))
-            else:
-                checks.append(Check("infer", name, True, _infer(client, name, metadata, timeout)))
-        except Exception as exc:  # noqa: BLE001
-            checks.append(Check("infer", name, False, _http_error(exc) if isinstance(exc, urllib.error.URLError) else describe(exc)))
+    for name in only or sorted(n for n in listed if n):
+        ready = _model_ready(client, url, name, (listed or {}).get(name), listed is not None, timeout)
+        checks.append(ready)
+        if ready.ok:
+            checks.extend(_model_checks(client, url, name, timeout))
     return checks
 
 

@@ -182,45 +182,59 @@ def _expr(alert: str) -> str:
     return expr
 
 
-def _triton_targets(run) -> tuple[list[dict], list[dict]]:
-    """(`up` target labels of every Triton scrape endpoint, container labels of every other
-    Deployment's containers), as prometheus-operator and kube-state-metrics would label them."""
-    objects = [harness.inputs(r) for r in run.kubernetes_objects()]
-    of_kind = lambda kind: [o for o in objects if o.get("kind") == kind]  # noqa: E731
-    deployments = of_kind("Deployment")
-    targets, triton_deployments = [], set()
-    for monitor in of_kind("ServiceMonitor"):
-        if monitor["metadata"]["labels"].get("app.kubernetes.io/name") != "triton":
+def _ksm_labels(labels: dict[str, str]) -> dict[str, str]:
+    """Object labels as kube-state-metrics exports them on kube_<kind>_labels: `label_` plus the
+    name with every character outside [a-zA-Z0-9_] replaced by `_`, lower-cased (kube-state-metrics
+    v2.20.0 internal/store/utils.go, labelName: SanitizeLabelName then toSnakeCase)."""
+    return {"label_" + re.sub(r"[^a-zA-Z0-9_]", "_", key).lower(): value for key, value in labels.items()}
+
+
+def _allowlisted(values: dict, kind: str, labels: dict[str, str]) -> dict[str, str]:
+    """The labels kube-state-metrics keeps for `kind` under the release's metricLabelsAllowlist
+    (entries `<kind>=[label,...]`)."""
+    allowed: set[str] = set()
+    for entry in values["kube-state-metrics"].get("metricLabelsAllowlist", []):
+        resource, _, names = entry.partition("=")
+        if resource == kind:
+            allowed |= {name.strip() for name in names.strip("[]").split(",")}
+    return {key: value for key, value in labels.items() if key in allowed or "*" in allowed}
+
+
+def _deployments(run) -> tuple[list[dict], list[dict]]:
+    """(kube_deployment_labels series of every Triton Deployment, of every other Deployment) as
+    kube-state-metrics would export them with the release's allowlist; plus each container."""
+    values = run.named("monitoring-release").public_inputs()["values"]
+    triton, others = [], []
+    for resource in run.kubernetes_objects():
+        obj = harness.inputs(resource)
+        if obj.get("kind") != "Deployment":
             continue
-        namespace = monitor["metadata"]["namespace"]
-        [service] = [s for s in of_kind("Service") if s["metadata"]["namespace"] == namespace
-                     and monitoring.selector_matches(monitor["spec"]["selector"], s["metadata"].get("labels", {}))]
-        [deployment] = [d for d in deployments if d["metadata"]["namespace"] == namespace and monitoring.selector_matches(
-            {"matchLabels": service["spec"]["selector"]}, d["spec"]["template"]["metadata"]["labels"])]
-        triton_deployments.add(id(deployment))
-        for endpoint in monitor["spec"]["endpoints"]:
-            [port] = [p for p in service["spec"]["ports"] if p["name"] == endpoint["port"]]
-            [container] = [c for c in deployment["spec"]["template"]["spec"]["containers"]
-                           if any(cp.get("name") == port["targetPort"] for cp in c.get("ports", []))]
-            # No jobLabel on the ServiceMonitor: prometheus-operator names the job after the Service.
-            targets.append({"job": service["metadata"]["name"], "namespace": namespace, "container": container["name"]})
-    others = [{"namespace": d["metadata"]["namespace"], "container": c["name"]}
-              for d in deployments if id(d) not in triton_deployments for c in d["spec"]["template"]["spec"]["containers"]]
-    return targets, others
+        series = {"namespace": obj["metadata"]["namespace"], "deployment": obj["metadata"]["name"],
+                  **_ksm_labels(_allowlisted(values, "deployments", obj["metadata"].get("labels", {})))}
+        containers = [c["name"] for c in obj["spec"]["template"]["spec"]["containers"]]
+        is_triton = obj["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "triton"
+        (triton if is_triton else others).append({**series, "containers": containers})
+    return triton, others
 
 
 @pytest.mark.parametrize("stack", harness.STACKS)
-def test_triton_alerts_select_the_triton_targets_and_containers_of_the_plan(stack):
-    targets, others = _triton_targets(harness.plan(stack))
-    assert len(targets) == len(harness.config_for(stack).tritonDeployments), targets
-    down = _matchers(_expr("TritonServerDown"), "up")
+def test_triton_alerts_select_the_triton_deployments_and_containers_of_the_plan(stack):
+    """TritonServerDown selects Deployments through kube_deployment_labels, which exists only for
+    labels in kube-state-metrics' --metric-labels-allowlist (kube-state-metrics v2.20.0
+    docs/metrics/workload/deployment-metrics.md): the plan's Triton Deployments must match, with
+    the release's allowlist applied, and no other Deployment may."""
+    triton, others = _deployments(harness.plan(stack))
+    assert len(triton) == len(harness.config_for(stack).tritonDeployments), triton
+    down = _matchers(_expr("TritonServerDown"), "kube_deployment_labels")
     not_ready = _matchers(_expr("TritonServerNotReady"), "kube_pod_container_status_ready")
-    for target in targets:
-        assert _selects(down, target), f"TritonServerDown never sees {target}"
-        assert _selects(not_ready, target), f"TritonServerNotReady never sees {target}"
+    for series in triton:
+        assert _selects(down, series), f"TritonServerDown never sees {series}"
+        assert any(_selects(not_ready, {"namespace": series["namespace"], "container": c}) for c in series["containers"])
     assert others, "no non-Triton Deployment to check the selectors against"
-    for labels in others:
-        assert not _selects(down, labels) and not _selects(not_ready, labels), f"Triton alerts would fire for {labels}"
+    for series in others:
+        assert not _selects(down, series), f"TritonServerDown would fire for {series}"
+        for container in series["containers"]:
+            assert not _selects(not_ready, {"namespace": series["namespace"], "container": container})
 
 
 def test_dcgm_exporter_alert_uses_the_exporter_job_and_the_gpu_taint():
@@ -272,8 +286,10 @@ def test_prometheus_rule_equals_the_rule_file_when_config_is_default():
 def test_prometheus_rule_carries_the_stack_thresholds_and_stays_valid(tmp_path):
     config = harness.config_for("prod").gpuStack.alertThresholds
     assert config != AlertThresholds(), "prod is expected to override some thresholds"
-    spec = _prometheus_rule(harness.plan("prod"))["spec"]
-    assert spec == monitoring.apply_thresholds(monitoring.load_rules(), config)
+    run = harness.plan("prod")
+    spec = _prometheus_rule(run)["spec"]
+    assert spec == monitoring.apply_startup_budget(monitoring.apply_thresholds(monitoring.load_rules(), config),
+                                                   _largest_progress_deadline(run))
     assert monitoring.file_thresholds(spec) == pytest.approx(config.model_dump())
     rule_file = tmp_path / "prod.rules.yaml"
     rule_file.write_text(yaml.safe_dump(spec, allow_unicode=True))
@@ -281,8 +297,85 @@ def test_prometheus_rule_carries_the_stack_thresholds_and_stays_valid(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def _largest_progress_deadline(run) -> int:
+    return max(harness.inputs(r)["spec"]["progressDeadlineSeconds"] for r in run.kubernetes_objects()
+               if harness.inputs(r).get("kind") == "Deployment"
+               and harness.inputs(r)["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "triton")
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_triton_not_ready_waits_out_the_longest_startup_budget(stack):
+    """A Triton container is not ready while it loads its models, for up to its Deployment's
+    progressDeadlineSeconds (startup budget + node provisioning and image pull). The alert's `for`
+    is the longest of them, so no legitimate start fires it (prod's llm budget is 3600 s + 900)."""
+    run = harness.plan(stack)
+    [rule] = [r for group in _prometheus_rule(run)["spec"]["groups"] for r in group["rules"]
+              if r.get("alert") == "TritonServerNotReady"]
+    budget = _largest_progress_deadline(run)
+    assert rule["for"] == (f"{budget // 60}m" if budget % 60 == 0 else f"{budget}s")
+    assert max(d.startupTimeoutSeconds for d in harness.config_for(stack).tritonDeployments) < budget
+
+
+def test_rule_file_not_ready_for_is_the_default_startup_budget():
+    [rule] = [r for r in alert_rules() if r["alert"] == "TritonServerNotReady"]
+    assert rule["for"] == f"{monitoring.DEFAULT_STARTUP_BUDGET_SECONDS // 60}m"
+    assert monitoring.apply_startup_budget(monitoring.load_rules(), monitoring.DEFAULT_STARTUP_BUDGET_SECONDS) \
+        == monitoring.load_rules()
+
+
 def test_prometheus_rule_waits_for_the_chart_that_brings_its_crd():
     run = harness.plan("dev")
     [rule] = run.of_type(PROMETHEUS_RULE)
     release = run.named("monitoring-release")
     assert release.urn in rule.dependencies
+
+
+# --- kube-prometheus-stack's default alerts on EKS ------------------------------------------------
+# kube-prometheus-stack 88.5.3 (prometheus-community/helm-charts, tag kube-prometheus-stack-88.5.3):
+# each templates/prometheus/rules-1.14/<group>.yaml renders only
+#   if and .Values.defaultRules.create .Values.<component>.enabled .Values.defaultRules.rules.<group>
+#          (not .Values.defaultRules.disabled.<Alert>)
+# and templates/exporters/<component>/{service,servicemonitor}.yaml only if .Values.<component>.enabled.
+# Every key defaults to true (values.yaml). On EKS:
+# - kube-scheduler, kube-controller-manager and etcd run in the managed control plane: the chart's
+#   Services (selector component: kube-scheduler|kube-controller-manager|etcd in kube-system)
+#   select nothing, so `absent(up{job="kube-scheduler"})` (KubeSchedulerDown) and
+#   KubeControllerManagerDown fire forever;
+# - the kube-proxy add-on listens for metrics on 127.0.0.1:10249 (KubeProxyConfiguration
+#   metricsBindAddress default; prometheus-community/helm-charts#977 "connection refused" on EKS):
+#   every kube-proxy target is down, so KubeProxyInstanceUnreachable (`up{job="kube-proxy"} == 0`)
+#   and TargetDown fire forever.
+EKS_DEAD_DEFAULT_ALERTS = {
+    # alert: (component key, defaultRules.rules group)
+    "KubeSchedulerDown": ("kubeScheduler", "kubeSchedulerAlerting"),
+    "KubeSchedulerInstanceUnreachable": ("kubeScheduler", "kubeSchedulerAlerting"),
+    "KubeControllerManagerDown": ("kubeControllerManager", "kubeControllerManager"),
+    "KubeControllerManagerInstanceUnreachable": ("kubeControllerManager", "kubeControllerManager"),
+    "KubeProxyDown": ("kubeProxy", "kubeProxy"),
+    "KubeProxyInstanceUnreachable": ("kubeProxy", "kubeProxy"),
+    "etcdMembersDown": ("kubeEtcd", "etcd"),
+    "etcdInsufficientMembers": ("kubeEtcd", "etcd"),
+    "etcdNoLeader": ("kubeEtcd", "etcd"),
+}
+
+
+def _chart_renders(values: dict, alert: str) -> bool:
+    component, group = EKS_DEAD_DEFAULT_ALERTS[alert]
+    rules = values.get("defaultRules", {})
+    return (rules.get("create", True) and values.get(component, {}).get("enabled", True)
+            and rules.get("rules", {}).get(group, True) and not rules.get("disabled", {}).get(alert, False))
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_no_default_alert_or_scrape_job_that_eks_can_never_satisfy(stack):
+    values = harness.plan(stack).named("monitoring-release").public_inputs()["values"]
+    rendered = [alert for alert in EKS_DEAD_DEFAULT_ALERTS if _chart_renders(values, alert)]
+    assert rendered == [], f"the chart would install alerts that fire forever on EKS: {rendered}"
+    scraped = [key for key, _ in EKS_DEAD_DEFAULT_ALERTS.values() if values.get(key, {}).get("enabled", True)]
+    assert scraped == [], f"the chart would create Services/ServiceMonitors with no reachable target: {scraped}"
+    assert set(monitoring.EKS_UNSCRAPABLE) == {key for key, _ in EKS_DEAD_DEFAULT_ALERTS.values()}
+
+
+def test_the_eks_check_fails_the_chart_defaults():
+    """The check above holds something: with the chart's defaults every one of them renders."""
+    assert all(_chart_renders({}, alert) for alert in EKS_DEAD_DEFAULT_ALERTS)

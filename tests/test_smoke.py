@@ -1,7 +1,9 @@
-"""`platformctl smoke` and `models load|unload` against a real KServe-v2 server: MLServer, from
+"""`platformctl smoke` and `models load|unload` against real KServe-v2 servers: MLServer, from
 PyPI, in its own venv (build/venvs/mlserver, from tests/servers/requirements-mlserver.txt),
-started on 127.0.0.1 serving two tiny models (tests/servers/mlserver). MLServer has no OpenAI
-API, so the `/v1/models` check runs against a minimal stand-in served by this test."""
+started on 127.0.0.1 serving two tiny models (tests/servers/mlserver); and KServe's own
+ModelServer (build/venvs/kserve, tests/servers/requirements-kserve.txt, tests/servers/kserve),
+which has no repository index. MLServer has no OpenAI API, so the `/v1/models` check runs against
+a minimal stand-in served by this test."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -23,9 +26,11 @@ import pytest
 from platformctl.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
-REQUIREMENTS = ROOT / "tests" / "servers" / "requirements-mlserver.txt"
-SERVER_FILES = ROOT / "tests" / "servers" / "mlserver"
-VENV = ROOT / "build" / "venvs" / "mlserver"
+SERVERS = ROOT / "tests" / "servers"
+REQUIREMENTS = SERVERS / "requirements-mlserver.txt"
+SERVER_FILES = SERVERS / "mlserver"
+VENVS = ROOT / "build" / "venvs"
+VENV = VENVS / "mlserver"
 
 
 def free_port() -> int:
@@ -41,22 +46,51 @@ def _unavailable(message: str):
     pytest.skip(message)
 
 
-def mlserver_venv() -> Path:
-    """Create (once per requirements version) the venv MLServer runs from."""
-    stamp = hashlib.sha256(REQUIREMENTS.read_bytes()).hexdigest()
-    marker = VENV / ".requirements-sha256"
-    binary = VENV / "bin" / "mlserver"
-    if binary.exists() and marker.exists() and marker.read_text() == stamp:
-        return binary
-    shutil.rmtree(VENV, ignore_errors=True)
+def server_venv(name: str, binary: str) -> Path:
+    """Create (once per requirements version) build/venvs/<name> from
+    tests/servers/requirements-<name>.txt; the path of its bin/<binary>."""
+    requirements = SERVERS / f"requirements-{name}.txt"
+    venv = VENVS / name
+    stamp = hashlib.sha256(requirements.read_bytes()).hexdigest()
+    marker = venv / ".requirements-sha256"
+    if (venv / "bin" / binary).exists() and marker.exists() and marker.read_text() == stamp:
+        return venv / "bin" / binary
+    shutil.rmtree(venv, ignore_errors=True)
     try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                        "-r", str(REQUIREMENTS)], check=True, capture_output=True, text=True, timeout=900)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True, timeout=120)
+        subprocess.run([str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
+                        "-r", str(requirements)], check=True, capture_output=True, text=True, timeout=900)
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        _unavailable(f"cannot install MLServer into {VENV}: {getattr(exc, 'stderr', '') or exc}"[-2000:])
+        _unavailable(f"cannot install {name} into {venv}: {getattr(exc, 'stderr', '') or exc}"[-2000:])
     marker.write_text(stamp)
-    return binary
+    return venv / "bin" / binary
+
+
+def mlserver_venv() -> Path:
+    """The mlserver binary of build/venvs/mlserver."""
+    return server_venv("mlserver", "mlserver")
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, what: str, seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    stop(proc)
+    pytest.fail(f"{what} did not become ready:\n" + log.read_text()[-3000:])
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -71,27 +105,25 @@ def mlserver(tmp_path_factory):
     log = (workdir / "server.log").open("w")
     proc = subprocess.Popen([str(binary), "start", str(workdir)], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    ready = False
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    ready = True
-                    break
-        except OSError:
-            time.sleep(0.5)
-    if not ready:
-        proc.terminate()
-        proc.wait(timeout=10)
-        pytest.fail("MLServer did not become ready:\n" + (workdir / "server.log").read_text()[-3000:])
+    wait_ready(proc, url, workdir / "server.log", "MLServer")
     yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
+    stop(proc)
+    log.close()
+
+
+@pytest.fixture(scope="module")
+def kserve(tmp_path_factory):
+    """KServe's ModelServer serving add_sub (tests/servers/kserve/server.py) on 127.0.0.1."""
+    python = server_venv("kserve", "python")
+    workdir = tmp_path_factory.mktemp("kserve")
+    port = free_port()
+    log = (workdir / "server.log").open("w")
+    proc = subprocess.Popen([str(python), str(SERVERS / "kserve" / "server.py"), "--http_port", str(port)],
+                            cwd=workdir, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(proc, url, workdir / "server.log", "KServe ModelServer")
+    yield url
+    stop(proc)
     log.close()
 
 
@@ -262,3 +294,44 @@ def test_outputs_without_any_deployment_is_a_clear_error(capsys, tmp_path):
     outputs.write_text(json.dumps({"tritonDeployments": {}}))
     code, out = smoke(capsys, "--outputs", str(outputs))
     assert code == 2 and f"{outputs}: no tritonDeployments output" in out
+
+
+# --- a KServe-v2 server without Triton's repository extension --------------------------------------
+# The KServe v2 protocol (kserve/kserve docs/predict-api/v2/required_api.md) requires health, server
+# metadata (`GET v2`), model metadata, model ready and infer; `POST v2/repository/index` is Triton's
+# model repository extension (triton-inference-server/server docs/protocol/extension_model_repository.md).
+# KServe's ModelServer (kserve 0.21.0) answers it with 404, though it lists "model_repository_extension"
+# among its server metadata extensions (it has load/unload only).
+
+def test_kserve_server_has_no_repository_index(kserve):
+    request = urllib.request.Request(f"{kserve}/v2/repository/index", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as raised:
+        urllib.request.urlopen(request, timeout=10)
+    assert raised.value.code == 404
+
+
+def test_smoke_checks_named_models_through_the_core_protocol(capsys, kserve):
+    code, out = smoke(capsys, "--url", kserve, "--model", "add_sub")
+    table = rows(out)
+    assert code == 0, out
+    assert table[("repository index", kserve)] == "skip" and "kserve 0.21.0 has no repository index" in out
+    for check in ("model ready", "metadata", "infer"):
+        assert table[(check, "add_sub")] == "ok", out
+    assert "OUTPUT0[1, 4], OUTPUT1[1, 4]" in out  # a real inference, inputs from the metadata
+
+
+def test_smoke_without_model_on_a_server_without_index_says_to_pass_model(capsys, kserve):
+    code, out = smoke(capsys, "--url", kserve)
+    assert code == 1, out
+    assert rows(out) == {("server live", kserve): "ok", ("server ready", kserve): "ok", ("repository index", kserve): "FAIL"}
+    assert "--model NAME" in " ".join(out.split()) and "Traceback" not in out
+
+
+def test_unknown_model_on_a_server_without_index_fails_with_the_servers_reason(capsys, kserve):
+    code, out = smoke(capsys, "--url", kserve, "--model", "add_sub", "--model", "nope")
+    table = rows(out)
+    assert code == 1, out
+    assert table[("infer", "add_sub")] == "ok" and table[("model ready", "nope")] == "FAIL"
+    assert ("metadata", "nope") not in table
+    assert "Model with name nope does not exist" in " ".join(out.split())
