@@ -246,12 +246,15 @@ class Pool:
     nodegroup_tags: dict[str, str]
     known: bool = True  # labels and taints known at preview
 
-    def node_labels(self) -> dict[str, str]:
-        """Labels a node of the group carries: the group's, plus those EKS and the kubelet set."""
-        labels = {"kubernetes.io/os": "linux", "eks.amazonaws.com/capacityType": self.capacity_type or "ON_DEMAND"}
+    def _generic_labels(self) -> dict[str, str]:
+        labels = {"kubernetes.io/os": "linux"}
         if len(self.instance_types) == 1:
             labels["node.kubernetes.io/instance-type"] = self.instance_types[0]
-        return {**labels, **self.labels}
+        return labels
+
+    def node_labels(self) -> dict[str, str]:
+        """Labels a node of the group carries: the group's, plus those EKS and the kubelet set."""
+        return {**self._generic_labels(), "eks.amazonaws.com/capacityType": self.capacity_type or "ON_DEMAND", **self.labels}
 
     def _template(self, kind: str, source: dict[str, str]) -> dict[str, str]:
         prefix = f"{TEMPLATE}{kind}/"
@@ -260,8 +263,7 @@ class Pool:
     def template_labels(self, with_nodegroup: bool) -> dict[str, str]:
         """The autoscaler's labels for a node it would add: generic ones, the ASG's label tags and,
         through EKS DescribeNodegroup, the node group's labels (aws_manager.go)."""
-        generic = {k: v for k, v in self.node_labels().items() if not k.startswith("eks.amazonaws.com/")}
-        return {**generic, **(self.labels if with_nodegroup else {}), **self._template("label", self.asg_tags)}
+        return {**self._generic_labels(), **(self.labels if with_nodegroup else {}), **self._template("label", self.asg_tags)}
 
     def template_taints(self) -> list[dict[str, str]]:
         """ASG taint tags (`<value>:<effect>`) plus the node group's own taints (DescribeNodegroup)."""
