@@ -42,6 +42,8 @@ Upstream behaviour this follows (verified at the pinned versions):
   not count (kubernetes/website `content/en/docs/concepts/policy/resource-quotas.md`).
 - EKS endpoint access: `endpointPublicAccess` defaults to true, `endpointPrivateAccess` to false,
   `publicAccessCidrs` to 0.0.0.0/0 (EKS API reference, VpcConfigRequest).
+- Triton exits when a model given with `--load-model` fails to load: `exit_on_error_{true}` in
+  triton-inference-server/server `src/command_line_parser.h`.
 """
 
 from __future__ import annotations
@@ -422,6 +424,11 @@ def untolerated(pod: dict[str, Any], taints: Iterable[dict[str, str]]) -> list[s
             if t["effect"] in BLOCKING_EFFECTS and not tolerates(pod.get("tolerations") or [], t)]
 
 
+def _containers(pod: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    containers = pod.get(key)
+    return [c for c in containers if isinstance(c, dict)] if isinstance(containers, list) else []
+
+
 def extended_requests(pod: dict[str, Any]) -> dict[str, int]:
     """Extended resources (a domain-prefixed name such as nvidia.com/gpu) one pod asks for:
     containers add up, an init container runs alone; requests default to limits."""
@@ -431,10 +438,10 @@ def extended_requests(pod: dict[str, Any]) -> dict[str, int]:
         return {k: _int(v) or 0 for k, v in merged.items() if "/" in k and not k.startswith(("kubernetes.io/", "hugepages-"))}
 
     total: dict[str, int] = {}
-    for container in pod.get("containers") or []:
+    for container in _containers(pod, "containers"):
         for name, count in per_container(container).items():
             total[name] = total.get(name, 0) + count
-    for container in pod.get("initContainers") or []:
+    for container in _containers(pod, "initContainers"):
         for name, count in per_container(container).items():
             total[name] = max(total.get(name, 0), count)
     return {k: v for k, v in total.items() if v > 0}
@@ -839,11 +846,11 @@ def _model_finding(model: str, repositories: list[str], plan: Plan) -> Finding:
                    "or start without --load-model and load it later")
 
 
-def check_models(w: Workload) -> list[tuple[str, list[str]]]:
+def models_loaded_at_start(w: Workload) -> list[tuple[str, list[str]]]:
     """Models a container must load at start: (model, repositories) for explicit model control."""
     wanted = []
-    for container in w.pod.get("containers") or []:
-        argv = [*(container.get("command") or []), *(container.get("args") or [])]
+    for container in _containers(w.pod, "containers"):
+        argv = [a for key in ("command", "args") if isinstance(container.get(key), list) for a in container[key]]
         flags = _flags(argv)
         modes = [value for name, value in flags if name == "model-control-mode"]
         if not modes or modes[-1] != "explicit":
@@ -886,7 +893,7 @@ def check_endpoint(plan: Plan) -> Step:
     cidrs = vpc.get("publicAccessCidrs") or ["0.0.0.0/0"]
     rules = [r for r in plan.of_type(INGRESS_RULE) if r["name"].startswith(API_ACCESS_RULE_PREFIX)]
     admitting = [r for r in rules if _admits_https(r)]
-    fix = ("either set endpointPublicAccess true with publicAccessCidrs listing the deployers' CIDRs, or admit the deployer "
+    fix = ("either set cluster.endpointPublicAccess true with cluster.publicAccessCidrs listing the deployers' CIDRs, or admit the deployer "
            "(its CIDRs, or the security group of a runner in the VPC) on 443 to the cluster security group "
            f"(security group ingress rules named {API_ACCESS_RULE_PREFIX}-*)")
     if not _known(public) or (public is True and not _known(cidrs)):
@@ -970,7 +977,7 @@ def check(doc: dict[str, Any]) -> Report:
         step = steps[w.urn] = workload_step(w)
         step.findings += check_placement(w, node_groups)
         step.findings += check_scale_up(w, by_name, scaler)
-        step.findings += [_model_finding(model, repos, plan) for model, repos in check_models(w)]
+        step.findings += [_model_finding(model, repos, plan) for model, repos in models_loaded_at_start(w)]
     capacity, pool_peaks = check_capacity(ws, by_name, plan)
     quotas, quota_peaks = check_quotas(ws, plan)
     for urn, found in [*capacity.items(), *quotas.items()]:
