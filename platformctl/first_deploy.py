@@ -16,7 +16,10 @@ values are the same inputs), that each can finish:
 - API endpoint: the machine running `pulumi up` can reach the cluster's Kubernetes API.
 
 A certain deadlock is `FAIL` (the plan exits with `EXIT_DEADLOCK`); what the plan cannot know
-(a value computed at deploy, a bucket's contents) is `warn`.
+(a value computed at deploy, a bucket's contents) is `warn`. Walked: Deployments, StatefulSets, Jobs
+and Helm releases. DaemonSets, Services and PVCs are awaited too but not walked (a DaemonSet waits
+only for nodes that exist; Services and PVCs hold no pods); a Helm release's pods are not in the plan,
+so only its `values.nodeSelector` is looked at, as a warning at most.
 
 Upstream behaviour this follows (verified at the pinned versions):
 - What `pulumi up` waits for: pulumi/pulumi-kubernetes `provider/pkg/await/awaiters.go` (Deployment,
