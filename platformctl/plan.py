@@ -3,6 +3,12 @@
 Runs the real program under Pulumi's mock runtime on the real `Pulumi.<stack>.yaml`, prints the
 resource tree, counts by type and the stack outputs, and writes `plan.json` plus one manifest per
 Kubernetes object. Values known only after deploy are shown as `<computed>`; secrets as `[secret]`.
+Under the tree: the policy check, the first-deploy check (`platformctl/first_deploy.py`: what
+`pulumi up` waits for, in order, and whether each can finish) and the cost estimate.
+
+Exit codes: 0 fine (warnings allowed), 1 a mandatory policy is violated, 2 the config is refused
+(or a report could not be produced), 3 the first deploy would certainly not finish. When several
+apply, the highest is returned and every report is printed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from rich.table import Table
 from rich.tree import Tree
 
 import stack_config
+from platformctl import first_deploy
 from platformctl.mockrun import COMPUTED, ProgramRun, RecordedResource, run_stack
 
 # Settings worth seeing in the tree, per resource type (engine-level input paths).
@@ -119,6 +126,7 @@ def write_outputs(run: ProgramRun, out_dir: Path) -> dict[str, Any]:
         shutil.rmtree(out_dir)
     (out_dir / "manifests").mkdir(parents=True)
     plan = run.to_json()
+    plan["firstDeploy"] = first_deploy.check(plan).to_json()
     (out_dir / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=False) + "\n")
     for resource in run.kubernetes_objects():
         inputs = resource.public_inputs()
@@ -179,8 +187,17 @@ def sections() -> list[tuple[str, PlanSection]]:
 
     return [
         (policy_check.PLAN_SECTION_TITLE, policy_check.plan_section),
+        (first_deploy.PLAN_SECTION_TITLE, first_deploy.plan_section),
         (cost.PLAN_SECTION_TITLE, cost.plan_section),
     ]
+
+
+# What a non-zero exit of a section means (the plan exits with the highest).
+EXIT_REASONS = {
+    1: "A mandatory policy is violated (see the policy check above): exit 1.",
+    2: "A report could not be produced (see the error above): exit 2.",
+    first_deploy.EXIT_DEADLOCK: f"The first deploy would not finish (see \"{first_deploy.PLAN_SECTION_TITLE}\" above): exit {first_deploy.EXIT_DEADLOCK}.",
+}
 
 
 def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None = None, stack_file: Path | None = None) -> int:
@@ -195,7 +212,7 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
         return 2
     plan_doc = write_outputs(run, out_dir)
 
-    exit_code = 0
+    codes: list[int] = []
     extra: list[tuple[str, str]] = []
     if fmt == "text":
         console.print(build_tree(run))
@@ -204,8 +221,9 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
     for title, section in sections():
         # Only the text format prints the reports; markdown and json keep stdout machine-readable.
         text, code = section(run, config, plan_doc, console, fmt != "text")
-        exit_code = max(exit_code, code)
+        codes.append(code)
         extra.append((title, text))
+    exit_code = max(codes, default=0)
     markdown = render_markdown(run, extra)
     (out_dir / "plan.md").write_text(markdown)
     if fmt == "markdown":
@@ -215,8 +233,8 @@ def plan(stack: str, out_dir: Path, fmt: str = "text", console: Console | None =
     else:
         manifests = len(list((out_dir / "manifests").glob("*.yaml")))
         console.print(f"Wrote {out_dir}/plan.json, {manifests} manifests in {out_dir}/manifests/, {out_dir}/plan.md")
-        if exit_code:
-            console.print("A mandatory policy is violated (see the policy check above): exit 1.")
+        for code in sorted(set(codes) - {0}):
+            console.print(EXIT_REASONS.get(code, f"exit {code}"), markup=False)
         if stack_file is None:
             console.print(f"Before the first deploy, check GPU quotas and zone offerings: make preflight STACK={stack}")
             console.print(f"Deploy for real: pulumi up -s {stack}")
