@@ -51,9 +51,12 @@ Upstream behaviour this follows (verified at the pinned versions):
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
+
+from stack_config.model import DOCUMENTATION_RANGES
 
 COMPUTED = "<computed>"
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -882,6 +885,15 @@ def _rule_source(rule: dict[str, Any]) -> str:
     return "an unnamed source"
 
 
+def _placeholder(cidr: str) -> bool:
+    """An RFC 5737 documentation range: a placeholder nobody deploys from (stack_config refuses it
+    at `pulumi up`, so this is a warning, not a deadlock)."""
+    try:
+        return any(ipaddress.IPv4Network(cidr).subnet_of(r) for r in DOCUMENTATION_RANGES)
+    except (ValueError, TypeError):
+        return False
+
+
 def check_endpoint(plan: Plan) -> Step:
     """The Kubernetes provider reaches the API from where `pulumi up` runs: a public endpoint (from
     publicAccessCidrs) or, private-only, through security group rules `cluster-api-access-*` on 443."""
@@ -901,6 +913,10 @@ def check_endpoint(plan: Plan) -> Step:
            f"(security group ingress rules named {API_ACCESS_RULE_PREFIX}-*)")
     if not _known(public) or (public is True and not _known(cidrs)):
         step.findings.append(Finding(WARN, "api-endpoint", "endpoint access is unknown at preview"))
+    elif public is True and all(_placeholder(c) for c in cidrs):
+        step.findings.append(Finding(WARN, "api-endpoint", f"public endpoint admits only documentation placeholder(s) {', '.join(cidrs)} "
+                                     "(RFC 5737): `pulumi up` and `platformctl preflight` refuse them before anything is created",
+                                     "set cluster.publicAccessCidrs to the deployers' egress CIDRs"))
     elif public is True:
         step.findings.append(Finding(OK, "api-endpoint", f"public endpoint, reachable from {', '.join(cidrs)}: run `pulumi up` from there"))
     elif private is not True:

@@ -18,9 +18,8 @@ PROJECT = stack_config.PROJECT_DIR
 CRD_GROUPS = ("monitoring.coreos.com/", "nvidia.com/", "elbv2.k8s.aws/", "keda.sh/")
 
 
-# Until the stack fixes of issue 12 (on other branches) merge, dev and prod deadlock on the
-# first-deploy check (exit 3); these tests are about files and formats. The lead sets it to (0,) on merge.
-PLAN_OK = (0, first_deploy.EXIT_DEADLOCK)
+# The committed stacks plan cleanly: no mandatory policy violated, no first-deploy deadlock.
+PLAN_OK = (0,)
 
 
 @pytest.fixture(scope="module")
