@@ -25,6 +25,7 @@ WORKER = Path(__file__).resolve().parent / "optimize_worker.py"
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 CLASSIFIER_WORDS = re.compile(r"logit|prob|class|score|label|softmax", re.I)
 EMBEDDING_WORDS = re.compile(r"embed|pool|sentence|hidden|feature|vector", re.I)
+PASS_THROUGH = {"Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Cast"}
 METRIC_LABEL = {"cosine": "min cosine similarity", "top1": "top-1 agreement", "maxabs": "max abs difference"}
 
 
@@ -126,7 +127,12 @@ def choose_metric(args, model) -> str:
     if args.metric != "auto":
         return args.metric
     output = model.graph.output[0]
-    producer = next((n.op_type for n in model.graph.node if output.name in n.output), "")
+    producers = {out: n for n in model.graph.node for out in n.output}
+    node, name = producers.get(output.name), output.name
+    while node is not None and node.op_type in PASS_THROUGH and node.input:  # look through Identity & co.
+        name = node.input[0]
+        node = producers.get(name)
+    producer = node.op_type if node is not None else ""
     rank = len(output.type.tensor_type.shape.dim)
     if producer in ("Softmax", "LogSoftmax", "ArgMax") or CLASSIFIER_WORDS.search(output.name):
         return "top1"

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.version_converter
 import onnxruntime as ort
 
 GENERATED_BATCHES = 8  # evaluation batches generated from the input spec when --eval is not given
@@ -125,6 +126,16 @@ class _Reader:
         pass
 
 
+def _at_least_opset(path: str, wanted: int) -> str:
+    """Per-channel Q/DQ (the axis attribute of QuantizeLinear/DequantizeLinear) needs opset >= 13."""
+    model = onnx.load(path)
+    current = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), wanted)
+    if current >= wanted:
+        return ""
+    onnx.save(onnx.version_converter.convert_version(model, wanted), path)
+    return f", opset {current} converted to {wanted} for per-channel Q/DQ"
+
+
 def convert(request: dict, optimized: str, dst: str, calibration: list[dict] | None) -> str:
     """Writes the candidate to dst; returns a one-line description of what was done."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_dynamic, quantize_static
@@ -137,11 +148,13 @@ def convert(request: dict, optimized: str, dst: str, calibration: list[dict] | N
         return "dynamic INT8 (per-channel INT8 weights of MatMul/Gemm/Gather, activations quantised at run time)"
     if precision == "int8":
         symmetric = bool(request.get("symmetric_activations"))
+        upgraded = _at_least_opset(optimized, 13)
         quantize_static(optimized, dst, _Reader(calibration), quant_format=QuantFormat.QDQ, per_channel=True,
                         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
                         extra_options={"ActivationSymmetric": symmetric, "DefaultTensorType": onnx.TensorProto.FLOAT})
         kind = "symmetric INT8 (TensorRT)" if symmetric else "UINT8"
-        return f"static INT8, Q/DQ format, per-channel INT8 weights, {kind} activations, MinMax over {len(calibration)} calibration batch(es)"
+        return (f"static INT8, Q/DQ format, per-channel INT8 weights, {kind} activations, MinMax over "
+                f"{len(calibration)} calibration batch(es){upgraded}")
     if precision == "fp16":
         from onnxruntime.transformers.float16 import convert_float_to_float16
 
