@@ -250,7 +250,7 @@ def cmd_optimize(args: argparse.Namespace) -> int:
                    "quantization": plan_.quantization, "symmetric_activations": args.gpu_accelerator == "tensorrt",
                    "calibration": str(args.calibration) if args.calibration else None,
                    "eval": str(args.eval) if args.eval else None, "metric": plan_.metric,
-                   "max_drop": args.max_accuracy_drop, "batch": args.batch, "iterations": args.iterations, "budget": 10.0,
+                   "max_drop": args.max_accuracy_drop, "batch": args.batch, "iterations": args.iterations, "budget": 20.0,
                    "batchable": _batchable(plan_)}
         result = run_worker(python, request)
         if "usage_error" in result:

@@ -185,26 +185,31 @@ def accuracy(metric: str, reference: list[np.ndarray], candidate: list[np.ndarra
     return {"metric": "maxabs", "value": diff, "drop": diff, "rows": len(ref)}
 
 
-def _time(session: ort.InferenceSession, feed: dict, iterations: int, budget: float) -> list[float]:
-    for _ in range(2):
-        session.run(None, feed)
-    times, deadline = [], time.monotonic() + budget
-    while len(times) < iterations and (len(times) < 3 or time.monotonic() < deadline):
-        start = time.perf_counter()
-        session.run(None, feed)
-        times.append((time.perf_counter() - start) * 1000)
+def _time_pair(sessions: list, feed: dict, iterations: int, budget: float) -> list[list[float]]:
+    """Interleaved runs (original, candidate, original, ...), so that load from other processes
+    on a shared machine falls on both alike."""
+    for session in sessions:
+        for _ in range(2):
+            session.run(None, feed)
+    times: list[list[float]] = [[] for _ in sessions]
+    deadline = time.monotonic() + budget
+    while len(times[0]) < iterations and (len(times[0]) < 3 or time.monotonic() < deadline):
+        for session, bucket in zip(sessions, times):
+            start = time.perf_counter()
+            session.run(None, feed)
+            bucket.append((time.perf_counter() - start) * 1000)
     return times
 
 
-def measure(session: ort.InferenceSession, sample: dict, batch: int | None, iterations: int, budget: float) -> dict:
-    figures = {}
-    one = {k: v[:1] for k, v in sample.items()}
-    for label, feed, rows in (("b1", one, 1), ("bn", {k: np.repeat(v[:1], batch, axis=0) for k, v in sample.items()} if batch else None, batch)):
-        if feed is None:
-            continue
-        times = _time(session, feed, iterations, budget)
-        figures[label] = {"batch": rows, "p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
-                          "throughput": float(rows * 1000 / np.mean(times)), "runs": len(times)}
+def measure(sessions: list, sample: dict, batch: int | None, iterations: int, budget: float) -> list[dict]:
+    figures: list[dict] = [{} for _ in sessions]
+    feeds = [("b1", {k: v[:1] for k, v in sample.items()}, 1)]
+    if batch:
+        feeds.append(("bn", {k: np.repeat(v[:1], batch, axis=0) for k, v in sample.items()}, batch))
+    for label, feed, rows in feeds:
+        for figure, times in zip(figures, _time_pair(sessions, feed, iterations, budget)):
+            figure[label] = {"batch": rows, "p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95)),
+                             "throughput": float(rows * 1000 / np.mean(times)), "runs": len(times)}
     return figures
 
 
@@ -233,15 +238,14 @@ def run(request: dict) -> dict:
         raise UsageError(f"the evaluation inputs do not fit the model: {str(exc).splitlines()[0]}") from None
     result = accuracy(request["metric"], reference, got)
     result.update(output=primary, source=eval_source, threshold=request["max_drop"], passed=result["drop"] <= request["max_drop"])
-    sample = eval_batches[0]
-    iterations, budget = request["iterations"], request["budget"]
     larger = request["batch"] if batchable else None
+    before, after = measure([original, candidate], eval_batches[0], larger, request["iterations"], request["budget"])
     return {
         "conversion": done,
         "graph_optimization": "ORT_ENABLE_BASIC (offline, portable across execution providers)",
         "accuracy": result,
-        "original": {"size": os.path.getsize(src), **measure(original, sample, larger, iterations, budget)},
-        "optimized": {"size": os.path.getsize(dst), **measure(candidate, sample, larger, iterations, budget)},
+        "original": {"size": os.path.getsize(src), **before},
+        "optimized": {"size": os.path.getsize(dst), **after},
         "ops": sorted({n.op_type for n in onnx.load(dst, load_external_data=False).graph.node}),
     }
 
