@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import onnx
 import pytest
@@ -176,3 +177,36 @@ def test_fixed_batch_models_get_max_batch_size_0():
     config = tritonconfig.build("cls", inputs, outputs)
     assert config.max_batch_size == 0 and not config.HasField("dynamic_batching")
     assert list(config.input[0].dims) == [1, 3, 48, 192]
+
+
+def test_venv_is_created_once_and_again_when_its_requirements_change(tmp_path, monkeypatch):
+    """The bootstrap itself, with subprocess faked: created on first use with one message, reused while
+    the requirements are unchanged, re-created when they change, removed again when pip fails."""
+    requirements = tmp_path / "requirements-optimize.txt"
+    requirements.write_text("onnxruntime==1.32.0\n")
+    monkeypatch.setattr(optvenv, "ROOT", tmp_path)
+    monkeypatch.setattr(optvenv, "VENVS", tmp_path / "build" / "venvs")
+    monkeypatch.setattr(optvenv, "REQUIREMENTS", {"optimize": [requirements]})
+    calls, fail = [], []
+
+    def fake_run(command, **kwargs):
+        calls.append(command)
+        if command[1:3] == ["-m", "venv"]:
+            (Path(command[3]) / "bin").mkdir(parents=True)
+            (Path(command[3]) / "bin" / "python").write_text("")
+        elif fail:
+            raise optvenv.subprocess.CalledProcessError(1, command, stderr="ERROR: No matching distribution found for onnxruntime==9")
+
+    monkeypatch.setattr(optvenv.subprocess, "run", fake_run)
+    messages = []
+    python = optvenv.ensure("optimize", log=messages.append)
+    assert python == tmp_path / "build" / "venvs" / "optimize" / "bin" / "python"
+    assert len(calls) == 2 and calls[1][-2:] == ["-r", str(requirements)]
+    assert len(messages) == 1 and "creating build/venvs/optimize" in messages[0]
+    optvenv.ensure("optimize", log=messages.append)
+    assert len(calls) == 2 and len(messages) == 1  # reused
+    requirements.write_text("onnxruntime==9\n")
+    fail.append(True)
+    with pytest.raises(optvenv.VenvError, match="No matching distribution"):
+        optvenv.ensure("optimize", log=messages.append)
+    assert len(calls) == 4 and not python.exists()
