@@ -210,3 +210,28 @@ def test_venv_is_created_once_and_again_when_its_requirements_change(tmp_path, m
     with pytest.raises(optvenv.VenvError, match="No matching distribution"):
         optvenv.ensure("optimize", log=messages.append)
     assert len(calls) == 4 and not python.exists()
+
+
+def test_npy_eval_metric_override_and_tensorrt_note_for_dynamic_int8(capsys, optimize_venv, sources, tmp_path):
+    import numpy as np
+
+    evaluation = tmp_path / "eval"
+    evaluation.mkdir()
+    for i in range(3):
+        np.save(evaluation / f"b{i}.npy", np.random.default_rng(i).standard_normal((5, 64)).astype(np.float32))
+    repo = tmp_path / "repo"
+    code, out, err = optimize(capsys, sources["mlp"], "--name", "m", "--out", repo, "--eval", evaluation, "--metric", "maxabs",
+                              "--max-accuracy-drop", "1", "--gpu-accelerator", "tensorrt", "--json", "--iterations", "3")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["accuracy"]["metric"] == "maxabs" and result["accuracy"]["rows"] == 15
+    assert result["accuracy"]["source"] == str(evaluation)
+    assert any("TensorRT cannot run dynamic-INT8 nodes" in note for note in result["notes"])
+
+
+def test_existing_version_is_not_overwritten(capsys, sources, tmp_path):
+    version = tmp_path / "repo" / "m" / "3"
+    version.mkdir(parents=True)
+    code, _, err = optimize(capsys, sources["mlp"], "--name", "m", "--out", tmp_path / "repo", "--version", "3")
+    assert code == 2 and "already exists" in err
+    assert list(version.parent.iterdir()) == [version]

@@ -262,7 +262,11 @@ def cmd_optimize(args: argparse.Namespace) -> int:
         result.update(quantization=plan_.quantization, decision=plan_.why, name=args.name, version=plan_.version)
         passed = result["accuracy"]["passed"]
         if passed:
-            model_dir = write(args, plan_, result, candidate)
+            try:
+                model_dir = write(args, plan_, result, candidate)
+            except (RuntimeError, OSError) as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                return 1
             result["written"] = [str(model_dir / str(plan_.version) / "model.onnx"), str(model_dir / "config.pbtxt")]
     notes = _notes(args, plan_)
     result["notes"] = notes
