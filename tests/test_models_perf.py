@@ -1,16 +1,13 @@
 """`platformctl models perf` against a real KServe-v2 server: MLServer with ONNX Runtime
-(build/venvs/mlserver-onnx, from tests/servers/requirements-mlserver-onnx.txt: MLServer's pins plus
-onnxruntime) on 127.0.0.1 serving, on the CPU (runtimes.OnnxModel), a tiny transformer-like model
+(build/venvs/mlserver, from tests/servers/requirements-mlserver.txt, which pins onnxruntime too) on 127.0.0.1 serving, on the CPU (runtimes.OnnxModel), a tiny transformer-like model
 and the INT8 model `models optimize` made of it. Requests go only to 127.0.0.1 and every run is
 bounded by a request count or a duration."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import sys
 import subprocess
 import time
 import urllib.request
@@ -20,35 +17,15 @@ import pytest
 from platformctl.cli import main
 from platformctl.models import optvenv
 from tests.optimize_models import mlp
-from tests.test_smoke import ROOT, SERVER_FILES, _unavailable, free_port
-
-REQUIREMENTS = [ROOT / "tests" / "servers" / n for n in ("requirements-mlserver.txt", "requirements-mlserver-onnx.txt")]
-VENV = ROOT / "build" / "venvs" / "mlserver-onnx"
+from tests.test_smoke import SERVER_FILES, free_port, server_venv
 
 MODEL_SETTINGS = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 64]}],
                   "outputs": [{"name": "embedding", "datatype": "FP32", "shape": [-1, 64]}]}
 
 
-def mlserver_onnx_venv():
-    """Create (once per requirements version) the venv MLServer + ONNX Runtime run from."""
-    stamp = hashlib.sha256(b"".join(p.read_bytes() for p in REQUIREMENTS)).hexdigest()
-    marker, binary = VENV / ".requirements-sha256", VENV / "bin" / "mlserver"
-    if binary.exists() and marker.exists() and marker.read_text() == stamp:
-        return binary
-    shutil.rmtree(VENV, ignore_errors=True)
-    try:
-        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True, capture_output=True, timeout=120)
-        subprocess.run([str(VENV / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check",
-                        "-r", str(REQUIREMENTS[-1])], check=True, capture_output=True, text=True, timeout=900)
-    except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
-        _unavailable(f"cannot install MLServer and ONNX Runtime into {VENV}: {getattr(exc, 'stderr', '') or exc}"[-2000:])
-    marker.write_text(stamp)
-    return binary
-
-
 @pytest.fixture(scope="module")
 def onnx_server(tmp_path_factory):
-    binary = mlserver_onnx_venv()
+    binary = server_venv("mlserver", "mlserver")
     try:
         optvenv.ensure("optimize")
     except optvenv.VenvError as exc:
