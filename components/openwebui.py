@@ -13,7 +13,7 @@ README for the version they were checked against.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import json
 
@@ -33,7 +33,21 @@ IMAGE_REPOSITORY = "ghcr.io/open-webui/open-webui"
 NAME = "open-webui"
 PORT = 8080
 SERVICE_PORT = 80
+
+# Every path OpenWebUI writes, found by running the release the image tag pins (PyPI open-webui
+# 0.11.0, laid out as its Dockerfile lays out the image) as a non-root uid on a read-only root
+# under strace (docs/security.md, "OpenWebUI's writable paths"). Everything else stays read-only.
+# DATA_DIR (backend/open_webui/env.py): the SQLite database, uploads/, vector_db/ and cache/, where
+# the Dockerfile points HF_HOME, SENTENCE_TRANSFORMERS_HOME, WHISPER_MODEL_DIR and TIKTOKEN_CACHE_DIR.
 DATA_DIR = "/app/backend/data"
+# STATIC_DIR (env.py, config.py): at every start OpenWebUI deletes its files and copies the
+# frontend's static files in; it also holds fonts/, assets/ and swagger-ui/ that only the image
+# has, so the emptyDir is seeded from the image by an init container.
+STATIC_DIR = "/app/backend/open_webui/static"
+# tempfile (document loaders), SQLite's temporary files (it uses /var/tmp when writable, else
+# /tmp) and torch's inductor cache.
+TMP_DIR = "/tmp"
+STATIC_SEED_DIR = "/seed"
 SECRET_NAME = "open-webui"
 POSTGRES_PORT = 5432
 POSTGRES_USER = "openwebui"
@@ -61,6 +75,32 @@ VERIFIED_ENV_NAMES = frozenset({
     "VECTOR_DB", "PGVECTOR_DB_URL",
     "ENABLE_WEBSOCKET_SUPPORT", "WEBSOCKET_MANAGER", "WEBSOCKET_REDIS_URL", "REDIS_URL",
 })
+
+
+def writable_volumes(data_volume: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(volumes, mounts) of the main container: `data_volume` (the claim, or scratch with more
+    replicas) at DATA_DIR, and emptyDirs at STATIC_DIR and TMP_DIR. The static files are 66 MB."""
+    volumes = [data_volume,
+               {"name": "static", "emptyDir": {"sizeLimit": "256Mi"}},
+               {"name": "tmp", "emptyDir": {"sizeLimit": "2Gi"}}]
+    mounts = [{"name": "data", "mountPath": DATA_DIR},
+              {"name": "static", "mountPath": STATIC_DIR},
+              {"name": "tmp", "mountPath": TMP_DIR}]
+    return volumes, mounts
+
+
+def static_seed_container(image: str, uid: int) -> dict[str, Any]:
+    """Copies the image's STATIC_DIR into the `static` emptyDir before OpenWebUI starts. `cp -R`
+    keeps no owner: the copies belong to `uid`, so OpenWebUI can replace them at start."""
+    return {
+        "name": "seed-static",
+        "image": image,
+        "imagePullPolicy": "Always",
+        "command": ["cp", "-R", f"{STATIC_DIR}/.", f"{STATIC_SEED_DIR}/"],
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "128Mi"}},
+        "securityContext": security.restricted_security_context(read_only_root=True, run_as_user=uid),
+        "volumeMounts": [{"name": "static", "mountPath": STATIC_SEED_DIR}],
+    }
 
 
 def join_base_urls(urls: Sequence[str]) -> str:
@@ -231,13 +271,12 @@ class OpenWebUi(pulumi.ComponentResource):
         if auth.mode == "trusted-header" and not exposed:
             raise ValueError("trusted-header mode needs the hostname and exposure settings (checked by the config model)")
 
-        # The upstream image runs as root unless `runAsUser` is set, so `restricted` would reject
-        # it; `baseline` still refuses privileged pods and host access.
+        # The image's files under /app are root's and world-readable (Dockerfile: UID/GID build args
+        # default to 0), so any non-root uid runs it; what it writes is on volumes (writable_volumes).
         run_as = config.runAsUser
         namespace = security.namespace(
-            ns, "restricted" if run_as else "baseline",
-            "OpenWebUI runs as a non-root uid" if run_as else
-            "the upstream OpenWebUI image runs as root (set openWebUi.runAsUser to run it non-root and restricted)",
+            ns, "restricted",
+            "OpenWebUI runs as a non-root uid on a read-only root filesystem",
             provider=args.k8s_provider, parent=self,
         )
         ns_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
@@ -328,13 +367,12 @@ class OpenWebUi(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(ns_opts, pulumi.ResourceOptions(
                     retain_on_delete=True, protect=args.protect_data)),
             )
-            data_volume = k8s.core.v1.VolumeArgs(
-                name="data", persistent_volume_claim=k8s.core.v1.PersistentVolumeClaimVolumeSourceArgs(claim_name=f"{NAME}-data"))
+            data_volume: dict[str, Any] = {"name": "data", "persistentVolumeClaim": {"claimName": f"{NAME}-data"}}
         else:
             # Nothing durable lives here any more (database and vectors in PostgreSQL, uploads in
             # S3, sessions in Redis): only caches (the embedding model, local copies of uploads),
             # rebuilt by any new pod.
-            data_volume = k8s.core.v1.VolumeArgs(name="data", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs(size_limit="10Gi"))
+            data_volume = {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}
             # The pods' identity for S3. The EKS pod identity webhook mounts its own projected
             # web-identity token, so the API token stays unmounted.
             pod_dependencies.append(k8s.core.v1.ServiceAccount(
@@ -346,13 +384,15 @@ class OpenWebUi(pulumi.ComponentResource):
                 opts=ns_opts,
             ))
 
+        image = f"{IMAGE_REPOSITORY}:{config.imageTag}"
+        volumes, mounts = writable_volumes(data_volume)
         container = k8s.core.v1.ContainerArgs(
             name=NAME,
-            image=f"{IMAGE_REPOSITORY}:{config.imageTag}",
+            image=image,
             image_pull_policy="Always",  # the tag is pinned; Always re-checks its digest at start
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
             env=env,
-            volume_mounts=[k8s.core.v1.VolumeMountArgs(name="data", mount_path=DATA_DIR)],
+            volume_mounts=mounts,
             # First start runs migrations and downloads the embedding model: give it 10 minutes
             # before liveness applies.
             startup_probe=k8s.core.v1.ProbeArgs(
@@ -367,24 +407,14 @@ class OpenWebUi(pulumi.ComponentResource):
             # Embedding documents is CPU-heavy: the limit keeps one upload from starving the node.
             resources=k8s.core.v1.ResourceRequirementsArgs(
                 requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "2", "memory": "4Gi"}),
-            security_context=k8s.core.v1.SecurityContextArgs(
-                allow_privilege_escalation=False,
-                privileged=False,
-                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                run_as_non_root=True if run_as else None,
-                run_as_user=run_as,
-                seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-            ),
+            security_context=security.restricted_security_context(read_only_root=True, run_as_user=run_as),
         )
         skips = {
-            "CKV_K8S_22": "OpenWebUI writes outside its data volume at start (static files, caches under /app)",
             "CKV_K8S_35": "OpenWebUI reads its settings only from environment variables; the values come from a Secret by reference",
             "CKV_K8S_43": "the image tag is pinned in stack config (never :main)",
         }
-        if not run_as:
-            skips["CKV_K8S_23"] = "the upstream image runs as root; set openWebUi.runAsUser to run it non-root"
-        if not run_as or run_as < 10000:
-            skips["CKV_K8S_40"] = "the image's uid is used (openWebUi.runAsUser); files under /app belong to it"
+        if run_as < 10000:
+            skips["CKV_K8S_40"] = "openWebUi.runAsUser is set below 10000 in stack config"
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS,
@@ -403,11 +433,12 @@ class OpenWebUi(pulumi.ComponentResource):
                         # OpenWebUI never calls the Kubernetes API.
                         automount_service_account_token=False,
                         service_account_name=None if single else SERVICE_ACCOUNT,
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            fs_group=run_as,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault")),
+                        # fsGroup: the kubelet makes the volumes (and a claim written by an
+                        # earlier root pod) group-writable for the uid.
+                        security_context=security.restricted_pod_security_context(run_as_user=run_as),
+                        init_containers=[static_seed_container(image, run_as)],
                         containers=[container],
-                        volumes=[data_volume],
+                        volumes=volumes,
                     ),
                 ),
             ),

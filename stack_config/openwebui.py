@@ -151,8 +151,10 @@ class OpenWebUiConfig(ConfigModel):
     imageTag: Annotated[str, Field(pattern=IMAGE_TAG_PATTERN)] = "v0.11.0"
     namespace: NamespaceName = "openwebui"
     replicas: Annotated[int, Field(ge=1, le=20)] = 1
-    # The upstream image runs as root; set a UID only for an image rebuilt with that user.
-    runAsUser: Optional[Annotated[int, Field(ge=1)]] = None
+    # The uid and gid OpenWebUI runs as (also the fsGroup of its volumes). Any non-root uid runs
+    # the upstream image: its files are root's and world-readable, and everything it writes is on
+    # volumes. A value below 10000 adds a documented checkov CKV_K8S_40 skip.
+    runAsUser: Annotated[int, Field(ge=1)] = 10001
     auth: AuthConfig = AuthConfig()
     persistence: PersistenceConfig = PersistenceConfig()
 

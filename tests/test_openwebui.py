@@ -190,8 +190,8 @@ def test_sqlite_keeps_its_volume_and_never_has_two_writers():
     assert inputs(claim)["spec"]["accessModes"] == ["ReadWriteOnce"]
     spec, main = container(run)
     assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
-    assert main["volumeMounts"] == [{"mountPath": "/app/backend/data", "name": "data"}]
-    assert spec["template"]["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "open-webui-data"}}]
+    assert {"mountPath": "/app/backend/data", "name": "data"} in main["volumeMounts"]
+    assert spec["template"]["spec"]["volumes"][0] == {"name": "data", "persistentVolumeClaim": {"claimName": "open-webui-data"}}
     assert "DATABASE_URL" not in env_of(run)
     assert not run.of_type("aws:rds/instance:Instance")
 
@@ -437,8 +437,8 @@ def test_valkey_with_two_nodes_fails_over_across_zones():
 def test_multi_replica_data_dir_is_scratch_and_the_bucket_is_exported():
     run = multi_replica_run()
     spec, main = container(run)
-    assert spec["template"]["spec"]["volumes"] == [{"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}]
-    assert main["volumeMounts"] == [{"mountPath": "/app/backend/data", "name": "data"}]
+    assert spec["template"]["spec"]["volumes"][0] == {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}
+    assert {"mountPath": "/app/backend/data", "name": "data"} in main["volumeMounts"]
     assert run.outputs["openWebUiUploadsBucket"].value == "ai-platform-prod-openwebui-us-east-1"
 
 
@@ -469,6 +469,87 @@ def test_pinned_image_probes_and_resources():
     assert main["resources"]["requests"] and main["resources"]["limits"]["memory"]
     assert main["securityContext"]["allowPrivilegeEscalation"] is False
     assert inputs(k8s_object(plan("dev"), "Namespace", "openwebui"))
+
+
+# What OpenWebUI 0.11.0 writes, as observed by running it non-root on a read-only root under strace
+# (docs/security.md, "OpenWebUI's writable paths"); written from that observation, not from the component.
+OPENWEBUI_WRITES = {
+    # DATA_DIR, backend/open_webui/env.py; the Dockerfile's HF_HOME, SENTENCE_TRANSFORMERS_HOME,
+    # WHISPER_MODEL_DIR and TIKTOKEN_CACHE_DIR all point under its cache/.
+    "/app/backend/data",
+    # STATIC_DIR, env.py; config.py deletes and re-copies its files at every start.
+    "/app/backend/open_webui/static",
+    # tempfile, SQLite temp files, torch's inductor cache.
+    "/tmp",
+}
+# Pod Security Standards, restricted profile: the volume types it allows.
+RESTRICTED_VOLUME_TYPES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral", "persistentVolumeClaim",
+                           "projected", "secret"}
+
+
+def openwebui_pods():
+    return {"dev": plan("dev"), "prod": plan("prod"), "prod, 2 replicas": multi_replica_run()}
+
+
+@pytest.mark.parametrize("variant", ["dev", "prod", "prod, 2 replicas"])
+def test_the_pod_runs_non_root_on_a_read_only_root_with_exactly_the_writable_paths_openwebui_needs(variant):
+    """open-webui/open-webui v0.11.0 (PyPI sdist open-webui==0.11.0): the Dockerfile builds with
+    `ARG UID=0`/`GID=0`, so the image runs as root unless the pod says otherwise, and its files are
+    root's; `backend/open_webui/env.py` puts DATA_DIR at `backend/data` and STATIC_DIR at
+    `open_webui/static`, which `config.py` rewrites at every start. The pod used to run as root in a
+    `baseline` namespace with a writable root filesystem. Now: non-root uid/gid and fsGroup, read-only
+    root, and each path OpenWebUI writes on a volume, nothing else writable."""
+    run = openwebui_pods()[variant]
+    spec, main = container(run)
+    pod = spec["template"]["spec"]
+    uid = 10001
+    assert pod["securityContext"] == {"runAsNonRoot": True, "runAsUser": uid, "runAsGroup": uid, "fsGroup": uid,
+                                      "seccompProfile": {"type": "RuntimeDefault"}}
+    for c in [main, *pod["initContainers"]]:
+        ctx = c["securityContext"]
+        assert ctx["runAsNonRoot"] is True and ctx["runAsUser"] == uid and ctx["readOnlyRootFilesystem"] is True
+        assert ctx["allowPrivilegeEscalation"] is False and ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert all(set(v) - {"name"} <= RESTRICTED_VOLUME_TYPES for v in volumes.values()), volumes
+    mounted = {m["mountPath"]: volumes[m["name"]] for m in main["volumeMounts"]}
+    assert set(mounted) == OPENWEBUI_WRITES
+    assert all(not m.get("readOnly") for m in main["volumeMounts"])
+    data = mounted["/app/backend/data"]
+    assert ("persistentVolumeClaim" in data) == (variant != "prod, 2 replicas")
+    assert "emptyDir" in mounted["/tmp"] and "emptyDir" in mounted["/app/backend/open_webui/static"]
+    # Variables that would move a written path elsewhere keep the Dockerfile's values.
+    assert not {"DATA_DIR", "STATIC_DIR", "HF_HOME", "SENTENCE_TRANSFORMERS_HOME", "WHISPER_MODEL_DIR",
+                "TIKTOKEN_CACHE_DIR", "TMPDIR"} & set(env_of(run))
+    # backend/start.sh writes .webui_secret_key next to itself when WEBUI_SECRET_KEY is unset.
+    assert "secretKeyRef" in env_of(run)["WEBUI_SECRET_KEY"]["valueFrom"]
+    namespace = inputs(k8s_object(run, "Namespace", "openwebui"))["metadata"]["labels"]
+    assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_static_volume_starts_with_the_images_static_files():
+    """STATIC_DIR holds fonts/, assets/pdf-style.css and swagger-ui/ that only the image has
+    (open-webui v0.11.0 `backend/open_webui/static`; `config.py` copies only the frontend's
+    `build/static` in), so an empty volume there would lose them: an init container of the same image
+    copies them in, as the same uid, before OpenWebUI starts."""
+    spec, main = container(plan("dev"))
+    (seed,) = spec["template"]["spec"]["initContainers"]
+    assert seed["image"] == main["image"]
+    (mount,) = seed["volumeMounts"]
+    assert seed["command"] == ["cp", "-R", "/app/backend/open_webui/static/.", mount["mountPath"] + "/"]
+    assert {"name": mount["name"], "mountPath": "/app/backend/open_webui/static"} in main["volumeMounts"]
+    assert seed["resources"]["requests"] and seed["resources"]["limits"]
+
+
+def test_run_as_user_sets_uid_gid_and_fs_group_and_root_is_refused():
+    run = plan_with("dev", openWebUi=openwebui_with("dev", runAsUser=1000))
+    spec, main = container(run)
+    assert spec["template"]["spec"]["securityContext"]["fsGroup"] == 1000
+    assert main["securityContext"]["runAsUser"] == 1000 and main["securityContext"]["runAsGroup"] == 1000
+    annotations = inputs(k8s_object(run, "Deployment", "open-webui"))["metadata"]["annotations"]
+    assert any(v.startswith("CKV_K8S_40=openWebUi.runAsUser is set below 10000") for v in annotations.values())
+    found = config_problems("dev", openWebUi=openwebui_with("dev", runAsUser=0))
+    assert len(found) == 1 and found[0].startswith("ai-platform:openWebUi.runAsUser: ")
 
 
 @pytest.mark.parametrize("tag", ["main", "latest", "dev"])

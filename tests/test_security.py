@@ -251,6 +251,20 @@ def test_namespaces_carry_pod_security_labels(stack, plans):
             assert len(level["reason"]) > 15, f"{ns} is {level['enforce']}: say why it cannot be restricted"
 
 
+@pytest.mark.parametrize("stack", STACKS)
+def test_openwebui_is_restricted_with_no_root_or_writable_root_exception(stack, plans):
+    """The upstream image runs as root (open-webui/open-webui v0.11.0 Dockerfile: `ARG UID=0`), which
+    kept `openwebui` at `baseline` with checkov skips for root (CKV_K8S_23), a writable root
+    (CKV_K8S_22) and a low uid (CKV_K8S_40). It runs as uid 10001 on a read-only root with its
+    writable paths as volumes (docs/security.md), so none of those exceptions remain."""
+    objs = objects(plans[stack])
+    assert scan.namespace_levels(objs)["openwebui"]["enforce"] == "restricted"
+    (deployment,) = [o for o in objs if o.get("kind") == "Deployment" and o["metadata"]["name"] == "open-webui"]
+    skipped = {check for check, _ in scan.checkov_skips_in([deployment])}
+    assert not skipped & {"CKV_K8S_22", "CKV_K8S_23", "CKV_K8S_40"}, skipped
+    assert scan.pod_security_findings("open-webui", deployment) == []
+
+
 def test_namespace_helper_labels_and_refuses_a_missing_reason():
     assert security.pod_security_labels("baseline") == {
         "pod-security.kubernetes.io/enforce": "baseline", "pod-security.kubernetes.io/enforce-version": "latest",
