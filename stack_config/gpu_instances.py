@@ -102,10 +102,6 @@ AMI_ARCH = {
 }
 
 
-def lookup(instance_type: str) -> GpuInstanceType:
-    return GPU_INSTANCE_TYPES[instance_type]
-
-
 def why_not_gpu(instance_type: str) -> str | None:
     """None when the type is a known NVIDIA GPU type, else a one-line reason."""
     if instance_type in GPU_INSTANCE_TYPES:

@@ -1,10 +1,13 @@
 """The one configuration model of a stack: every `ai-platform:*` key, plus `aws:region`.
 
-Keys are camelCase exactly as they are written in `Pulumi.<stack>.yaml`. Defaults here must match
-the `config:` section of `Pulumi.yaml` (a test holds them together).
+Keys are camelCase exactly as they are written in `Pulumi.<stack>.yaml`. This module holds the
+network and cluster sections and assembles `StackConfig` from the section modules (`gpu_pools`,
+`gpu_stack`, `triton`, `openwebui`, `ci`), which build on `base` and never import this module.
+Defaults must match the `config:` section of `Pulumi.yaml` (a test holds them together).
 
 Checks that involve several fields collect every problem of an object and raise them together
-(see `problems()`), so one run reports everything that is wrong, each under its own key path.
+(see `base.problems()`), so one run reports everything that is wrong, each under its own key path.
+Checks across sections take the typed sections they read; `StackConfig`'s validator calls them.
 """
 
 from __future__ import annotations
