@@ -13,7 +13,7 @@ Checks across sections take the typed sections they read; `StackConfig`'s valida
 from __future__ import annotations
 
 import ipaddress
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Sequence
 
 from pydantic import Field, SecretStr, model_validator
 
@@ -73,7 +73,7 @@ NON_PUBLIC_RANGES = tuple(ipaddress.IPv4Network(n) for n in (
 DOCUMENTATION_RANGES = tuple(ipaddress.IPv4Network(n) for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
-def _inside(cidr: str, ranges) -> bool:
+def _inside(cidr: str, ranges: Sequence[ipaddress.IPv4Network]) -> bool:
     net = ipaddress.IPv4Network(cidr)
     return any(net.subnet_of(r) for r in ranges)
 
