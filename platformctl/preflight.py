@@ -44,6 +44,7 @@ import stack_config
 from stack_config import ConfigError, StackConfig
 from stack_config.model import placeholder_cidrs
 from stack_config.gpu_instances import AMI_ARCH, GPU_INSTANCE_TYPES
+from stack_config.base import REGION
 
 from . import cost
 from .prices import PRICING_API_REGION, LivePrices, PricesUnavailable, TablePrices
@@ -679,7 +680,7 @@ def preflight(
         err_console.print(f"error: {exc}", markup=False, highlight=False)
         return 2
     target = region or config.region
-    if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-\d", target):
+    if not re.fullmatch(REGION, target):
         err_console.print(f"error: --region: not an AWS region name: {target!r}", markup=False)
         return 2
     if target != config.region:

@@ -15,7 +15,8 @@ from typing import Any, Iterable, Mapping
 import yaml
 from pydantic import ValidationError
 
-from .model import PROBLEMS_ERROR, SECRET_KEYS, GpuNodeGroupConfig, StackConfig, placeholder_cidrs
+from .base import OFFLINE_SECRET_PLACEHOLDER, PROBLEMS_ERROR
+from .model import SECRET_KEYS, GpuNodeGroupConfig, StackConfig, placeholder_cidrs
 
 NAMESPACE = "ai-platform"
 REGION_KEY = "aws:region"
@@ -216,7 +217,7 @@ def read_stack_files(stack: str, project_dir: Path = PROJECT_DIR, stack_file: Pa
     for key, value in (stack_doc.get("config") or {}).items():
         full = key if ":" in key else f"{NAMESPACE}:{key}"
         if isinstance(value, dict) and set(value) == {"secure"}:
-            values[full] = "[secret]"
+            values[full] = OFFLINE_SECRET_PLACEHOLDER
             secret.add(full)
         else:
             values[full] = engine_value(value)

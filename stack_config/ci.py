@@ -4,9 +4,6 @@ Off by default. When enabled the stack creates (or reuses) the account's GitHub 
   - a deploy role (`ciRoleArn`) that only runs from this repository's listed branches (push to main:
     `pulumi up` for dev) and GitHub environments (`production`: `pulumi up` for prod after approval);
   - optionally a preview role (`ciPreviewRoleArn`) for pull requests, read-only by default.
-
-Imported by `model.py` after `ConfigModel` and `problems` exist; import nothing that imports
-`model` back.
 """
 
 from __future__ import annotations
@@ -16,7 +13,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 
-from .model import ConfigModel, problems
+from .base import ARN_PREFIX, ConfigModel, problems
 
 GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 
@@ -25,9 +22,10 @@ GITHUB_OIDC_HOST = "token.actions.githubusercontent.com"
 REPOSITORY_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
 _BRANCH_PATTERN = r"^[A-Za-z0-9._/-]+$"
 _ENVIRONMENT_PATTERN = r"^[A-Za-z0-9._ -]{1,255}$"
-_OIDC_PROVIDER_ARN = rf"^arn:aws(-cn|-us-gov)?:iam::\d{{12}}:oidc-provider/{re.escape(GITHUB_OIDC_HOST)}$"
-_POLICY = r"^(arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy/[\w+=,.@/-]+|[A-Za-z0-9_+=,.@-]+)$"
-_BOUNDARY = r"^(arn:aws(-cn|-us-gov)?:iam::(aws|\d{12}):policy/[\w+=,.@/-]+)?$"
+_OIDC_PROVIDER_ARN = rf"^{ARN_PREFIX}:iam::\d{{12}}:oidc-provider/{re.escape(GITHUB_OIDC_HOST)}$"
+_POLICY_ARN = rf"{ARN_PREFIX}:iam::(aws|\d{{12}}):policy/[\w+=,.@/-]+"
+_POLICY = rf"^({_POLICY_ARN}|[A-Za-z0-9_+=,.@-]+)$"
+_BOUNDARY = rf"^({_POLICY_ARN})?$"
 
 Branch = Annotated[str, Field(pattern=_BRANCH_PATTERN, max_length=255)]
 Environment = Annotated[str, Field(pattern=_ENVIRONMENT_PATTERN)]

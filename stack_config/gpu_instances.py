@@ -32,7 +32,8 @@ class GpuInstanceType:
         return "P" if self.family.startswith("p") else "G"
 
 
-def _family(family: str, gpu_model: str, gpu_memory_gib: int, arch: str, sizes, mig=False):
+def _family(family: str, gpu_model: str, gpu_memory_gib: int, arch: str,
+            sizes: list[tuple[str, int, int, int]], mig: bool = False) -> dict[str, GpuInstanceType]:
     return {
         f"{family}.{size}": GpuInstanceType(
             f"{family}.{size}", vcpus, mem, gpus, gpu_model, gpu_memory_gib, arch, mig
@@ -100,10 +101,6 @@ AMI_ARCH = {
     "BOTTLEROCKET_x86_64_NVIDIA": "x86_64",
     "BOTTLEROCKET_ARM_64_NVIDIA": "arm64",
 }
-
-
-def lookup(instance_type: str) -> GpuInstanceType:
-    return GPU_INSTANCE_TYPES[instance_type]
 
 
 def why_not_gpu(instance_type: str) -> str | None:

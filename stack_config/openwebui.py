@@ -1,8 +1,7 @@
 """Configuration of OpenWebUI (the chat UI on the platform's LLMs) and of how the UIs are exposed
 (AWS Load Balancer Controller, one shared ALB for OpenWebUI and Grafana).
 
-Imported by `model.py` in the middle of the file (after `ConfigModel` and `problems` exist), so
-this module must only import those names from `.model` and nothing that imports `model` back.
+Builds on `base` only; imported by `triton` (exposure) and `model`.
 """
 
 from __future__ import annotations
@@ -10,9 +9,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
-from .model import ConfigModel, NamespaceName, problems
+from .base import ARN_PREFIX, REGION, BucketName, ConfigModel, Email, NamespaceName, problems
 
 # Top-level secret key (registered in model.SECRET_KEYS): the OIDC client secret, used by
 # OpenWebUI in `oidc` mode and by oauth2-proxy in `trusted-header` mode.
@@ -21,11 +20,9 @@ OIDC_CLIENT_SECRET_KEY = "openWebUiOidcClientSecret"
 # A pinned release tag (v0.11.0), never a moving one: `main`/`latest` change under a running stack
 # and OpenWebUI migrates its database on start, so an unplanned upgrade cannot be rolled back.
 IMAGE_TAG_PATTERN = r"^v?\d+\.\d+\.\d+(-[\w.]+)?$"
-EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 HOSTNAME = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
-ACM_ARN = r"^arn:aws(-cn|-us-gov)?:acm:([a-z]{2}(-gov)?-[a-z]+-\d):\d{12}:certificate/[0-9a-f-]{36}$"
+ACM_ARN = rf"^{ARN_PREFIX}:acm:({REGION}):\d{{12}}:certificate/[0-9a-f-]{{36}}$"
 HEADER_NAME = r"^[A-Za-z][A-Za-z0-9-]*$"
-
 
 
 class OidcConfig(ConfigModel):
@@ -58,7 +55,7 @@ class AuthConfig(ConfigModel):
     # builtin: the admin account created at first start (its password is generated into a Secret).
     # Unset, the first account signed up on the login page becomes the admin (then sign-up closes
     # again unless enableSignup); refused for an internet-facing UI, where anyone could be first.
-    adminEmail: Optional[Annotated[str, Field(pattern=EMAIL)]] = None
+    adminEmail: Optional[Email] = None
     oidc: Optional[OidcConfig] = None
     # trusted-header: the authenticating proxy in front of OpenWebUI. Only `oauth2-proxy` (deployed
     # by this stack) is accepted: without it anyone could log in as anyone by sending the header.
@@ -104,17 +101,12 @@ class PostgresConfig(ConfigModel):
         return self
 
 
-# S3 bucket names: 3-63 lowercase letters, digits, dots and hyphens (no dots: TLS virtual-host
-# addressing breaks on them), starting and ending with a letter or digit.
-BUCKET_NAME = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
-
-
 class UploadsConfig(ConfigModel):
     """Where uploaded files live with more than one replica: a dedicated S3 bucket created by the
     stack (private, encrypted, versioned), reached through an IRSA role."""
 
     # Unset: ai-platform-<stack>-openwebui-<region>.
-    bucketName: Optional[Annotated[str, Field(pattern=BUCKET_NAME)]] = None
+    bucketName: Optional[BucketName] = None
     keyPrefix: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9._-]*(/[a-z0-9][a-z0-9._-]*)*$")] = "uploads"
     # A deleted or overwritten upload stays recoverable (as a noncurrent version) this long.
     noncurrentVersionDays: Annotated[int, Field(ge=1, le=3650)] = 30
@@ -209,18 +201,18 @@ def certificate_region(arn: str) -> str:
     return match.group(2) if match else ""
 
 
-def stack_problems(config) -> list[tuple[str, str]]:
-    """Checks across `openWebUi`, `exposure`, the region and the secret key; called from
-    StackConfig's validator."""
+def stack_problems(ui: OpenWebUiConfig, exposure: ExposureConfig, *, region: str,
+                   oidc_client_secret: Optional[SecretStr]) -> list[tuple[str, str]]:
+    """Checks across `openWebUi`, `exposure`, the region and the secret key `oidc_client_secret`
+    (openWebUiOidcClientSecret); called from StackConfig's validator."""
     found = []
-    ui, exposure = config.openWebUi, config.exposure
-    if exposure.certificateArn and certificate_region(exposure.certificateArn) != config.region:
+    if exposure.certificateArn and certificate_region(exposure.certificateArn) != region:
         found.append(("exposure.certificateArn", f"is in {certificate_region(exposure.certificateArn)}, but an ALB can only "
-                                                 f"use certificates of its own region ({config.region})"))
+                                                 f"use certificates of its own region ({region})"))
     if not ui.enabled:
         return found
     mode = ui.auth.mode
-    if mode in ("oidc", "trusted-header") and getattr(config, OIDC_CLIENT_SECRET_KEY) is None:
+    if mode in ("oidc", "trusted-header") and oidc_client_secret is None:
         found.append((OIDC_CLIENT_SECRET_KEY, f"required when openWebUi.auth.mode is {mode} "
                                               f"(pulumi config set --secret {OIDC_CLIENT_SECRET_KEY} ...)"))
     if (mode == "builtin" and ui.auth.adminEmail is None and exposure.openWebUiHostname

@@ -1,38 +1,32 @@
 """Configuration of the model repository (one S3 bucket per stack) and of the Triton deployments
 that serve from it (`modelRepository`, `tritonDeployments`).
 
-Imported by `model.py` in the middle of the file (after `ConfigModel` and `problems` exist), so
-this module must only import those names from `.model` and nothing that imports `model` back.
+Builds on `gpu_pools` (the pools a deployment runs on) and `openwebui` (exposure); imported by
+`gpu_stack` and `model`.
 """
 
 from __future__ import annotations
 
 import math
-import re
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal, Optional, Sequence
 
 from pydantic import Field, model_validator
 
-from .model import ConfigModel, DnsLabel, NamespaceName, problems
+from .base import ARN_PREFIX, REGION, BucketName, ConfigModel, DnsLabel, NamespaceName, Quantity, problems, quantity_value
+from .gpu_pools import GpuNodeGroupConfig, GpuSchedulingConfig, advertised_gpus, advertised_resources
+from .openwebui import ExposureConfig
 
-# S3 bucket naming rules (general purpose buckets): 3-63 chars, lowercase letters, digits, dots
-# and hyphens, starting and ending with a letter or digit. Dots are refused: they break
-# virtual-hosted-style TLS (the wildcard certificate covers one label only).
-BUCKET_NAME = r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$"
 # A key prefix inside the bucket, without leading or trailing slash: `triton/standard`.
 MODEL_PREFIX = r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)*$"
 # Principals that may assume the publisher role: IAM roles/users or an account root.
-PRINCIPAL_ARN = r"^arn:aws(-cn|-us-gov)?:iam::\d{12}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
-KMS_KEY_ARN = r"^arn:aws(-cn|-us-gov)?:kms:[a-z]{2}(-gov)?-[a-z]+-\d:\d{12}:key/[0-9a-f-]{36}$"
+PRINCIPAL_ARN = rf"^{ARN_PREFIX}:iam::\d{{12}}:(root|role/[\w+=,.@/-]+|user/[\w+=,.@/-]+)$"
+KMS_KEY_ARN = rf"^{ARN_PREFIX}:kms:{REGION}:\d{{12}}:key/[0-9a-f-]{{36}}$"
 # Triton image tags are <yy.mm>-<flavour>: 25.06-py3, 25.06-vllm-python-py3, 25.06-trtllm-python-py3.
 IMAGE_TAG = r"^\d{2}\.\d{2}-[a-z0-9-]+$"
-QUANTITY = r"^\d+(\.\d+)?(m|k|Ki|Mi|Gi|Ti|M|G|T)?$"
 MODEL_NAME = r"^[A-Za-z0-9_.-]+$"
 # `--load-model=*`: Triton's explicit mode loads every model of the repository at start (and
 # nothing, without error, when there is none); it must be the only --load-model.
 LOAD_ALL = "*"
-
-Quantity = Annotated[str, Field(pattern=QUANTITY)]
 
 
 # --- model repository --------------------------------------------------------------------------
@@ -49,7 +43,7 @@ class PublisherConfig(ConfigModel):
 
 class ModelRepositoryConfig(ConfigModel):
     # Globally unique bucket name. Unset: ai-platform-<stack>-models-<region>.
-    bucketName: Optional[Annotated[str, Field(pattern=BUCKET_NAME)]] = None
+    bucketName: Optional[BucketName] = None
     # Old versions of overwritten or deleted models are kept this many days (rollback window)...
     noncurrentVersionDays: Annotated[int, Field(ge=1, le=3650)] = 30
     # ...except the newest ones, kept regardless of age.
@@ -210,30 +204,21 @@ class TritonDeploymentConfig(ConfigModel):
 
 
 STARTUP_PERIOD_SECONDS = 10
-_SUFFIX = {"": 1, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40}
 
 
-def quantity_value(text: str) -> float:
-    """A Kubernetes quantity (as QUANTITY accepts it) as a plain number: "2Gi" -> 2147483648."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([a-zA-Z]*)", text)
-    assert match, text
-    return float(match.group(1)) * _SUFFIX[match.group(2)]
-
-
-def triton_problems(config) -> list[tuple[str, str]]:
-    """Checks across `tritonDeployments`, `gpuNodeGroups` and `gpuStack`; called from StackConfig's
-    validator so each problem is reported under the key to change."""
-    from .gpu_stack import advertised_gpus, advertised_resources
-
+def triton_problems(deployments: Sequence[TritonDeploymentConfig], *, pools: Sequence[GpuNodeGroupConfig],
+                    scheduling: GpuSchedulingConfig, exposure: ExposureConfig) -> list[tuple[str, str]]:
+    """Checks across `tritonDeployments`, `gpuNodeGroups`, `gpuStack.scheduling` and `exposure`;
+    called from StackConfig's validator so each problem is reported under the key to change."""
     found: list[tuple[str, str]] = []
-    pools = {pool.name: (index, pool) for index, pool in enumerate(config.gpuNodeGroups)}
+    pools = {pool.name: (index, pool) for index, pool in enumerate(pools)}
     seen: dict[str, int] = {}
-    for index, deployment in enumerate(config.tritonDeployments):
+    for index, deployment in enumerate(deployments):
         key = f"tritonDeployments[{index}]"
         if deployment.name in seen:
             found.append((f"{key}.name", f"duplicate deployment name {deployment.name!r} (also tritonDeployments[{seen[deployment.name]}])"))
         seen.setdefault(deployment.name, index)
-        if deployment.expose == "internalNlb" and not config.exposure.loadBalancerController:
+        if deployment.expose == "internalNlb" and not exposure.loadBalancerController:
             found.append((f"{key}.expose", "internalNlb needs exposure.loadBalancerController: true (only the AWS Load "
                                            "Balancer Controller provisions the NLB; nothing would serve the Service)"))
         if deployment.gpuPool not in pools:
@@ -252,9 +237,9 @@ def triton_problems(config) -> list[tuple[str, str]]:
 
     # Capacity: what the deployments may hold at peak must fit the pools and namespace quotas,
     # otherwise a scale-up or rollout stalls with Pending pods instead of failing here.
-    by_pool: dict[str, list] = {}
-    by_namespace: dict[str, list] = {}
-    for deployment in config.tritonDeployments:
+    by_pool: dict[str, list[TritonDeploymentConfig]] = {}
+    by_namespace: dict[str, list[TritonDeploymentConfig]] = {}
+    for deployment in deployments:
         if deployment.gpuPool in pools:
             by_pool.setdefault(deployment.gpuPool, []).append(deployment)
         by_namespace.setdefault(deployment.namespace, []).append(deployment)
@@ -265,7 +250,7 @@ def triton_problems(config) -> list[tuple[str, str]]:
         if need > capacity and capacity > 0:  # no nvidia.com/gpu at all is reported per deployment above
             found.append((f"gpuNodeGroups[{index}].maxSize", f"pool {pool_name} offers {capacity} GPUs at maxSize "
                                                              f"{pool.maxSize} but Triton needs up to {need} ({_breakdown(deployments)})"))
-    quotas = config.gpuStack.scheduling.gpuQuotas
+    quotas = scheduling.gpuQuotas
     for namespace, deployments in by_namespace.items():
         if namespace in quotas:
             need = sum(d.peak_gpus for d in deployments)
@@ -276,7 +261,7 @@ def triton_problems(config) -> list[tuple[str, str]]:
     return found
 
 
-def _breakdown(deployments) -> str:
+def _breakdown(deployments: Sequence[TritonDeploymentConfig]) -> str:
     parts = []
     for d in deployments:
         surge = " + 1 surge" if d.rolloutStrategy == "surge" else ""

@@ -363,8 +363,9 @@ def test_without_triton_waiting_for_validation_dev_would_deadlock():
     replicas take both; a validation Job running beside them would need a third and stay Pending."""
     from stack_config.gpu_stack import first_deploy_capacity_problems
     config = harness.config_for("dev")
-    assert first_deploy_capacity_problems(config) == []
-    assert first_deploy_capacity_problems(config, triton_waits_for_validation=False) == [(
+    args = (config.gpuStack.validation, config.gpuNodeGroups, config.tritonDeployments)
+    assert first_deploy_capacity_problems(*args) == []
+    assert first_deploy_capacity_problems(*args, triton_waits_for_validation=False) == [(
         "gpuNodeGroups[0].maxSize",
         "pool inference offers 2 nvidia.com/gpu at maxSize 2, but the first deploy needs 3 at once: the validation Job's 1 "
         "beside Triton's first replicas (standard: 1 x 1; llm: 1 x 1); the Job would stay Pending and `pulumi up` fail "
