@@ -28,6 +28,9 @@ class _StubHandler(http.server.BaseHTTPRequestHandler):
     """OpenAI (/v1/models, /v1/chat/completions, /v1/completions, /v1/embeddings) and KServe-v2
     (/v2/health/ready, /v2/models/<m>, /v2/models/<m>/infer) answers, fixed and instant."""
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in separate writes: without TCP_NODELAY, Nagle plus the peer's delayed
+    # ACK holds every keep-alive response back ~40 ms.
+    disable_nagle_algorithm = True
 
     def _send(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
