@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -47,7 +48,8 @@ def _timed_calls(url: str, key: str | None, count: int) -> list[float]:
     return times
 
 
-def _latencies(url: str, key: str | None, concurrency: int) -> list[float]:
+def _latencies(url: str, key: str | None, concurrency: int) -> tuple[list[float], float]:
+    """Per-request milliseconds, and requests per second over the run."""
     _timed_calls(url, key, WARMUP)
     results: list[list[float]] = [[] for _ in range(concurrency)]
     per_worker = REQUESTS[concurrency] // concurrency
@@ -56,11 +58,12 @@ def _latencies(url: str, key: str | None, concurrency: int) -> list[float]:
         results[i] = _timed_calls(url, key, per_worker)
 
     threads = [threading.Thread(target=worker, args=(i,)) for i in range(concurrency)]
+    start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return [t for r in results for t in r]
+    return [t for r in results for t in r], per_worker * concurrency / (time.perf_counter() - start)
 
 
 def _p(values: list[float], q: int) -> float:
@@ -72,17 +75,19 @@ def run() -> list[tuple[str, str]]:
         binary = server_venv("litellm", "litellm")
     except (Exception, pytest.skip.Exception, pytest.fail.Exception) as exc:
         return [("gateway latency", f"not run ({exc})")]
-    rows = []
+    # One uvicorn worker shares the host with the stub and this client: read the figures with the load.
+    rows = [("host: CPUs / load average (1 min) at start", f"{os.cpu_count()} / {os.getloadavg()[0]:.1f}")]
     with gs.stub_server() as stub, tempfile.TemporaryDirectory() as tmp:
         settings = gc.GatewaySettings(upstreams=(gc.TritonUpstream("qwen", "llm", f"{stub}/v1", (gs.STUB_MODEL,)),),
                                       auth=gc.StaticKeyAuth())
         env = gs.proxy_env({"bench": {"key": KEY, "rpm": 1_000_000}}, "sk-bench-master-" + "0" * 32)
         with gs.litellm_proxy(binary, gc.render(settings), env, Path(tmp), free_port()) as proxy:
             for concurrency in (1, 8):
-                direct = _latencies(f"{stub}/v1", None, concurrency)
-                gateway = _latencies(f"{proxy}/v1", KEY, concurrency)
+                direct, _ = _latencies(f"{stub}/v1", None, concurrency)
+                gateway, rate = _latencies(f"{proxy}/v1", KEY, concurrency)
                 for q in (50, 95):
                     d, g = _p(direct, q), _p(gateway, q)
                     rows.append((f"concurrency {concurrency}, p{q}: direct / via gateway / added",
                                  f"{d:.1f} / {g:.1f} / {g - d:.1f} ms"))
+                rows.append((f"concurrency {concurrency}: requests/s through one proxy worker", f"{rate:.0f}"))
     return rows

@@ -119,3 +119,14 @@ def test_bad_settings_name_every_problem():
 def test_a_price_for_a_model_nobody_serves_is_an_error():
     with pytest.raises(ValueError, match="price for 'gpt-4', which no llm deployment serves"):
         gc.render(settings(upstreams=(QWEN, VISION), prices={"gpt-4": gc.ModelPrice(1e-7, 1e-7)}))
+
+
+def test_the_test_proxy_is_pinned_exactly_and_never_to_a_malicious_release():
+    """litellm 1.82.7 and 1.82.8 were published malicious; every package of the proxy's venv is pinned
+    (from a `pip freeze` of a working install), so nothing newer slips in."""
+    from pathlib import Path
+    lines = [line for line in (Path(__file__).parent / "servers" / "requirements-litellm.txt").read_text().splitlines()
+             if line and not line.startswith("#")]
+    assert "litellm==1.108.7" in lines and "prometheus_client==0.26.0" in lines
+    assert all("==" in line for line in lines), [line for line in lines if "==" not in line]
+    assert not {"litellm==1.82.7", "litellm==1.82.8"} & set(lines)
