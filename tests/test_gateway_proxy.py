@@ -68,6 +68,19 @@ def test_requests_without_a_valid_key_are_refused(gateway):
         assert gs.request(f"{gateway}{gc.pass_through_path('vision')}/models/add_sub", key)[0] == 401, key
 
 
+def test_a_valid_key_reaches_only_the_inference_routes(gateway):
+    """Custom auth replaces LiteLLM's checks, role checks included (1.108.7 warns that it skips the
+    common checks: litellm/proxy/proxy_server.py `warn_once_if_custom_auth_skips_common_checks`), so a
+    static key reached /model/info (upstream URLs), /health (calls every model), /model/new...; the hook
+    refuses those with 403. Liveness stays open for the kubelet."""
+    key = KEYS["team-a"]["key"]
+    for path, body in (("/model/info", None), ("/health", None), ("/get/config/callbacks", None),
+                       ("/key/generate", {}), ("/model/new", {"model_name": "x", "litellm_params": {"model": "openai/x"}})):
+        assert gs.request(f"{gateway}{path}", key, body)[0] == 403, path
+    assert gs.request(f"{gateway}/health/liveliness")[0] == 200
+    assert gs.request(f"{gateway}/chat/completions", key, CHAT)[0] == 200  # LiteLLM's alias without /v1
+
+
 def test_a_valid_key_reaches_the_openai_api(gateway):
     """`openai/<model>` with `api_base` (docs/my-website/docs/providers/openai_compatible.md) for chat,
     completions and embeddings; /v1/models lists the explicit model and the wildcard route."""

@@ -5,7 +5,8 @@ The keys come from the environment variable GATEWAY_STATIC_KEYS (a Kubernetes Se
     {"<app or team>": {"key": "sk-...", "rpm": 60, "tpm": 100000}, ...}
 `rpm` is required, `tpm` optional. A request with a listed key is authorised as that key, with its
 limits enforced by the proxy's rate limiter (in memory, per replica: no Redis in this mode) and its
-name as `key_alias` on the Prometheus metrics; any other key, or none, is refused (401).
+name as `key_alias` on the Prometheus metrics; any other key, or none, is refused (401). Keys reach
+only the inference routes (403 elsewhere).
 
 Interface (LiteLLM 1.108.7, litellm/proxy/auth/user_api_key_auth.py): `async (request, api_key) ->
 UserAPIKeyAuth`; `api_key` is the bearer token without "Bearer ".
@@ -22,6 +23,12 @@ from fastapi import Request
 from litellm.proxy._types import ProxyErrorTypes, ProxyException, UserAPIKeyAuth
 
 KEYS_ENV = "GATEWAY_STATIC_KEYS"
+# What a static key may call: the OpenAI inference routes (LiteLLM serves them with and without /v1)
+# and the KServe-v2 pass-through (components/gateway_config.py PASS_THROUGH_PREFIX). Custom auth
+# replaces LiteLLM's key checks, role checks included, so without this a key would also reach the
+# management routes (/model/info shows upstream URLs, /health calls every model, /model/new...).
+ALLOWED_ROUTES = ("/chat/completions", "/completions", "/embeddings", "/models")
+ALLOWED_PREFIXES = ("/models/", "/triton/")
 
 
 def parse_keys(raw: str) -> dict[str, dict]:
@@ -68,8 +75,16 @@ def lookup(api_key: str) -> Optional[tuple[str, dict]]:
     return found
 
 
+def allowed(path: str) -> bool:
+    route = path[len("/v1"):] if path.startswith("/v1/") else path
+    return route in ALLOWED_ROUTES or route.startswith(ALLOWED_PREFIXES)
+
+
 async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
     found = lookup(api_key)
+    if found is not None and not allowed(request.url.path):
+        raise ProxyException(message=f"Authentication Error: route {request.url.path} is not open to API keys",
+                             type=ProxyErrorTypes.auth_error, param="route", code=403)
     if found is None:
         # A ProxyException keeps its code. Any other exception goes through LiteLLM's database-error
         # probe first (auth_exception_handler._as_proxy_exception), which needs the prisma package.
