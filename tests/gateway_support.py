@@ -94,12 +94,15 @@ def stub_server() -> Iterator[str]:
 
 
 def proxy_env(keys: dict, master_key: str) -> dict[str, str]:
-    """The proxy's environment: offline (local price list, no telemetry), the secrets the config references."""
+    """The proxy's environment: offline (local price list, no telemetry destination), the secrets the
+    config references, nothing inherited that LiteLLM reads (LITELLM_*, OPENAI_*, REDIS_*, DATABASE_*)."""
     from components import gateway_config as gc
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LITELLM_", "OPENAI_", "REDIS_", "DATABASE_"))}
     env.update(gc.upstream_env())
+    # Telemetry is off unless LITELLM_TELEMETRY_DESTINATION is set (litellm/proxy/telemetry/endpoints.py,
+    # 1.108.7); the LITELLM_* filter above keeps it unset.
     env.update({gc.MASTER_KEY_ENV: master_key, gc.STATIC_KEYS_ENV: json.dumps(keys),
-                "LITELLM_TELEMETRY": "False", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+                "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
                 "PYTHONUNBUFFERED": "1"})
     return env
 

@@ -7,7 +7,8 @@ route) and MLServer (a real KServe-v2 server, tests/test_smoke.py's fixture) for
 
 Database mode (virtual keys in PostgreSQL) is not run: it needs Prisma's query engine, downloaded at run time.
 Offline: LITELLM_LOCAL_MODEL_COST_MAP=True (litellm/litellm_core_utils/get_model_cost_map.py reads the
-bundled price list instead of fetching it) and LITELLM_TELEMETRY=False."""
+bundled price list instead of fetching it); telemetry stays off without LITELLM_TELEMETRY_DESTINATION
+(litellm/proxy/telemetry/endpoints.py)."""
 
 from __future__ import annotations
 
