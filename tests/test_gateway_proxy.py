@@ -1,0 +1,215 @@
+"""The inference gateway for real: the pinned LiteLLM proxy (`litellm[proxy]==1.108.7`, build/venvs/litellm
+from tests/servers/requirements-litellm.txt, created like MLServer's by tests/test_smoke.py's server_venv)
+started on 127.0.0.1 with the config components/gateway_config.py renders in static-key mode
+(components/gateway/custom_auth.py beside it), upstreams pointed at local stand-ins: an OpenAI-compatible
+stub for two `llm` deployments (one listing its model, one taking every other name through the wildcard
+route) and MLServer (a real KServe-v2 server, tests/test_smoke.py's fixture) for a `standard` one.
+
+Database mode (virtual keys in PostgreSQL) is not run: it needs Prisma's query engine, downloaded at run time.
+Offline: LITELLM_LOCAL_MODEL_COST_MAP=True (litellm/litellm_core_utils/get_model_cost_map.py reads the
+bundled price list instead of fetching it); telemetry stays off without LITELLM_TELEMETRY_DESTINATION
+(litellm/proxy/telemetry/endpoints.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from components import gateway_config as gc
+from tests import gateway_support as gs
+from tests.test_smoke import free_port, mlserver, server_venv  # noqa: F401  (mlserver: fixture)
+
+MASTER_KEY = "sk-test-master-" + "0" * 32
+KEYS = {
+    "team-a": {"key": "sk-test-team-a-" + "a" * 24, "rpm": 1000},
+    "team-limited": {"key": "sk-test-limited-" + "b" * 24, "rpm": 2},
+}
+CHAT = {"model": gs.STUB_MODEL, "messages": [{"role": "user", "content": "ping"}]}
+ADD_SUB = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]},
+                      {"name": "INPUT1", "datatype": "FP32", "shape": [1, 4], "data": [1, 1, 1, 1]}]}
+
+
+def litellm_binary() -> Path:
+    return server_venv("litellm", "litellm")
+
+
+@pytest.fixture(scope="module")
+def stub():
+    with gs.stub_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory, stub, mlserver):  # noqa: F811
+    settings = gc.GatewaySettings(
+        upstreams=(gc.TritonUpstream("qwen", "llm", f"{stub}/v1", (gs.STUB_MODEL,)),
+                   gc.TritonUpstream("any-llm", "llm", f"{stub}/v1"),
+                   gc.TritonUpstream("vision", "standard", mlserver)),
+        auth=gc.StaticKeyAuth(),
+        prices={gs.STUB_MODEL: gc.ModelPrice(input_cost_per_token=1e-6, output_cost_per_token=2e-6)})
+    config = gc.render(settings)
+    env = gs.proxy_env(KEYS, MASTER_KEY)
+    try:
+        with gs.litellm_proxy(litellm_binary(), config, env, tmp_path_factory.mktemp("litellm"), free_port()) as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+def test_requests_without_a_valid_key_are_refused(gateway):
+    """custom_auth's ProxyException(code=401) reaches the client as 401 (litellm/proxy/auth/
+    auth_exception_handler.py `_as_proxy_exception`, 1.108.7) on the OpenAI routes and on the
+    pass-through, which enforces auth only because the config says `auth: true`
+    (litellm/proxy/pass_through_endpoints/pass_through_endpoints.py `_register_pass_through_endpoint`)."""
+    for key in (None, "sk-unknown-" + "c" * 24, MASTER_KEY):
+        assert gs.request(f"{gateway}/v1/chat/completions", key, CHAT)[0] == 401, key
+        assert gs.request(f"{gateway}/v1/models", key)[0] == 401, key
+        assert gs.request(f"{gateway}{gc.pass_through_path('vision')}/models/add_sub", key)[0] == 401, key
+
+
+def test_a_valid_key_reaches_only_the_inference_routes(gateway):
+    """Custom auth replaces LiteLLM's checks, role checks included (1.108.7 warns that it skips the
+    common checks: litellm/proxy/proxy_server.py `warn_once_if_custom_auth_skips_common_checks`), so a
+    static key reached /model/info (upstream URLs), /health (calls every model), /model/new...; the hook
+    refuses those with 403. Liveness stays open for the kubelet."""
+    key = KEYS["team-a"]["key"]
+    for path, body in (("/model/info", None), ("/health", None), ("/get/config/callbacks", None),
+                       ("/key/generate", {}), ("/model/new", {"model_name": "x", "litellm_params": {"model": "openai/x"}})):
+        assert gs.request(f"{gateway}{path}", key, body)[0] == 403, path
+    assert gs.request(f"{gateway}/health/liveliness")[0] == 200
+    assert gs.request(f"{gateway}/chat/completions", key, CHAT)[0] == 200  # LiteLLM's alias without /v1
+
+
+def test_a_valid_key_reaches_the_openai_api(gateway):
+    """`openai/<model>` with `api_base` (docs/my-website/docs/providers/openai_compatible.md) for chat,
+    completions and embeddings; /v1/models lists the explicit model and the wildcard route."""
+    key = KEYS["team-a"]["key"]
+    status, body = gs.request(f"{gateway}/v1/chat/completions", key, CHAT)
+    assert status == 200, body
+    assert body["choices"][0]["message"]["content"] == "pong" and body["usage"]["total_tokens"] == 10
+    status, body = gs.request(f"{gateway}/v1/completions", key, {"model": gs.STUB_MODEL, "prompt": "ping"})
+    assert status == 200 and body["choices"][0]["text"] == "pong", body
+    status, body = gs.request(f"{gateway}/v1/embeddings", key, {"model": gs.STUB_MODEL, "input": "ping"})
+    assert status == 200 and body["data"][0]["embedding"] == [0.1, 0.2, 0.3], body
+    status, body = gs.request(f"{gateway}/v1/models", key)
+    assert status == 200 and gs.STUB_MODEL in {m["id"] for m in body["data"]}, body
+
+
+def test_the_wildcard_route_takes_any_other_model_name(gateway):
+    """`model_name: "*"` -> `openai/*` (docs/my-website/docs/wildcard_routing.md): a model name no
+    deployment lists goes to the deployment that left `models` empty, under that name."""
+    status, body = gs.request(f"{gateway}/v1/chat/completions", KEYS["team-a"]["key"],
+                              {**CHAT, "model": "some-other-model"})
+    assert status == 200, body
+    assert body["model"].endswith("some-other-model")
+
+
+def test_a_valid_key_reaches_the_kserve_v2_api_through_the_pass_through(gateway):
+    """`pass_through_endpoints` with `include_subpath: true` (docs/my-website/docs/proxy/pass_through.md):
+    /triton/<deployment>/v2/<subpath> -> <deployment>:8000/v2/<subpath>, here MLServer's add_sub."""
+    key = KEYS["team-a"]["key"]
+    base = f"{gateway}{gc.pass_through_path('vision')}"
+    status, body = gs.request(f"{base}/models/add_sub", key)
+    assert status == 200 and body["name"] == "add_sub", body
+    status, body = gs.request(f"{base}/models/add_sub/infer", key, ADD_SUB)
+    assert status == 200, body
+    outputs = {o["name"]: o["data"] for o in body["outputs"]}
+    assert outputs["OUTPUT0"] == [2, 3, 4, 5] and outputs["OUTPUT1"] == [0, 1, 2, 3]
+
+
+def test_past_the_keys_rpm_limit_requests_get_429(gateway):
+    """`rpm_limit` on the UserAPIKeyAuth custom auth returns is enforced by the proxy's rate limiter
+    (litellm/proxy/hooks/parallel_request_limiter_v3.py) on the OpenAI routes and the pass-through alike.
+    Bounded: a minute boundary may reset the window once, so allow 2 * rpm + 2 tries."""
+    limited = KEYS["team-limited"]
+    statuses = []
+    for _ in range(2 * limited["rpm"] + 2):
+        statuses.append(gs.request(f"{gateway}/v1/chat/completions", limited["key"], CHAT)[0])
+        if statuses[-1] == 429:
+            break
+    assert statuses[-1] == 429 and statuses[0] == 200, statuses
+    assert gs.request(f"{gateway}{gc.pass_through_path('vision')}/models/add_sub", limited["key"])[0] == 429
+    # Another key is not affected.
+    assert gs.request(f"{gateway}/v1/chat/completions", KEYS["team-a"]["key"], CHAT)[0] == 200
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_metrics_are_exposed_without_a_key(gateway):
+    """`litellm_settings.callbacks: ["prometheus"]` and `require_auth_for_metrics_endpoint: false`
+    (litellm/proxy/middleware/prometheus_auth_middleware.py; metric names: docs/my-website/docs/proxy/
+    prometheus.md): requests and tokens per key alias, spend at the configured prices, 429s."""
+    key = KEYS["team-a"]["key"]
+    assert gs.request(f"{gateway}/v1/chat/completions", key, CHAT)[0] == 200
+    status, text = gs.request(f"{gateway}/metrics")
+    assert status == 200 and isinstance(text, str), text
+    assert _metric(text, "litellm_proxy_total_requests_metric_total", api_key_alias="team-a", status_code="200") >= 1
+    assert _metric(text, "litellm_input_tokens_metric_total", api_key_alias="team-a") >= 7
+    assert _metric(text, "litellm_output_tokens_metric_total", api_key_alias="team-a") >= 3
+    # 7 prompt tokens at 1e-6 + 3 completion tokens at 2e-6 per chat call.
+    assert _metric(text, "litellm_spend_metric_total", api_key_alias="team-a") >= 1.3e-5 - 1e-12
+    assert re.search(r'litellm_proxy_total_requests_metric_total\{[^}]*status_code="429"', text)
+
+
+SCHEMA_CHECK = """
+import json, sys
+import litellm
+from litellm.proxy._types import ConfigGeneralSettings, ConfigYAML, CoordinationRedisParams, PassThroughGenericEndpoint
+from litellm.types.router import LiteLLM_Params
+config = json.load(sys.stdin)
+unknown = [k for k in config if k not in ConfigYAML.model_fields]
+unknown += [f"general_settings.{k}" for k in config["general_settings"] if k not in ConfigGeneralSettings.model_fields]
+unknown += [f"litellm_settings.{k}" for k in config["litellm_settings"] if not hasattr(litellm, k)]
+for e in config["model_list"]:
+    unknown += [f"litellm_params.{k}" for k in e["litellm_params"] if k not in LiteLLM_Params.model_fields]
+for p in config["general_settings"].get("pass_through_endpoints", []):
+    unknown += [f"pass_through.{k}" for k in p if k not in PassThroughGenericEndpoint.model_fields]
+    PassThroughGenericEndpoint(**p)
+redis = config["general_settings"].get("coordination_redis", {})
+unknown += [f"coordination_redis.{k}" for k in redis if k not in CoordinationRedisParams.model_fields]
+print(json.dumps(unknown))
+"""
+
+
+@pytest.mark.parametrize("auth", [gc.StaticKeyAuth(), gc.DatabaseAuth()], ids=["static", "database"])
+def test_every_rendered_key_is_one_litellm_knows(auth):
+    """Both modes' keys against the pinned release's own schema (litellm/proxy/_types.py ConfigYAML,
+    ConfigGeneralSettings, CoordinationRedisParams, PassThroughGenericEndpoint; litellm/types/router.py
+    LiteLLM_Params; `litellm_settings` keys are `litellm` module attributes). Database mode cannot
+    start here (Prisma), so this is what holds its `database_url` and `coordination_redis` keys."""
+    import json
+    import subprocess
+    python = server_venv("litellm", "python")
+    settings = gc.GatewaySettings(
+        upstreams=(gc.TritonUpstream("qwen", "llm", "http://qwen.triton.svc.cluster.local:9000/v1", ("qwen",)),
+                   gc.TritonUpstream("vision", "standard", "http://vision.triton.svc.cluster.local:8000")),
+        auth=auth, prices={"qwen": gc.ModelPrice(1e-7, 2e-7)})
+    result = subprocess.run([str(python), "-c", SCHEMA_CHECK], input=json.dumps(gc.render(settings)), text=True,
+                            capture_output=True, timeout=120, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
+def test_custom_auth_names_every_bad_static_key_entry():
+    """The static-key Secret is checked when the first request arrives; every bad entry is named."""
+    import json
+    import subprocess
+    python = server_venv("litellm", "python")
+    bad = {"short": {"key": "sk-1", "rpm": 5}, "zero": {"key": "sk-" + "z" * 20, "rpm": 0},
+           "dup": {"key": "sk-" + "z" * 20, "rpm": 1, "tpm": -1}}
+    code = ("import json, sys; from custom_auth import parse_keys\n"
+            "try:\n    parse_keys(sys.stdin.read())\nexcept ValueError as e:\n    print(e)")
+    result = subprocess.run([str(python), "-c", code], input=json.dumps(bad), text=True, capture_output=True,
+                            timeout=120, cwd=gs.CUSTOM_AUTH.parent,
+                            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    for fragment in ("short: `key`", "zero: `rpm`", "dup: `key` is also", "dup: `tpm`"):
+        assert fragment in result.stdout, result.stdout
