@@ -13,8 +13,8 @@ from pathlib import Path
 from .outputs import OutputsError, deployment, load_outputs, model_location
 from .sizes import human_size
 
-# Command modules are imported by every platformctl invocation to build the parser, so the heavy
-# imports (tritonclient, boto3, rich) happen inside the commands that use them.
+# This module builds the parser of every `models` subcommand, so the heavy imports (tritonclient,
+# boto3, rich) happen inside the subcommands that use them: `models validate` pays for none.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
