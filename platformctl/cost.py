@@ -317,7 +317,7 @@ def _cache_node_hour(cache: CacheCluster, prices: PriceBook, notes: list[str]) -
     table_hour = rates.get(cache.node_type) if cache.engine == "valkey" else None
     source = "table, unchecked"
     if isinstance(prices, LivePrices) and cache.engine in _CACHE_ENGINES:
-        from platformctl.preflight import explain_error  # local import: preflight imports this module
+        from .aws_errors import explain_error  # here, not at the top: the offline plan needs no botocore
 
         try:
             live = live_cache_node_hour(prices.pricing_client, prices.region, cache.node_type, cache.engine)
@@ -365,6 +365,95 @@ def _database_item(db: Database, rates: Any, hours_per_month: int, notes: list[s
     return LineItem(name, detail, hourly + db.storage_gib * storage_hour, hourly + db.max_storage_gib * storage_hour)
 
 
+def _control_plane_item(config: StackConfig, rates: Any, extended_support: bool) -> LineItem:
+    if extended_support:
+        hourly, support = rates.eks_extended_support_hour, "extended support"
+    else:
+        hourly, support = rates.eks_control_plane_hour, "standard support"
+    return LineItem("EKS control plane", f"Kubernetes {config.cluster.kubernetesVersion}, {support}", hourly, hourly)
+
+
+def _nat_item(config: StackConfig, rates: Any) -> LineItem:
+    network = config.network
+    if network.existingVpc is not None:
+        return LineItem("NAT gateways", "existing VPC: its NAT gateways are billed to that VPC", 0.0, 0.0)
+    count = 1 if network.natGateways == "single" else len(network.availabilityZones)
+    each = rates.nat_gateway_hour + rates.public_ipv4_hour
+    return LineItem(
+        "NAT gateways",
+        f"{count} x ({network.natGateways}) incl. its public IPv4 address, ${each:.3f}/h each",
+        count * each, count * each,
+    )
+
+
+def _node_items(config: StackConfig, prices: PriceBook, spot_discount: float, notes: list[str]) -> list[LineItem]:
+    """The system node group, each GPU pool, and the root volumes of all their nodes."""
+    system = config.cluster.systemNodeGroup
+    items = [_group_item(
+        "System nodes", list(system.instanceTypes), system.capacityType,
+        system.minSize, system.maxSize, prices, spot_discount, notes,
+    )]
+    for pool in config.gpuNodeGroups:
+        items.append(_group_item(
+            f"GPU pool {pool.name}", list(pool.instanceTypes), pool.capacityType,
+            pool.minSize, pool.maxSize, prices, spot_discount, notes,
+        ))
+    rates = prices.rates
+    gb_hour = rates.gp3_gb_month / prices.hours_per_month
+    groups = [(system.diskSizeGiB, system.minSize, system.maxSize)] + [
+        (p.diskSizeGiB, p.minSize, p.maxSize) for p in config.gpuNodeGroups
+    ]
+    idle_gib = sum(disk * low for disk, low, _ in groups)
+    peak_gib = sum(disk * high for disk, _, high in groups)
+    items.append(LineItem(
+        "Volumes",
+        f"node root volumes gp3, {idle_gib}-{peak_gib} GiB at ${rates.gp3_gb_month}/GB-month",
+        idle_gib * gb_hour, peak_gib * gb_hour,
+    ))
+    return items
+
+
+def _persistent_volume_items(plan_facts: PlanFacts | None, prices: PriceBook, notes: list[str]) -> list[LineItem]:
+    """Claimed volumes (PVCs and chart volume claims) the plan counted; none without a plan."""
+    if plan_facts is None or not (plan_facts.persistent_volume_gib or plan_facts.unsized_claims):
+        return []
+    rates = prices.rates
+    gib = plan_facts.persistent_volume_gib
+    pv_hourly = gib * rates.gp3_gb_month / prices.hours_per_month
+    if plan_facts.unsized_claims:
+        notes.append(f"size unknown until deploy, not in the totals: {', '.join(plan_facts.unsized_claims)}")
+    return [LineItem(
+        "Persistent volumes",
+        f"{gib:g} GiB claimed (PVCs and chart volume claims, one replica each) gp3 at ${rates.gp3_gb_month}/GB-month",
+        pv_hourly, pv_hourly,
+    )]
+
+
+def _counted_items(plan_facts: PlanFacts | None, rates: Any, hours_per_month: int) -> list[LineItem]:
+    """Load balancers (counted in the plan, else DEFAULT_LOAD_BALANCERS), KMS keys and interface
+    endpoints (only a plan counts them)."""
+    if plan_facts is None:
+        load_balancers, basis = DEFAULT_LOAD_BALANCERS, "assumed"
+    else:
+        load_balancers, basis = plan_facts.load_balancers, "counted in the plan"
+    lb_hourly = load_balancers * rates.load_balancer_hour
+    items = [LineItem(
+        "Load balancers",
+        f"{load_balancers} x ${rates.load_balancer_hour}/h ({basis}; hourly charge only)",
+        lb_hourly, lb_hourly,
+    )]
+    if plan_facts is not None and plan_facts.kms_keys:
+        kms_hourly = plan_facts.kms_keys * rates.kms_key_month / hours_per_month
+        items.append(LineItem("KMS keys", f"{plan_facts.kms_keys} x ${rates.kms_key_month:.2f}/month (requests extra)",
+                              kms_hourly, kms_hourly))
+    if plan_facts is not None and plan_facts.interface_endpoint_zones:
+        zones = plan_facts.interface_endpoint_zones
+        endpoint_hourly = zones * rates.interface_endpoint_hour
+        items.append(LineItem("VPC interface endpoints", f"{zones} endpoint-zones x ${rates.interface_endpoint_hour}/h",
+                              endpoint_hourly, endpoint_hourly))
+    return items
+
+
 def estimate(
     config: StackConfig,
     prices: PriceBook | None = None,
@@ -383,88 +472,14 @@ def estimate(
     prices = prices or TablePrices(config.region)
     rates = prices.rates
     notes: list[str] = []
-    items: list[LineItem] = []
-
-    if extended_support:
-        control_plane, support = rates.eks_extended_support_hour, "extended support"
-    else:
-        control_plane, support = rates.eks_control_plane_hour, "standard support"
-    items.append(LineItem(
-        "EKS control plane",
-        f"Kubernetes {config.cluster.kubernetesVersion}, {support}",
-        control_plane, control_plane,
-    ))
-
-    network = config.network
-    if network.existingVpc is not None:
-        items.append(LineItem("NAT gateways", "existing VPC: its NAT gateways are billed to that VPC", 0.0, 0.0))
-    else:
-        count = 1 if network.natGateways == "single" else len(network.availabilityZones)
-        each = rates.nat_gateway_hour + rates.public_ipv4_hour
-        items.append(LineItem(
-            "NAT gateways",
-            f"{count} x ({network.natGateways}) incl. its public IPv4 address, ${each:.3f}/h each",
-            count * each, count * each,
-        ))
-
-    system = config.cluster.systemNodeGroup
-    items.append(_group_item(
-        "System nodes", list(system.instanceTypes), system.capacityType,
-        system.minSize, system.maxSize, prices, spot_discount, notes,
-    ))
-    for pool in config.gpuNodeGroups:
-        items.append(_group_item(
-            f"GPU pool {pool.name}", list(pool.instanceTypes), pool.capacityType,
-            pool.minSize, pool.maxSize, prices, spot_discount, notes,
-        ))
-
-    gb_hour = rates.gp3_gb_month / prices.hours_per_month
-    groups = [(system.diskSizeGiB, system.minSize, system.maxSize)] + [
-        (p.diskSizeGiB, p.minSize, p.maxSize) for p in config.gpuNodeGroups
-    ]
-    idle_gib = sum(disk * low for disk, low, _ in groups)
-    peak_gib = sum(disk * high for disk, _, high in groups)
-    items.append(LineItem(
-        "Volumes",
-        f"node root volumes gp3, {idle_gib}-{peak_gib} GiB at ${rates.gp3_gb_month}/GB-month",
-        idle_gib * gb_hour, peak_gib * gb_hour,
-    ))
-
-    if plan_facts is not None and (plan_facts.persistent_volume_gib or plan_facts.unsized_claims):
-        gib = plan_facts.persistent_volume_gib
-        pv_hourly = gib * gb_hour
-        items.append(LineItem(
-            "Persistent volumes",
-            f"{gib:g} GiB claimed (PVCs and chart volume claims, one replica each) gp3 at ${rates.gp3_gb_month}/GB-month",
-            pv_hourly, pv_hourly,
-        ))
-        if plan_facts.unsized_claims:
-            notes.append(f"size unknown until deploy, not in the totals: {', '.join(plan_facts.unsized_claims)}")
+    items = [_control_plane_item(config, rates, extended_support), _nat_item(config, rates)]
+    items += _node_items(config, prices, spot_discount, notes)
+    items += _persistent_volume_items(plan_facts, prices, notes)
     for db in plan_facts.databases if plan_facts is not None else config_databases(config):
         items.append(_database_item(db, rates, prices.hours_per_month, notes))
     for cache in plan_facts.caches if plan_facts is not None else config_caches(config):
         items.append(_cache_item(cache, prices, notes))
-
-    if plan_facts is None:
-        load_balancers, basis = DEFAULT_LOAD_BALANCERS, "assumed"
-    else:
-        load_balancers, basis = plan_facts.load_balancers, "counted in the plan"
-    lb_hourly = load_balancers * rates.load_balancer_hour
-    items.append(LineItem(
-        "Load balancers",
-        f"{load_balancers} x ${rates.load_balancer_hour}/h ({basis}; hourly charge only)",
-        lb_hourly, lb_hourly,
-    ))
-    if plan_facts is not None and plan_facts.kms_keys:
-        kms_hourly = plan_facts.kms_keys * rates.kms_key_month / prices.hours_per_month
-        items.append(LineItem("KMS keys", f"{plan_facts.kms_keys} x ${rates.kms_key_month:.2f}/month (requests extra)",
-                              kms_hourly, kms_hourly))
-    if plan_facts is not None and plan_facts.interface_endpoint_zones:
-        zones = plan_facts.interface_endpoint_zones
-        endpoint_hourly = zones * rates.interface_endpoint_hour
-        items.append(LineItem("VPC interface endpoints", f"{zones} endpoint-zones x ${rates.interface_endpoint_hour}/h",
-                              endpoint_hourly, endpoint_hourly))
-
+    items += _counted_items(plan_facts, rates, prices.hours_per_month)
     return Estimate(
         region=config.region,
         items=tuple(items),

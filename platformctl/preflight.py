@@ -26,16 +26,6 @@ from typing import Any, Callable
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import (
-    BotoCoreError,
-    ClientError,
-    ConnectTimeoutError,
-    EndpointConnectionError,
-    NoCredentialsError,
-    NoRegionError,
-    PartialCredentialsError,
-    ReadTimeoutError,
-)
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -47,6 +37,7 @@ from stack_config.gpu_instances import AMI_ARCH, GPU_INSTANCE_TYPES
 from stack_config.base import REGION
 
 from . import cost
+from .aws_errors import AWS_ERRORS, UNREACHABLE, error_code, explain_error
 from .prices import PRICING_API_REGION, LivePrices, PricesUnavailable, TablePrices
 
 OK, WARN, FAIL = "ok", "warn", "fail"
@@ -75,24 +66,6 @@ AMI_PARAMETERS = {
     "AL2023_ARM_64_NVIDIA": "/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/arm64/nvidia/recommended/image_id",
     "BOTTLEROCKET_x86_64_NVIDIA": "/aws/service/bottlerocket/aws-k8s-{version}-nvidia/x86_64/latest/image_id",
     "BOTTLEROCKET_ARM_64_NVIDIA": "/aws/service/bottlerocket/aws-k8s-{version}-nvidia/arm64/latest/image_id",
-}
-
-# Read-only calls this command makes; the README lists them as the IAM policy to grant.
-IAM_ACTIONS = (
-    "ec2:DescribeAvailabilityZones",
-    "ec2:DescribeInstanceTypeOfferings",
-    "ec2:DescribeInstanceTypes",
-    "servicequotas:GetServiceQuota",
-    "eks:DescribeClusterVersions",
-    "ssm:GetParameter",
-    "pricing:GetProducts",
-    "s3:ListBucket",
-)
-
-DENIED_CODES = {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden"}
-BAD_CREDENTIAL_CODES = {
-    "UnrecognizedClientException", "InvalidClientTokenId", "ExpiredToken", "ExpiredTokenException",
-    "AuthFailure", "SignatureDoesNotMatch", "InvalidSignatureException",
 }
 
 # Short timeouts and few retries: preflight is interactive, and an unreachable endpoint should
@@ -151,36 +124,6 @@ class AwsClients:
                 service, region_name=region, endpoint_url=self.endpoint_url, config=CLIENT_CONFIG
             )
         return self._clients[service]
-
-
-def error_code(exc: BaseException) -> str:
-    if isinstance(exc, ClientError):
-        return str(exc.response.get("Error", {}).get("Code", ""))
-    return ""
-
-
-def explain_error(exc: BaseException, action: str) -> str:
-    """One line saying why an AWS call could not be answered, naming the IAM action if denied."""
-    if isinstance(exc, (NoCredentialsError, PartialCredentialsError)):
-        return "no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)"
-    if isinstance(exc, NoRegionError):
-        return "no AWS region (pass --region)"
-    if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
-        return f"AWS API not reachable ({exc})"
-    if isinstance(exc, ClientError):
-        code = error_code(exc)
-        message = exc.response.get("Error", {}).get("Message", "")
-        if code in DENIED_CODES:
-            return f"permission denied ({code}): needs {action}"
-        if code in BAD_CREDENTIAL_CODES:
-            return f"credentials rejected ({code}): {message}".rstrip(": ")
-        return f"{action} failed ({code}): {message}".rstrip(": ")
-    if isinstance(exc, BotoCoreError):
-        return f"{action} failed: {exc}"
-    return f"{action} failed: {type(exc).__name__}: {exc}"
-
-
-AWS_ERRORS = (BotoCoreError, ClientError)
 
 
 # --- what the stack needs -----------------------------------------------------------------
@@ -547,68 +490,75 @@ def check_api_access(config: StackConfig) -> Check:
     return Check(name, OK, "; ".join(ways) + ": run `pulumi up` from one of these")
 
 
-def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = None) -> Report:
-    """Every check; the model-bucket check needs the stack name (the default bucket name holds it)."""
-    report = Report()
-    report.add(check_api_access(config))
-    region = config.region
-    zones = list(config.network.availabilityZones)
-
+def _check_credentials(config: StackConfig, clients: AwsClients, report: Report) -> bool:
+    """Whom the calls run as. False when AWS cannot be asked at all: the report then holds only
+    what can be said offline (the vCPUs each quota must allow)."""
     try:
         identity = clients("sts").get_caller_identity()
     except AWS_ERRORS as exc:
         reason = explain_error(exc, "sts:GetCallerIdentity")
         report.offline = reason
-        if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError)):
+        if isinstance(exc, UNREACHABLE):
             fix = "check network access to the AWS API, or the --endpoint-url / AWS_ENDPOINT_URL override"
         else:
             fix = "configure AWS credentials for the target account"
         report.add(Check("credentials", WARN, reason, fix))
         report.checks.extend(_offline_checks(config, reason))
-        return report
+        return False
     report.add(Check("credentials", OK, f"account {identity.get('Account')} ({identity.get('Arn')})"))
+    return True
 
-    ec2 = clients("ec2")
+
+def _table_price_of(region: str) -> Callable[[str], float | None]:
+    """Instance prices to rank alternatives by; without a table for the region, by size only."""
+    try:
+        return TablePrices(region).instance_hour
+    except PricesUnavailable:
+        return lambda _t: None
+
+
+def check_system_offerings(system, zones: list[str], offered: dict[str, set[str]]) -> Check:
+    """The system node group launches in a zone as long as one of its types is offered there."""
+    missing = {t: [z for z in zones if z not in offered.get(t, set())] for t in system.instanceTypes}
+    if not any(missing.values()):
+        return Check("offerings: system", OK, f"{', '.join(system.instanceTypes)} offered in every zone")
+    gaps = "; ".join(f"{t} not offered in {', '.join(z)}" for t, z in missing.items() if z)
+    status = FAIL if all(missing.values()) else WARN
+    return Check("offerings: system", status, gaps,
+                 "ai-platform:cluster.systemNodeGroup.instanceTypes: add a type offered in every zone")
+
+
+def _offering_checks(config: StackConfig, ec2: Any, report: Report, stack_types: list[str]) -> dict[str, set[str]] | None:
+    """Zones, then every pool's and the system group's types in them; the offerings (None when
+    EC2 would not list them)."""
+    region, zones = config.region, list(config.network.availabilityZones)
     try:
         zone_check, region_zones = check_zones(ec2, region, zones)
         report.add(zone_check)
     except AWS_ERRORS as exc:
         report.add(Check("zones", WARN, f"not checked: {explain_error(exc, 'ec2:DescribeAvailabilityZones')}"))
         region_zones = list(zones)
-
-    try:
-        table = TablePrices(region)
-        price_of = table.instance_hour
-    except PricesUnavailable:
-        price_of = lambda _t: None  # noqa: E731 - alternatives are then ranked by size only
-
-    groups = node_groups(config)
-    stack_types = sorted({t for g in groups for t in g.instance_types})
-    gpu_types = [t for t in stack_types if t in GPU_INSTANCE_TYPES]
-    offered: dict[str, set[str]] | None
+    price_of = _table_price_of(region)
     try:
         offered = fetch_offerings(ec2, sorted(set(GPU_INSTANCE_TYPES) | set(stack_types)))
     except AWS_ERRORS as exc:
-        offered = None
         report.add(Check("offerings", WARN, f"not checked: {explain_error(exc, 'ec2:DescribeInstanceTypeOfferings')}"))
-    if offered is not None:
-        for index, pool in enumerate(config.gpuNodeGroups):
-            report.add(check_pool_offerings(pool, index, region, zones, region_zones, offered, price_of))
-        system = config.cluster.systemNodeGroup
-        missing = {t: [z for z in zones if z not in offered.get(t, set())] for t in system.instanceTypes}
-        if any(missing.values()):
-            gaps = "; ".join(f"{t} not offered in {', '.join(z)}" for t, z in missing.items() if z)
-            status = FAIL if all(missing.values()) else WARN
-            report.add(Check("offerings: system", status, gaps,
-                             "ai-platform:cluster.systemNodeGroup.instanceTypes: add a type offered in every zone"))
-        else:
-            report.add(Check("offerings: system", OK, f"{', '.join(system.instanceTypes)} offered in every zone"))
+        return None
+    for index, pool in enumerate(config.gpuNodeGroups):
+        report.add(check_pool_offerings(pool, index, region, zones, region_zones, offered, price_of))
+    report.add(check_system_offerings(config.cluster.systemNodeGroup, zones, offered))
+    return offered
 
+
+def _quota_checks(config: StackConfig, clients: AwsClients, ec2: Any, report: Report,
+                  stack_types: list[str], offered: dict[str, set[str]] | None) -> None:
+    """The instance types as EC2 describes them, then the vCPU quotas they need (EC2's vCPU
+    counts where it answered, the local table's otherwise)."""
     facts: dict[str, tuple[int, int, str]] = {}
     try:
         known_here = [t for t in stack_types if offered is None or offered.get(t)]
         facts = fetch_facts(ec2, known_here)
-        report.add(check_facts(facts, gpu_types))
+        report.add(check_facts(facts, [t for t in stack_types if t in GPU_INSTANCE_TYPES]))
     except AWS_ERRORS as exc:
         report.add(Check("instance types", WARN,
                          f"not checked ({explain_error(exc, 'ec2:DescribeInstanceTypes')}); quota figures use the local table"))
@@ -620,15 +570,17 @@ def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = Non
     quotas = clients("service-quotas")
     for key in QUOTAS:  # fixed order: G, P, Standard; on-demand before spot
         if key in needs and needs[key].max > 0:
-            report.add(check_quota(quotas, region, key[0], key[1], needs[key]))
+            report.add(check_quota(quotas, config.region, key[0], key[1], needs[key]))
     if unknown:
         report.add(Check("quota (other)", WARN,
                          f"no vCPU quota bucket known for {', '.join(sorted(set(unknown)))}; not checked"))
 
-    version = config.cluster.kubernetesVersion
+
+def _version_checks(config: StackConfig, clients: AwsClients, report: Report) -> None:
+    """EKS offers the Kubernetes version, and each GPU AMI type is published for it."""
+    region, version = config.region, config.cluster.kubernetesVersion
     eks_check, report.extended_support = check_eks_version(clients("eks"), region, version)
     report.add(eks_check)
-
     ssm = clients("ssm")
     ami_pools: dict[str, list[str]] = {}
     for pool in config.gpuNodeGroups:
@@ -636,8 +588,20 @@ def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = Non
     for ami_type, pools in ami_pools.items():
         report.add(check_ami(ssm, region, version, ami_type, pools))
 
+
+def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = None) -> Report:
+    """Every check; the model-bucket check needs the stack name (the default bucket name holds it)."""
+    report = Report()
+    report.add(check_api_access(config))
+    if not _check_credentials(config, clients, report):
+        return report
+    ec2 = clients("ec2")
+    stack_types = sorted({t for g in node_groups(config) for t in g.instance_types})
+    offered = _offering_checks(config, ec2, report, stack_types)
+    _quota_checks(config, clients, ec2, report, stack_types, offered)
+    _version_checks(config, clients, report)
     if stack and any(d.modelControl.startup_models for d in config.tritonDeployments):
-        bucket = config.modelRepository.bucket_name(stack, region)
+        bucket = config.modelRepository.bucket_name(stack, config.region)
         report.checks.extend(check_startup_models(clients("s3"), bucket, config.tritonDeployments))
     return report
 

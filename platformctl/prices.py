@@ -170,7 +170,7 @@ class LivePrices:
         return self._cache[instance_type]
 
     def _lookup(self, instance_type: str) -> float | None:
-        from platformctl.preflight import explain_error  # local import: preflight imports this module
+        from .aws_errors import explain_error  # here, not at the top: the offline plan needs no botocore
 
         try:
             price = live_instance_hour(self.pricing_client, self.region, instance_type)

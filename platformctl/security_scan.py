@@ -19,6 +19,7 @@ from typing import Any, Iterable, Iterator, Optional
 import yaml
 
 from components.monitoring import selector_matches
+from platformctl.mockrun import COMPUTED, SECRET
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 CHECKOV_VENV = PROJECT_DIR / ".venv-checkov"
@@ -26,8 +27,6 @@ CHECKOV = CHECKOV_VENV / "bin" / "checkov"
 ENSURE_CHECKOV = PROJECT_DIR / "scripts" / "ensure-checkov.sh"
 SECURITY_DOC = PROJECT_DIR / "docs" / "security.md"
 
-COMPUTED = "<computed>"
-SECRET = "[secret]"
 PSA = "pod-security.kubernetes.io"
 SKIP_ANNOTATION = re.compile(r"^checkov\.io/skip\d+$")
 # Namespaces the platform does not own: EKS add-ons live there and a default deny would cut them off.

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from .models.control import client_for, describe
+from .models.control import client_for, describe, request_tensors
 from .models.outputs import OutputsError, load_outputs, server_urls
 
 # Triton HTTP cannot run a decoupled model through /infer (vLLM models are decoupled); those get
@@ -49,24 +49,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "the repository index")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request (default 30)")
     parser.set_defaults(func=cmd_smoke)
-
-
-def _sample(datatype: str, shape: list[int], name: str):
-    """A valid tensor for an input: variable (-1) dimensions become 1; numbers are ones, strings
-    are short text ("{}" for a *parameters input, which by convention holds JSON)."""
-    import numpy as np
-    from tritonclient.utils import triton_to_np_dtype
-
-    concrete = [1 if d < 0 else d for d in shape]
-    if datatype == "BYTES":
-        text = b"{}" if "parameters" in name.lower() else b"smoke"
-        return np.full(concrete, text, dtype=object)
-    if datatype == "BOOL":
-        return np.zeros(concrete, dtype=bool)  # e.g. `stream: false`
-    dtype = triton_to_np_dtype(datatype)
-    if dtype is None:
-        raise ValueError(f"input {name!r} has datatype {datatype}, which this check cannot generate")
-    return np.ones(concrete, dtype=dtype)
 
 
 def _post_json(url: str, body: dict, timeout: float) -> object:
@@ -111,16 +93,7 @@ def _decoupled(client, name: str) -> bool:
 
 
 def _infer(client, name: str, metadata: dict, timeout: float) -> str:
-    import tritonclient.http as httpclient
-
-    inputs = []
-    for spec in metadata.get("inputs", []):
-        data = _sample(spec["datatype"], list(spec["shape"]), spec["name"])
-        tensor = httpclient.InferInput(spec["name"], list(data.shape), spec["datatype"])
-        # JSON tensors: every KServe-v2 server reads them; binary tensors are a Triton extension.
-        tensor.set_data_from_numpy(data, binary_data=False)
-        inputs.append(tensor)
-    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata.get("outputs", [])]
+    inputs, outputs = request_tensors(metadata)
     start = time.monotonic()
     # All-JSON request: say so. tritonclient sends no Content-Type, and KServe's ModelServer reads
     # an untyped body as binary tensors (then wants Inference-Header-Content-Length).

@@ -27,9 +27,9 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stack_config.gpu_instances import GPU_INSTANCE_TYPES
+from stack_config.gpu_stack import OFFLINE_SECRET_PLACEHOLDER as SECRET
 
-UNKNOWN = "<computed>"
-SECRET = "[secret]"
+UNKNOWN = "<computed>"  # platformctl.mockrun.COMPUTED: the pack does not depend on the CLI
 
 GPU_RESOURCE = "nvidia.com/gpu"
 MIG_RESOURCE_PREFIX = "nvidia.com/mig-"

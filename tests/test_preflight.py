@@ -538,3 +538,34 @@ def test_committed_prod_needs_no_model_at_start_and_the_bucket_is_not_asked(moto
     assert not [c for c in report.checks if c.name.startswith("models:")]
     # Only the committed API-access placeholder fails (tested above); nothing about models.
     assert [c.name for c in report.checks if c.status == "fail"] == ["API access"]
+
+
+def _actions_named_in_calls(path: Path) -> set[str]:
+    """The IAM action of every `explain_error(exc, "<service>:<Action>")` in a module: each AWS
+    call preflight makes (cost and prices: `--live-prices`) names its action there."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "explain_error":
+            action = node.args[1]
+            assert isinstance(action, ast.Constant), f"{path.name}:{node.lineno}: name the action literally"
+            found.add(action.value)
+    return found
+
+
+def test_the_readme_iam_policy_grants_every_action_preflight_calls():
+    """The README's read-only policy is what operators paste; an action missing there turns a check
+    into a permanent 'permission denied' warning (s3:ListBucket was missing once). STS
+    GetCallerIdentity needs no permission (AWS STS API reference, API_GetCallerIdentity: "No
+    permissions are required to perform this operation")."""
+    import json
+    import re
+
+    readme = (PROJECT / "README.md").read_text()
+    section = readme[readme.index("IAM permissions it needs"):]
+    policy = json.loads(re.search(r"```json\n(.*?)```", section, re.S).group(1))
+    granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    called = set().union(*(_actions_named_in_calls(PROJECT / "platformctl" / f"{m}.py") for m in ("preflight", "cost", "prices")))
+    assert "s3:ListBucket" in called and "pricing:GetProducts" in called
+    assert called - {"sts:GetCallerIdentity"} - granted == set()

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from .outputs import OutputsError, deployment, load_outputs, model_location
+from .sizes import human_size
 
-# Command modules are imported by every platformctl invocation to build the parser, so the heavy
-# imports (tritonclient, boto3, rich) happen inside the commands that use them.
+# This module builds the parser of every `models` subcommand, so the heavy imports (tritonclient,
+# boto3, rich) happen inside the subcommands that use them: `models validate` pays for none.
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -126,15 +127,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
-
-
 def _resolve_target(args: argparse.Namespace) -> tuple[str, str]:
     if args.bucket:
         if args.prefix is None:
@@ -147,13 +139,9 @@ def _resolve_target(args: argparse.Namespace) -> tuple[str, str]:
     return model_location(load_outputs(args.stack, args.outputs), args.deployment)
 
 
-def cmd_push(args: argparse.Namespace) -> int:
-    # Imported here so `models validate` does not pay for boto3.
-    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
-
-    from . import push as sync
+def _push_inputs(args: argparse.Namespace):
+    """(bucket, prefix, target deployment, models) of a push, or the exit code once the reason
+    it cannot go ahead is printed: bad arguments (2), an invalid repository (1)."""
     from .validate import validate_repository
 
     if args.concurrency < 1:
@@ -161,10 +149,6 @@ def cmd_push(args: argparse.Namespace) -> int:
         return 2
     try:
         bucket, prefix = _resolve_target(args)
-    except OutputsError as exc:
-        _err(str(exc))
-        return 2
-    try:
         target = _target_deployment(args)
     except OutputsError as exc:
         _err(str(exc))
@@ -176,8 +160,45 @@ def cmd_push(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         _err(f"{args.directory} is not a valid model repository{f' for deployment {target[0]}' if target else ''} ({len(problems)} problem{'s' * (len(problems) != 1)}); nothing uploaded")
         return 1
+    return bucket, prefix, target, models
 
-    console = Console(stderr=True)
+
+def _upload(args: argparse.Namespace, client, models, bucket: str, prefix: str, where: str, target, out, console):
+    """Plan the sync and, unless --dry-run (then None, after printing the plan), run it with a
+    progress bar: (plan, result). boto3 errors propagate."""
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+    from . import push as sync
+
+    cache = sync.DigestCache(sync.DigestCache.default_path())
+    plan = sync.plan_sync(client, args.directory, models, bucket, prefix, prune=args.prune, cache=cache)
+    if args.dry_run:
+        cache.save()
+        _print_plan(out, plan, where)
+        _print_restart_plan(out, args, target, bool(plan.uploads or plan.deletes))
+        return None
+    with Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                  TimeRemainingColumn(), console=console, transient=True,
+                  disable=not plan.uploads) as progress:
+        task = progress.add_task("upload", total=plan.upload_bytes)
+        result = sync.execute(client, plan, concurrency=args.concurrency,
+                              advance=lambda n: progress.advance(task, n), cache=cache)
+    cache.save()
+    return plan, result
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    # Imported here so `models validate` does not pay for boto3.
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+    from rich.console import Console
+
+    from ..aws_errors import NO_CREDENTIALS
+    from . import push as sync
+
+    checked = _push_inputs(args)
+    if isinstance(checked, int):
+        return checked
+    bucket, prefix, target, models = checked
     out = Console(soft_wrap=True)  # long notes stay one line (and greppable)
     prefix = sync.normalize_prefix(prefix)
     where = f"s3://{bucket}/{prefix + '/' if prefix else ''}"
@@ -189,22 +210,9 @@ def cmd_push(args: argparse.Namespace) -> int:
         _err(f"{exc} (expected e.g. http://127.0.0.1:9000 or https://s3.example.com)")
         return 2
     try:
-        cache = sync.DigestCache(sync.DigestCache.default_path())
-        plan = sync.plan_sync(client, args.directory, models, bucket, prefix, prune=args.prune, cache=cache)
-        if args.dry_run:
-            cache.save()
-            _print_plan(out, plan, where)
-            _print_restart_plan(out, args, target, bool(plan.uploads or plan.deletes))
-            return 0
-        with Progress(TextColumn("uploading"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                      TimeRemainingColumn(), console=console, transient=True,
-                      disable=not plan.uploads) as progress:
-            task = progress.add_task("upload", total=plan.upload_bytes)
-            result = sync.execute(client, plan, concurrency=args.concurrency,
-                                  advance=lambda n: progress.advance(task, n), cache=cache)
-        cache.save()
+        done = _upload(args, client, models, bucket, prefix, where, target, out, Console(stderr=True))
     except NoCredentialsError:
-        _err("no AWS credentials found (set AWS_PROFILE, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or use SSO)")
+        _err(NO_CREDENTIALS)
         return 1
     except ClientError as exc:
         error = exc.response.get("Error", {})
@@ -214,14 +222,21 @@ def cmd_push(args: argparse.Namespace) -> int:
     except BotoCoreError as exc:
         _err(f"cannot reach S3{f' at {endpoint}' if endpoint else ''}: {exc}")
         return 1
+    if done is None:
+        return 0  # dry run
+    plan, result = done
     seconds = time.monotonic() - start
+    return _report_push(args, target, models, plan, result, f"{where}{f' via {endpoint}' if endpoint else ''}", seconds, out)
 
+
+def _report_push(args: argparse.Namespace, target, models, plan, result, where: str, seconds: float, out) -> int:
+    """What the push did; then make it served (after_push), unless something failed (1)."""
     for key, message in result.failed:
         _err(f"{key}: {message}")
     for key in result.held_back:
         _err(f"{key}: not uploaded because a data file of its model failed; the old config stays")
-    out.print(f"pushed {args.directory} to {where}{f' via {endpoint}' if endpoint else ''}")
-    out.print(f"uploaded {len(result.uploaded)} ({_human(result.uploaded_bytes)}), "
+    out.print(f"pushed {args.directory} to {where}")
+    out.print(f"uploaded {len(result.uploaded)} ({human_size(result.uploaded_bytes)}), "
               f"skipped {len(plan.skipped)} unchanged, deleted {len(result.deleted)}, "
               f"failed {len(result.failed) + len(result.held_back)}, in {seconds:.1f}s")
     if not args.prune:
@@ -323,12 +338,12 @@ def _print_plan(out, plan, where: str) -> None:
     table.add_column("key")
     table.add_column("size", justify="right")
     for upload in plan.uploads:
-        table.add_row(f"upload ({upload.reason})", upload.key, _human(upload.file.size))
+        table.add_row(f"upload ({upload.reason})", upload.key, human_size(upload.file.size))
     for key in plan.deletes:
         table.add_row("delete", key, "")
     if plan.uploads or plan.deletes:
         out.print(table)
-    out.print(f"would upload {len(plan.uploads)} ({_human(plan.upload_bytes)}), skip {len(plan.skipped)} unchanged, "
+    out.print(f"would upload {len(plan.uploads)} ({human_size(plan.upload_bytes)}), skip {len(plan.skipped)} unchanged, "
               f"delete {len(plan.deletes)}; nothing changed (dry run)")
 
 

@@ -1,4 +1,5 @@
-"""Load and unload models on a Triton in `explicit` model control mode (repository API)."""
+"""Talking to a Triton (or any KServe-v2 server): a client from a pasted URL, one-line errors,
+request tensors for any model, and load/unload in `explicit` model control mode (repository API)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,39 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
     return str(exc) or type(exc).__name__
+
+
+def sample_tensor(datatype: str, shape: list[int], name: str):
+    """A valid tensor for an input: variable (-1) dimensions become 1; numbers are ones, strings
+    are short text ("{}" for a *parameters input, which by convention holds JSON)."""
+    import numpy as np
+    from tritonclient.utils import triton_to_np_dtype
+
+    concrete = [1 if d < 0 else d for d in shape]
+    if datatype == "BYTES":
+        text = b"{}" if "parameters" in name.lower() else b"smoke"
+        return np.full(concrete, text, dtype=object)
+    if datatype == "BOOL":
+        return np.zeros(concrete, dtype=bool)  # e.g. `stream: false`
+    dtype = triton_to_np_dtype(datatype)
+    if dtype is None:
+        raise ValueError(f"input {name!r} has datatype {datatype}, which this check cannot generate")
+    return np.ones(concrete, dtype=dtype)
+
+
+def request_tensors(metadata: dict) -> tuple[list, list]:
+    """One sample tensor per input of a model's metadata, and every output it declares, all as
+    JSON tensors: every KServe-v2 server reads them; binary tensors are a Triton extension."""
+    import tritonclient.http as httpclient
+
+    inputs = []
+    for spec in metadata.get("inputs", []):
+        data = sample_tensor(spec["datatype"], list(spec["shape"]), spec["name"])
+        tensor = httpclient.InferInput(spec["name"], list(data.shape), spec["datatype"])
+        tensor.set_data_from_numpy(data, binary_data=False)
+        inputs.append(tensor)
+    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata.get("outputs", [])]
+    return inputs, outputs
 
 
 def change(action: str, name: str, url: str, timeout: float) -> tuple[bool, str]:

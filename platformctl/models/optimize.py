@@ -199,17 +199,17 @@ def run_worker(python: Path, request: dict) -> dict:
 
 
 def _config_text(args, plan_: Plan, result: dict) -> str:
-    from . import tritonconfig
+    from .tritonconfig import Accelerator, build, render
 
     accelerator = None
     if args.gpu_accelerator != "none":
-        accelerator = tritonconfig.Accelerator(args.gpu_accelerator, args.precision, args.trt_workspace, args.trt_cache_path)
-    config = tritonconfig.build(args.name, plan_.inputs, plan_.outputs, max_batch_size=args.max_batch_size, accelerator=accelerator)
+        accelerator = Accelerator(args.gpu_accelerator, args.precision, args.trt_workspace, args.trt_cache_path)
+    config = build(args.name, plan_.inputs, plan_.outputs, max_batch_size=args.max_batch_size, accelerator=accelerator)
     acc = result["accuracy"]
     header = (f"Written by `platformctl models optimize` from {args.src.name}: {result['conversion']};\n"
               f"graph {result['graph_optimization']}.\n"
               f"Accuracy vs the original: {METRIC_LABEL[acc['metric']]} {acc['value']:.4f} on {acc['rows']} rows.")
-    return tritonconfig.render(config, header)
+    return render(config, header)
 
 
 def write(args, plan_: Plan, result: dict, candidate: Path) -> Path:
@@ -309,10 +309,10 @@ def _ratio(before: float, after: float, higher_is_better: bool) -> str:
 
 
 def _rows(result: dict) -> list[tuple[str, str, str, str]]:
-    from . import _human
+    from .sizes import human_size
 
     before, after = result["original"], result["optimized"]
-    rows = [("size", _human(before["size"]), _human(after["size"]), _ratio(before["size"], after["size"], False).split(" (")[0])]
+    rows = [("size", human_size(before["size"]), human_size(after["size"]), _ratio(before["size"], after["size"], False).split(" (")[0])]
     for key in ("b1", "bn"):
         if key not in before:
             continue

@@ -69,17 +69,9 @@ def parse_levels(text: str) -> list[int]:
 
 
 def _inputs(metadata: dict):
-    import tritonclient.http as httpclient
+    from .control import request_tensors
 
-    from ..smoke import _sample
-
-    inputs = []
-    for spec in metadata.get("inputs", []):
-        data = _sample(spec["datatype"], list(spec["shape"]), spec["name"])
-        tensor = httpclient.InferInput(spec["name"], list(data.shape), spec["datatype"])
-        tensor.set_data_from_numpy(data, binary_data=False)  # JSON: every KServe-v2 server reads it
-        inputs.append(tensor)
-    outputs = [httpclient.InferRequestedOutput(o["name"], binary_data=False) for o in metadata.get("outputs", [])]
+    inputs, outputs = request_tensors(metadata)
     return inputs, outputs or None
 
 
