@@ -22,7 +22,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 import stack_config
-from stack_config.gpu_stack import OFFLINE_SECRET_PLACEHOLDER
+from stack_config.base import OFFLINE_SECRET_PLACEHOLDER
 
 # How plan.json shows what a preview cannot: a value known only after deploy, and a secret (the
 # same placeholder the config loader puts in place of an encrypted value it cannot decrypt).

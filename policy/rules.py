@@ -27,7 +27,7 @@ from typing import Any, Callable, Iterable, Literal, Mapping, Optional, Sequence
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from stack_config.gpu_instances import GPU_INSTANCE_TYPES
-from stack_config.gpu_stack import OFFLINE_SECRET_PLACEHOLDER as SECRET
+from stack_config.base import OFFLINE_SECRET_PLACEHOLDER as SECRET
 
 UNKNOWN = "<computed>"  # platformctl.mockrun.COMPUTED: the pack does not depend on the CLI
 
