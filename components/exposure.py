@@ -16,8 +16,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components import security
 from components.cluster import SYSTEM_NODE_LABEL
 from components.iam import irsa_trust_policy
+from components.network import subnet_cidrs
 
 CHART = "aws-load-balancer-controller"
 CHART_VERSION = "1.14.0"  # controller v2.14.0
@@ -74,6 +76,52 @@ class ExposureSettings:
     inbound_cidrs: list[str] = field(default_factory=list)
     # The controller release: Ingresses wait for it (its webhook must be up to admit them).
     controller: Optional[pulumi.Resource] = None
+
+
+INTERNAL_ALB_REASON = "internal ALB: its ENIs have private-subnet IPs, like pods"
+
+
+@dataclass(frozen=True)
+class AlbSource:
+    """Where the shared ALB connects to the UI pods from (IP targets: its own ENIs in its subnets)."""
+
+    cidrs: tuple[str, ...]
+    internal: bool  # private subnets: the range holds pods too, and the policy says so
+
+
+class AlbSourceError(ValueError):
+    pass
+
+
+def alb_source(scheme: str, vpc_cidr: str, zone_count: int, brought_vpc: bool,
+               configured: tuple[str, ...] = ()) -> AlbSource:
+    """The one rule for the UIs' ALB-ingress NetworkPolicies (OpenWebUI and Grafana).
+
+    `exposure.albSourceCidrs` when set; else the subnets this stack made for the ALB (public for an
+    internet-facing ALB, private for an internal one). A brought VPC's subnet CIDRs are unknown
+    here: an internal ALB then admits the VPC CIDR (it admits pods either way, and says so), but an
+    internet-facing one must be given its public subnets' CIDRs: the VPC CIDR would admit every pod
+    of the cluster (security.allow_alb_ingress), the very thing the policy exists to keep out."""
+    internal = scheme == "internal"
+    if configured:
+        return AlbSource(tuple(configured), internal)
+    if not brought_vpc:
+        public, private = subnet_cidrs(vpc_cidr, zone_count)
+        return AlbSource(tuple(private if internal else public), internal)
+    if internal:
+        return AlbSource((vpc_cidr,), True)
+    raise AlbSourceError("an internet-facing ALB in a brought VPC needs exposure.albSourceCidrs "
+                         "(the CIDRs of network.existingVpc.publicSubnetIds)")
+
+
+def allow_alb_ingress(namespace: str, pod_labels: dict[str, str], port: int, source: AlbSource,
+                      opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
+    """The ALB may reach `port` of the `pod_labels` pods: from its subnets, declared as admitting
+    pods when they are private ones."""
+    if source.internal:
+        return security.allow_from_vpc_clients(namespace, "allow-alb-ingress", pod_labels, [port],
+                                               list(source.cidrs), INTERNAL_ALB_REASON, opts)
+    return security.allow_alb_ingress(namespace, pod_labels, [port], list(source.cidrs), opts)
 
 
 def ui_ingress(name: str, namespace: pulumi.Input[str], hostname: str, service_name: str, service_port: int,

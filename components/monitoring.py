@@ -11,7 +11,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -19,6 +19,7 @@ import pulumi_random as random
 import yaml
 
 from components import security
+from components.exposure import AlbSource, allow_alb_ingress
 from components.dashboards import build_dashboards, render
 from components.gpu_node_group import POOL_LABEL
 from components.gpu_scheduling import MANAGED_BY
@@ -375,18 +376,8 @@ def network_policies(args: "MonitoringArgs", opts: pulumi.ResourceOptions) -> li
         # The custom metrics APIService: without it every HPA reading Triton's ratio fails.
         policies.append(security.allow_from_api_server(ns, "allow-prometheus-adapter-api", PROMETHEUS_ADAPTER_LABELS,
                                                        [PROMETHEUS_ADAPTER_PORT], args.vpc_cidr, opts))
-    if args.grafana_alb_scheme:
-        cidrs = list(args.grafana_alb_source_cidrs)
-        if not cidrs:
-            raise ValueError("exposing Grafana needs grafana_alb_source_cidrs (the ALB's subnets) for its NetworkPolicy")
-        # Same rule as OpenWebUI's: an internal ALB (or a brought VPC, whose subnets are unknown
-        # here) has private-subnet IPs like the pods, so the policy says it admits them.
-        if args.grafana_alb_scheme == "internal" or args.vpc_cidr in cidrs:
-            policies.append(security.allow_from_vpc_clients(
-                ns, "allow-alb-ingress", GRAFANA_LABELS, [GRAFANA_PORT], cidrs,
-                "internal ALB: its ENIs have private-subnet IPs, like pods", opts))
-        else:
-            policies.append(security.allow_alb_ingress(ns, GRAFANA_LABELS, [GRAFANA_PORT], cidrs, opts))
+    if args.grafana_alb is not None:  # Grafana behind the ALB: the UIs' one rule (components.exposure)
+        policies.append(allow_alb_ingress(ns, GRAFANA_LABELS, GRAFANA_PORT, args.grafana_alb, opts))
     return policies
 
 
@@ -400,9 +391,8 @@ class MonitoringArgs:
     smtp_password: Optional[pulumi.Input[str]] = None  # secret config value
     # The API server's source range for the operator's webhook (and the adapter's APIService).
     vpc_cidr: str = ""
-    # Grafana behind the ALB: the ALB scheme and the CIDRs its ENIs live in (None: not exposed).
-    grafana_alb_scheme: Optional[str] = None
-    grafana_alb_source_cidrs: Sequence[str] = ()
+    # Grafana behind the ALB: where the ALB connects from (None: not exposed).
+    grafana_alb: Optional[AlbSource] = None
     # prometheus-adapter is installed (some Triton deployment autoscales).
     prometheus_adapter: bool = False
     # The largest progressDeadlineSeconds of the Triton deployments: TritonServerNotReady's `for`.

@@ -25,7 +25,7 @@ import pulumi_random as random
 from components import security
 from components.iam import irsa_trust_policy
 from components.s3 import bucket_arn, private_bucket
-from components.exposure import ExposureSettings, port_forward_command, ui_ingress
+from components.exposure import AlbSource, ExposureSettings, allow_alb_ingress, port_forward_command, ui_ingress
 from components.oauth2_proxy import PORT as OAUTH2_PROXY_PORT, OAuth2Proxy, OAuth2ProxyArgs
 from stack_config.openwebui import OpenWebUiConfig
 
@@ -251,7 +251,7 @@ class OpenWebUiArgs:
     workload_identity: Optional[WorkloadIdentity] = None
     extra_env: dict[str, str] = field(default_factory=dict)
     # Where the ALB connects from when exposed (IP targets): the subnets it lives in.
-    alb_source_cidrs: Sequence[str] = ()
+    alb_source: Optional[AlbSource] = None  # where the ALB connects from (exposed only)
 
 
 class OpenWebUi(pulumi.ComponentResource):
@@ -476,16 +476,12 @@ class OpenWebUi(pulumi.ComponentResource):
         if exposed:
             ui_ingress(NAME, ns, args.hostname, front_service, front_port, health, args.exposure, ns_opts)
             # The namespace denies ingress: let the ALB (IP targets) reach the front pods only.
-            if not args.alb_source_cidrs:
-                raise ValueError("exposing OpenWebUI needs alb_source_cidrs (the ALB's subnets) for its NetworkPolicy")
+            if args.alb_source is None:
+                raise ValueError("exposing OpenWebUI needs alb_source (the ALB's subnets) for its NetworkPolicy")
             front_labels, front_container_port = (
                 ({"app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/part-of": "ai-platform"}, OAUTH2_PROXY_PORT)
                 if auth.mode == "trusted-header" else (LABELS, PORT))
-            if args.exposure.scheme == "internal":
-                security.allow_from_vpc_clients(ns, "allow-alb-ingress", front_labels, [front_container_port], list(args.alb_source_cidrs),
-                                                "internal ALB: its ENIs have private-subnet IPs, like pods", ns_opts)
-            else:
-                security.allow_alb_ingress(ns, front_labels, [front_container_port], list(args.alb_source_cidrs), ns_opts)
+            allow_alb_ingress(ns, front_labels, front_container_port, args.alb_source, ns_opts)
             self.url = f"https://{args.hostname}"
             self.port_forward_command = None
         else:
