@@ -7,6 +7,7 @@ this module must only import those names from `.model` and nothing that imports 
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal, Optional
 
@@ -181,6 +182,10 @@ class ExposureConfig(ConfigModel):
     grafanaHostname: Optional[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = None
     # Source ranges allowed to reach the ALB (empty: the ALB default, everyone for its scheme).
     inboundCidrs: list[Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]] = []
+    # The CIDRs of the subnets the ALB lives in, which the UIs' NetworkPolicies admit. Default: the
+    # subnets the stack makes for it; required for an internet-facing ALB in a brought VPC (the CIDRs
+    # of network.existingVpc.publicSubnetIds, unknown before deploy; the VPC CIDR would admit every pod).
+    albSourceCidrs: list[Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]] = []
     # Ingresses in one group share one ALB.
     groupName: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")] = "ai-platform"
 
@@ -209,6 +214,30 @@ def certificate_region(arn: str) -> str:
     return match.group(2) if match else ""
 
 
+def alb_source_problems(config) -> list[tuple[str, str]]:
+    """`exposure.albSourceCidrs`: the CIDRs the UIs' ALB connects from (components.exposure.alb_source)."""
+    exposure, network = config.exposure, config.network
+    key = "exposure.albSourceCidrs"
+    found = []
+    vpc = ipaddress.ip_network(network.vpcCidr)
+    for cidr in exposure.albSourceCidrs:
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as error:
+            found.append((key, f"{cidr} is not a valid IPv4 CIDR ({error})"))
+            continue
+        if not net.subnet_of(vpc) or (exposure.scheme == "internet-facing" and net == vpc):
+            found.append((key, f"{cidr} must be a subnet of network.vpcCidr {vpc}, and not all of it for an "
+                               f"internet-facing ALB (that would admit every pod)"))
+    exposed = exposure.certificateArn and exposure.loadBalancerController
+    if (exposed and network.existingVpc is not None and exposure.scheme == "internet-facing"
+            and not exposure.albSourceCidrs):
+        found.append((key, "required for an internet-facing ALB in a brought VPC (network.existingVpc): the CIDRs "
+                           "of its publicSubnetIds, which the UIs' NetworkPolicies admit (not the VPC CIDR: it "
+                           "holds every pod)"))
+    return found
+
+
 def stack_problems(config) -> list[tuple[str, str]]:
     """Checks across `openWebUi`, `exposure`, the region and the secret key; called from
     StackConfig's validator."""
@@ -217,6 +246,7 @@ def stack_problems(config) -> list[tuple[str, str]]:
     if exposure.certificateArn and certificate_region(exposure.certificateArn) != config.region:
         found.append(("exposure.certificateArn", f"is in {certificate_region(exposure.certificateArn)}, but an ALB can only "
                                                  f"use certificates of its own region ({config.region})"))
+    found.extend(alb_source_problems(config))
     if not ui.enabled:
         return found
     mode = ui.auth.mode
