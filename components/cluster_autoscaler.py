@@ -76,7 +76,6 @@ class ClusterAutoscalerArgs:
     scale_down_unneeded_time: str
     scale_down_delay_after_add: str
     scale_down_utilization_threshold: float
-    k8s_provider: k8s.Provider
     # Pending pods below this priority never cause a scale-up (the flag's default, stated explicitly).
     expendable_pods_priority_cutoff: int = -10
 
@@ -136,7 +135,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                 "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
                 "containerSecurityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.role_arn = role.arn

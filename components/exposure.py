@@ -163,7 +163,6 @@ class LoadBalancerControllerArgs:
     vpc_id: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
-    k8s_provider: k8s.Provider
     replicas: int = 2
 
 
@@ -219,7 +218,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             },
             # The webhook must be serving before any Ingress is admitted; wait for the rollout.
             skip_await=False,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
         )
 
         self.role_arn = role.arn

@@ -168,7 +168,6 @@ def validation_job_manifest(pool: GpuPool, config: GpuValidationConfig, resource
 
 @dataclass
 class GpuOperatorArgs:
-    k8s_provider: k8s.Provider
     config: GpuOperatorConfig
     validation: GpuValidationConfig
     pools: Sequence[GpuPool]
@@ -185,12 +184,12 @@ class GpuOperator(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:gpu:GpuOperator", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
 
         namespace = security.namespace(
             NAMESPACE, "privileged",
             "GPU operator DaemonSets (device plugin, DCGM exporter, MIG manager, validator) use host devices and paths",
-            provider=args.k8s_provider, parent=self, labels=MANAGED_BY,
+            parent=self, labels=MANAGED_BY,
         )
         device_plugin_config = k8s.core.v1.ConfigMap(
             f"{name}-device-plugin-config",

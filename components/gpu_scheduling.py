@@ -59,7 +59,6 @@ def gpu_limits(count: int = 1, resource: str = GPU_RESOURCE) -> dict:
 
 @dataclass
 class GpuSchedulingArgs:
-    k8s_provider: k8s.Provider
     # Workload namespace -> GPUs (requests.nvidia.com/gpu) its pods may hold together.
     gpu_quotas: Mapping[str, int]
     # Namespaces another component already creates: the quota goes there instead of a new one.
@@ -73,7 +72,7 @@ class GpuScheduling(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuSchedulingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:gpu:GpuScheduling", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
 
         self.priority_classes = {
             class_name: k8s.scheduling.v1.PriorityClass(
@@ -95,7 +94,7 @@ class GpuScheduling(pulumi.ComponentResource):
             if existing is None:
                 existing = security.namespace(
                     namespace, "restricted", "GPU workloads run as non-root with dropped capabilities",
-                    provider=args.k8s_provider, parent=self, labels={**MANAGED_BY, "ai-platform/workloads": "gpu"},
+                    parent=self, labels={**MANAGED_BY, "ai-platform/workloads": "gpu"},
                 )
             self.namespaces[namespace] = existing
             self.quotas[namespace] = k8s.core.v1.ResourceQuota(

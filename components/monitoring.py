@@ -383,7 +383,6 @@ def network_policies(args: "MonitoringArgs", opts: pulumi.ResourceOptions) -> li
 
 @dataclass
 class MonitoringArgs:
-    k8s_provider: k8s.Provider
     monitoring: MonitoringConfig
     alerting: AlertingConfig
     thresholds: AlertThresholds
@@ -412,14 +411,14 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
 
         def after(*resources: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(resources)))
 
         namespace = security.namespace(
             NAMESPACE, "privileged", "node-exporter (part of the chart) uses hostNetwork, hostPID and host paths",
-            provider=args.k8s_provider, parent=self, labels=MANAGED_BY,
+            parent=self, labels=MANAGED_BY,
         )
 
         password = random.RandomPassword(

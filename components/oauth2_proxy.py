@@ -51,7 +51,6 @@ class OAuth2ProxyArgs:
     # Labels of the upstream's pods: only the proxy may reach them.
     upstream_pod_labels: dict[str, str]
     upstream_container_port: int
-    k8s_provider: k8s.Provider
     name: str = "oauth2-proxy"
     replicas: int = 2
 
@@ -62,7 +61,7 @@ class OAuth2Proxy(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OAuth2ProxyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:exposure:OAuth2Proxy", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
         labels = {"app.kubernetes.io/name": args.name, "app.kubernetes.io/part-of": "ai-platform"}
 
         # 32 ASCII characters = a 32-byte AES key, one of the sizes oauth2-proxy accepts.
@@ -118,7 +117,7 @@ class OAuth2Proxy(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[secret]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
         )
         k8s.core.v1.Service(
             f"{name}-service",

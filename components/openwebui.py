@@ -240,7 +240,6 @@ class OpenWebUiArgs:
     config: OpenWebUiConfig
     # One per `llm` Triton deployment, in config order.
     openai_base_urls: list[pulumi.Input[str]]
-    k8s_provider: k8s.Provider
     protect_data: bool
     hostname: Optional[str] = None
     exposure: Optional[ExposureSettings] = None
@@ -277,9 +276,9 @@ class OpenWebUi(pulumi.ComponentResource):
         namespace = security.namespace(
             ns, "restricted",
             "OpenWebUI runs as a non-root uid on a read-only root filesystem",
-            provider=args.k8s_provider, parent=self,
+            parent=self,
         )
-        ns_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
+        ns_opts = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
 
         # --- secrets ----------------------------------------------------------------------------
         webui_secret_key = random.RandomPassword(f"{name}-secret-key", length=48, special=False,
@@ -442,7 +441,7 @@ class OpenWebUi(pulumi.ComponentResource):
                     ),
                 ),
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=pod_dependencies),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=pod_dependencies),
         )
         k8s.core.v1.Service(
             f"{name}-service",
@@ -469,7 +468,6 @@ class OpenWebUi(pulumi.ComponentResource):
                 upstream_port=SERVICE_PORT,
                 upstream_pod_labels=LABELS,
                 upstream_container_port=PORT,
-                k8s_provider=args.k8s_provider,
             ), pulumi.ResourceOptions(parent=self, depends_on=[namespace, deployment]))
             front_service, front_port, health = proxy.service_name, proxy.service_port, "/ping"
 

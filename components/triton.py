@@ -280,7 +280,6 @@ class TritonServerArgs:
     bucket_name: str
     region: str
     role_arn: pulumi.Input[str]
-    k8s_provider: k8s.Provider
     # The namespace, when another component creates it (shared by several deployments); else
     # this component creates it (Pod Security `restricted`).
     namespace_resource: Optional[k8s.core.v1.Namespace] = None
@@ -321,12 +320,12 @@ class TritonServer(pulumi.ComponentResource):
         if args.namespace_resource is None:
             self.namespace_resource = security.namespace(
                 ns, "restricted", "Triton runs as non-root with every capability dropped",
-                provider=args.k8s_provider, parent=self,
+                parent=self,
             )
         else:
             self.namespace_resource = args.namespace_resource
         k8s_opts = pulumi.ResourceOptions(
-            parent=self, provider=args.k8s_provider, depends_on=[self.namespace_resource, *args.depends_on],
+            parent=self, depends_on=[self.namespace_resource, *args.depends_on],
         )
 
         service_account = k8s.core.v1.ServiceAccount(

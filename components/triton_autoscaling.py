@@ -117,7 +117,6 @@ def triton_hpa(name: str, namespace: str, deployment_name: str, labels: dict, mi
 
 @dataclass(frozen=True)
 class PrometheusAdapterArgs:
-    k8s_provider: k8s.Provider
     namespace: str = MONITORING_NAMESPACE
     # `prometheus-operated` is the governing Service the Prometheus operator creates for every
     # Prometheus it runs, whatever the Helm release is called.
@@ -140,7 +139,7 @@ class PrometheusAdapter(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
             namespace=args.namespace,
             values=adapter_values(args.prometheus_url, args.prometheus_port),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=list(args.depends_on)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         self.metric_name = QUEUE_COMPUTE_RATIO_METRIC
         self.register_outputs({"release": self.release.name, "metric": self.metric_name})

@@ -23,7 +23,7 @@ class AppsArgs:
 def openwebui_args(args: AppsArgs, cluster: ClusterContext, openai_base_urls: list[pulumi.Input[str]]) -> OpenWebUiArgs:
     config, exposure = args.openwebui, cluster.exposure
     return OpenWebUiArgs(
-        config=config, openai_base_urls=openai_base_urls, k8s_provider=cluster.k8s_provider,
+        config=config, openai_base_urls=openai_base_urls,
         protect_data=args.protect_data, hostname=args.hostname if exposure else None, exposure=exposure,
         alb_source=cluster.alb_source,
         oidc_client_secret=pulumi.Output.secret(args.oidc_client_secret) if args.oidc_client_secret else None,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -16,9 +16,10 @@ from components.exposure import AlbSource, ExposureSettings
 MOVED = pulumi.Alias(parent=pulumi.ROOT_STACK_RESOURCE)
 
 
-def moved(layer: pulumi.Resource, *depends_on: pulumi.Resource) -> pulumi.ResourceOptions:
-    """Options of a component moved under `layer` (providers inherited from it)."""
-    return pulumi.ResourceOptions(parent=layer, aliases=[MOVED], depends_on=list(depends_on))
+def moved(layer: pulumi.Resource, *depends_on: pulumi.Resource,
+          providers: Sequence[pulumi.ProviderResource] = ()) -> pulumi.ResourceOptions:
+    """Options of a component moved under `layer`: it inherits the layer's providers (plus `providers`)."""
+    return pulumi.ResourceOptions(parent=layer, aliases=[MOVED], depends_on=list(depends_on), providers=list(providers))
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,7 @@ def autoscaler_args(args: FoundationArgs, cluster: Cluster, pools: list[GpuNodeG
         scale_down_unneeded_time=autoscaler.scaleDownUnneededTime,
         scale_down_delay_after_add=autoscaler.scaleDownDelayAfterAdd,
         scale_down_utilization_threshold=autoscaler.scaleDownUtilizationThreshold,
-        k8s_provider=cluster.k8s_provider, expendable_pods_priority_cutoff=autoscaler.expendablePodsPriorityCutoff,
+        expendable_pods_priority_cutoff=autoscaler.expendablePodsPriorityCutoff,
     )
 
 
@@ -110,7 +110,7 @@ class Foundation(pulumi.ComponentResource):
         autoscaler = None  # scales a GPU pool up from zero (for the validation Jobs, too)
         if args.cluster_autoscaler.enabled:
             autoscaler = ClusterAutoscaler("cluster-autoscaler", autoscaler_args(args, cluster, self.gpu_node_groups),
-                                           moved(self)).release
+                                           moved(self, providers=[cluster.k8s_provider])).release
         self.exports = {}
         if args.ci_role.enabled:
             ci = CiRole("ci", CiRoleArgs.from_config(args.ci_role, args.stack, args.partition, cluster_name=cluster.name),
@@ -129,8 +129,8 @@ class Foundation(pulumi.ComponentResource):
         cluster = self.cluster
         return LoadBalancerController("aws-load-balancer-controller", LoadBalancerControllerArgs(
             cluster_name=args.cluster_name, region=args.region, partition=args.partition, vpc_id=self.network.vpc_id,
-            oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer, k8s_provider=cluster.k8s_provider,
-        ), moved(self, cluster)).release
+            oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
+        ), moved(self, cluster, providers=[cluster.k8s_provider])).release
 
     def _context(self, args: FoundationArgs, autoscaler: Optional[pulumi.Resource],
                  lb_controller: Optional[pulumi.Resource]) -> ClusterContext:

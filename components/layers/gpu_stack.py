@@ -63,16 +63,16 @@ class GpuStack(pulumi.ComponentResource):
         stack, on_cluster = args.gpu_stack, cluster.cluster
         grafana_exposed = bool(cluster.exposure and args.grafana_hostname)
         scheduling = GpuScheduling("gpu-scheduling", GpuSchedulingArgs(
-            k8s_provider=cluster.k8s_provider, gpu_quotas=stack.scheduling.gpuQuotas), moved(self, on_cluster))
+            gpu_quotas=stack.scheduling.gpuQuotas), moved(self, on_cluster))
         self.monitoring = monitoring = Monitoring("monitoring", MonitoringArgs(
-            k8s_provider=cluster.k8s_provider, monitoring=stack.monitoring, alerting=stack.alerting,
+            monitoring=stack.monitoring, alerting=stack.alerting,
             thresholds=stack.alertThresholds, slack_webhook_url=args.slack_webhook_url, smtp_password=args.smtp_password,
             vpc_cidr=cluster.vpc_cidr, grafana_alb=cluster.alb_source if grafana_exposed else None,
             prometheus_adapter=any(d.autoscaled for d in args.triton_deployments),
             triton_startup_budget_seconds=startup_budget_seconds(args.triton_deployments),
         ), moved(self, on_cluster))
         operator = GpuOperator("gpu-operator", GpuOperatorArgs(
-            k8s_provider=cluster.k8s_provider, config=stack.operator, validation=stack.validation,
+            config=stack.operator, validation=stack.validation,
             pools=[GpuPool(pool.name, pool.sharing, advertised_resources(pool)) for pool in args.gpu_node_groups],
             prometheus_release=monitoring.release_name,
             depends_on=[monitoring.release],  # the ServiceMonitor CRD must exist before the operator
@@ -93,5 +93,5 @@ class GpuStack(pulumi.ComponentResource):
         """Grafana on the shared ALB; its NetworkPolicy (Monitoring) admits the same ALB source."""
         ui_ingress("grafana", monitoring_component.NAMESPACE, hostname, f"{monitoring_component.RELEASE_NAME}-grafana", 80,
                    "/api/health", cluster.exposure, pulumi.ResourceOptions(
-                       parent=self.monitoring, provider=cluster.k8s_provider, depends_on=[self.monitoring.release]))
+                       parent=self.monitoring, depends_on=[self.monitoring.release]))
         return f"https://{hostname}"

@@ -57,7 +57,7 @@ class Inference(pulumi.ComponentResource):
         adapter = None
         if any(d.autoscaled for d in args.deployments):
             adapter = PrometheusAdapter("prometheus-adapter", PrometheusAdapterArgs(
-                k8s_provider=cluster.k8s_provider, depends_on=[gpu.monitoring]), moved(self, cluster.cluster))
+                depends_on=[gpu.monitoring]), moved(self, cluster.cluster))
         # Quota namespaces already exist (GPU scheduling); the first deployment in any other creates it.
         namespaces = dict(gpu.namespaces)
         for deployment in args.deployments:
@@ -87,7 +87,7 @@ class Inference(pulumi.ComponentResource):
         return TritonServerArgs(
             config=deployment, bucket_name=args.repository.bucket_name(cluster.stack, cluster.region),
             region=cluster.region, role_arn=repository.reader_role_arns[deployment.name],
-            repository_objects=[repository.prefix_markers[deployment.name]], k8s_provider=cluster.k8s_provider,
+            repository_objects=[repository.prefix_markers[deployment.name]],
             namespace_resource=namespaces.get(deployment.namespace),
             service_monitor_labels={"release": gpu.prometheus_release},
             depends_on=[gpu.monitoring, *gpu.priority_classes, *([adapter] if adapter else []),
