@@ -286,8 +286,14 @@ class TritonServerArgs:
     priority_class_name: str = INFERENCE_PRIORITY_CLASS
     # Labels the stack's Prometheus selects ServiceMonitors by (kube-prometheus-stack: release).
     service_monitor_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
-    # The monitoring release (ServiceMonitor CRD), the priority class, the GPU pool...
-    depends_on: Sequence[pulumi.Resource] = ()
+    # What the pods wait for: the ServiceMonitor CRD (kube-prometheus-stack release), the priority
+    # classes, the custom metrics API (HPA), the GPU pool's validation Job, the controller that
+    # serves the internal NLB.
+    monitoring: Optional[pulumi.Resource] = None
+    priority_classes: Sequence[pulumi.Resource] = ()
+    metrics_adapter: Optional[pulumi.Resource] = None
+    gpu_validation: Optional[pulumi.Resource] = None
+    load_balancer_controller: Optional[pulumi.Resource] = None
     # What must be in the model repository before Triton starts (the prefix's `.keep` marker:
     # Triton exits on a repository path with nothing under it): the Deployment waits for it.
     repository_objects: Sequence[pulumi.Resource] = ()
@@ -296,6 +302,11 @@ class TritonServerArgs:
     # Pods that call the OpenAI endpoint of an `llm` deployment: (namespace, pod labels) of
     # OpenWebUI, from its config (none when OpenWebUI is off).
     openai_clients: Sequence[tuple[str, dict[str, str]]] = ()
+
+
+def waits_for(args: TritonServerArgs) -> list[pulumi.Resource]:
+    optional = (args.metrics_adapter, args.gpu_validation, args.load_balancer_controller)
+    return [*([args.monitoring] if args.monitoring else []), *args.priority_classes, *[r for r in optional if r]]
 
 
 class TritonServer(pulumi.ComponentResource):
@@ -325,7 +336,7 @@ class TritonServer(pulumi.ComponentResource):
         else:
             self.namespace_resource = args.namespace_resource
         k8s_opts = pulumi.ResourceOptions(
-            parent=self, depends_on=[self.namespace_resource, *args.depends_on],
+            parent=self, depends_on=[self.namespace_resource, *waits_for(args)],
         )
 
         service_account = k8s.core.v1.ServiceAccount(

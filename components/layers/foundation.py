@@ -73,7 +73,7 @@ def gpu_node_group_args(args: FoundationArgs, pool: GpuNodeGroupConfig, cluster:
         ami_type=pool.amiType, disk_size_gib=pool.diskSizeGiB,
         resources=advertised_resources(pool),  # time-slicing multiplies nvidia.com/gpu; mixed MIG: mig-<profile>
         max_unavailable=pool.maxUnavailable, extra_labels={**pool.labels, **gpu_node_labels(pool)},
-        depends_on=[cluster],
+        cluster=cluster,
     )
 
 

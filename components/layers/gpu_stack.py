@@ -16,6 +16,7 @@ from components.gpu_operator import GpuOperator, GpuOperatorArgs, GpuPool
 from components.gpu_scheduling import GpuScheduling, GpuSchedulingArgs
 from components.layers.context import ClusterContext, moved
 from components.monitoring import Monitoring, MonitoringArgs
+from components.readiness import GpuCapacity
 from components.triton import NODE_PROVISIONING_SECONDS
 from stack_config.gpu_stack import GpuStackConfig, advertised_resources
 from stack_config.model import GpuNodeGroupConfig
@@ -75,9 +76,8 @@ class GpuStack(pulumi.ComponentResource):
             config=stack.operator, validation=stack.validation,
             pools=[GpuPool(pool.name, pool.sharing, advertised_resources(pool)) for pool in args.gpu_node_groups],
             prometheus_release=monitoring.release_name,
-            depends_on=[monitoring.release],  # the ServiceMonitor CRD must exist before the operator
-            validation_depends_on=[*scheduling.priority_classes.values(), *cluster.gpu_node_groups,
-                                   *([cluster.autoscaler] if cluster.autoscaler else [])],
+            monitoring=monitoring.release,
+            capacity=GpuCapacity(tuple(scheduling.priority_classes.values()), cluster.gpu_node_groups, cluster.autoscaler),
         ), moved(self, on_cluster))
         self.grafana_url = monitoring.grafana_url
         if grafana_exposed:

@@ -56,8 +56,7 @@ class Inference(pulumi.ComponentResource):
         repository = ModelRepository("model-repository", repository_args(args, cluster), moved(self))
         adapter = None
         if any(d.autoscaled for d in args.deployments):
-            adapter = PrometheusAdapter("prometheus-adapter", PrometheusAdapterArgs(
-                depends_on=[gpu.monitoring]), moved(self, cluster.cluster))
+            adapter = PrometheusAdapter("prometheus-adapter", PrometheusAdapterArgs(monitoring=gpu.monitoring), moved(self, cluster.cluster))
         # Quota namespaces already exist (GPU scheduling); the first deployment in any other creates it.
         namespaces = dict(gpu.namespaces)
         for deployment in args.deployments:
@@ -90,8 +89,8 @@ class Inference(pulumi.ComponentResource):
             repository_objects=[repository.prefix_markers[deployment.name]],
             namespace_resource=namespaces.get(deployment.namespace),
             service_monitor_labels={"release": gpu.prometheus_release},
-            depends_on=[gpu.monitoring, *gpu.priority_classes, *([adapter] if adapter else []),
-                        *([validation_job] if validation_job else []), *([nlb] if nlb else [])],
+            monitoring=gpu.monitoring, priority_classes=gpu.priority_classes,
+            metrics_adapter=adapter.release if adapter else None, gpu_validation=validation_job, load_balancer_controller=nlb,
             vpc_cidr=cluster.vpc_cidr,
             openai_clients=[(args.openwebui.namespace, OPENWEBUI_POD_LABELS)] if args.openwebui.enabled else [],
         )
