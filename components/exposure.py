@@ -13,12 +13,11 @@ from pathlib import Path
 from typing import Optional
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import security
 from components.cluster import SYSTEM_NODE_LABEL
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs
 from components.network import subnet_cidrs
 
 CHART = "aws-load-balancer-controller"
@@ -176,17 +175,10 @@ class LoadBalancerController(pulumi.ComponentResource):
         super().__init__("ai-platform:exposure:LoadBalancerController", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        role = aws.iam.Role(
-            f"{name}-irsa",
-            assume_role_policy=irsa_trust_policy(args.oidc_provider_arn, args.oidc_issuer, NAMESPACE, SERVICE_ACCOUNT),
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-irsa",
-            role=role.id,
+        role = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
+            args.oidc_provider_arn, args.oidc_issuer, NAMESPACE, SERVICE_ACCOUNT,
             policy=load_balancer_controller_policy(args.partition),
-            opts=child,
-        )
+        ), child, moved_from=self)
 
         self.release = k8s.helm.v3.Release(
             name,
@@ -218,7 +210,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             },
             # The webhook must be serving before any Ingress is admitted; wait for the rollout.
             skip_await=False,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.role_arn = role.arn

@@ -23,7 +23,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import security
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs
 from components.s3 import bucket_arn, private_bucket
 from components.exposure import AlbSource, ExposureSettings, allow_alb_ingress, port_forward_command, ui_ingress
 from components.oauth2_proxy import PORT as OAUTH2_PROXY_PORT, OAuth2Proxy, OAuth2ProxyArgs
@@ -571,22 +571,13 @@ class OpenWebUi(pulumi.ComponentResource):
             name_config_key="ai-platform:openWebUi.persistence.uploads.bucketName",
             parent=self,
         )
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-uploads",
-            description=f"OpenWebUI {config.namespace}/{SERVICE_ACCOUNT}: uploads under s3://{bucket_name}/{uploads.keyPrefix}/",
-            assume_role_policy=irsa_trust_policy(identity.oidc_provider_arn, identity.oidc_issuer, config.namespace, SERVICE_ACCOUNT),
-            max_session_duration=3600,
-            opts=child,
-        )
-        grant = aws.iam.RolePolicy(
-            f"{name}-uploads",
-            role=role.id,
+        # Pods start once the role may write.
+        return IrsaRole(f"{name}-uploads", IrsaRoleArgs(
+            identity.oidc_provider_arn, identity.oidc_issuer, config.namespace, SERVICE_ACCOUNT,
             policy=uploads_policy(identity.partition, bucket_name, uploads.keyPrefix),
-            opts=child,
-        )
-        # The annotation carries the grant as a dependency: pods start once the role may write.
-        return pulumi.Output.all(role.arn, grant.id).apply(lambda values: values[0])
+            description=f"OpenWebUI {config.namespace}/{SERVICE_ACCOUNT}: uploads under s3://{bucket_name}/{uploads.keyPrefix}/",
+            max_session_duration=3600,
+        ), pulumi.ResourceOptions(parent=self), moved_from=self).arn
 
     def _redis(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork) -> pulumi.Output[str]:
         """ElastiCache rather than a Redis pod: AWS runs failover across AZs, patching and

@@ -138,7 +138,7 @@ class AliasResolver:
     """Each resource's aliases as the URNs the engine would look its old state up by, following
     pulumi/pulumi pkg/resource/deploy/step_generator.go: `collapseAliasToUrn` (an alias spec's
     empty name/type/parent default to the resource's own; `noParent` or a root-stack parent means
-    top level) and `generateAliases` + `inheritedChildAlias` (a child of an aliased parent gets,
+    top level; an explicit parent's own alias stands in for it) and `generateAliases` + `inheritedChildAlias` (a child of an aliased parent gets,
     for the parent's alias, its own name/type under that alias, the parent-name prefix of its name
     swapped for the alias's name, and the same for each of its own aliases). The engine inherits
     the one parent alias that matched old state; offline every candidate is listed."""
@@ -148,7 +148,7 @@ class AliasResolver:
         self.by_urn: dict[str, list[str]] = {}
 
     def resolve(self, urn: str, request) -> list[str]:
-        own = [*request.aliasURNs, *(self._collapse(request, alias) for alias in request.aliases)]
+        own = [*request.aliasURNs, *(urn for alias in request.aliases for urn in self._collapse(request, alias))]
         found = list(dict.fromkeys(own))
         parent = request.parent
         parent_name = parent.rsplit("::", 1)[-1] if parent else ""
@@ -167,15 +167,19 @@ class AliasResolver:
     def _type_of(urn: str) -> str:
         return _qualified_type(urn).split("$")[-1]
 
-    def _collapse(self, request, alias) -> str:
+    def _collapse(self, request, alias) -> list[str]:
         if alias.WhichOneof("alias") == "urn":
-            return alias.urn
+            return [alias.urn]
         spec = alias.spec
-        parent = spec.parentUrn or request.parent
-        if spec.noParent or (parent and _qualified_type(parent) == ROOT_STACK_TYPE):
-            parent = ""
-        return engine_urn(spec.stack or self.stack, spec.project or self.project, parent,
-                          spec.type or request.type, spec.name or request.name)
+        # An explicit parent that itself answers to old URNs: the engine uses the one it matched.
+        parents = [spec.parentUrn, *self.by_urn.get(spec.parentUrn, [])] if spec.parentUrn else [request.parent]
+        found = []
+        for parent in parents:
+            if spec.noParent or (parent and _qualified_type(parent) == ROOT_STACK_TYPE):
+                parent = ""
+            found.append(engine_urn(spec.stack or self.stack, spec.project or self.project, parent,
+                                    spec.type or request.type, spec.name or request.name))
+        return list(dict.fromkeys(found))
 
 
 class RecordingMonitor(MockMonitor):

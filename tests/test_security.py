@@ -274,7 +274,7 @@ def test_namespace_helper_labels_and_refuses_a_missing_reason():
     with pytest.raises(ValueError, match="one of restricted, baseline, privileged"):
         security.pod_security_labels("strict")
     with pytest.raises(ValueError, match="reason"):
-        security.namespace("ui", "baseline", "  ", provider=None, parent=None)
+        security.namespace("ui", "baseline", "  ", parent=None)
 
 
 # --- network policies ------------------------------------------------------------------------------
