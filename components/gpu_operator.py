@@ -167,7 +167,7 @@ def validation_job_manifest(pool: GpuPool, config: GpuValidationConfig, resource
     }
 
 
-@dataclass
+@dataclass(frozen=True)
 class GpuOperatorArgs:
     config: GpuOperatorConfig
     validation: GpuValidationConfig

@@ -381,7 +381,7 @@ def network_policies(args: "MonitoringArgs", opts: pulumi.ResourceOptions) -> li
     return policies
 
 
-@dataclass
+@dataclass(frozen=True)
 class MonitoringArgs:
     monitoring: MonitoringConfig
     alerting: AlertingConfig

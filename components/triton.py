@@ -274,7 +274,7 @@ def _load_balancer_host(status) -> Optional[str]:
     return (ingress[0].hostname or ingress[0].ip) if ingress else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TritonServerArgs:
     config: TritonDeploymentConfig
     bucket_name: str
