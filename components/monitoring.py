@@ -423,26 +423,8 @@ class Monitoring(pulumi.ComponentResource):
 
         password = random.RandomPassword(
             f"{name}-grafana-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self))
-        grafana_secret = k8s.core.v1.Secret(
-            f"{name}-grafana-admin",
-            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
-            string_data={"admin-user": GRAFANA_ADMIN_USER, "admin-password": password.result},
-            opts=after(namespace),
-        )
-        dependencies: list[pulumi.Resource] = [namespace, grafana_secret]
-
-        receiver_data: dict[str, Any] = {}
-        if args.alerting.receiver == "slack" and args.slack_webhook_url is not None:
-            receiver_data["slack-webhook-url"] = pulumi.Output.secret(args.slack_webhook_url)
-        if args.alerting.receiver == "email" and args.smtp_password is not None:
-            receiver_data["smtp-password"] = pulumi.Output.secret(args.smtp_password)
-        if receiver_data:
-            dependencies.append(k8s.core.v1.Secret(
-                f"{name}-alertmanager-receivers",
-                metadata={"name": RECEIVER_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
-                string_data=receiver_data,
-                opts=after(namespace),
-            ))
+        secrets, receiver_keys = self._secrets(name, args, password, after(namespace))
+        dependencies: list[pulumi.Resource] = [namespace, *secrets]
 
         # Before the chart: its install creates PrometheusRules, which the operator's webhook
         # admits, so the webhook's allow must be in place with the default deny.
@@ -457,21 +439,11 @@ class Monitoring(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPO),
             namespace=NAMESPACE,
             create_namespace=False,
-            values=stack_values(args.monitoring, args.alerting, "smtp-password" in receiver_data, bool(receiver_data)),
+            values=stack_values(args.monitoring, args.alerting, "smtp-password" in receiver_keys, bool(receiver_keys)),
             opts=after(*dependencies),
         )
 
-        self.dashboards = [
-            k8s.core.v1.ConfigMap(
-                f"{name}-dashboard-{file_name.removesuffix('.json')}",
-                metadata={"name": f"dashboard-{file_name.removesuffix('.json')}", "namespace": NAMESPACE,
-                          "labels": {**MANAGED_BY, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]}},
-                data={file_name: render(board)},
-                opts=after(namespace),
-            )
-            for file_name, board in build_dashboards().items()
-        ]
-
+        self.dashboards = self._dashboards(name, after(namespace))
         self.rules = k8s.apiextensions.CustomResource(
             f"{name}-rules-{RULE_NAME}",
             api_version="monitoring.coreos.com/v1",
@@ -496,3 +468,39 @@ class Monitoring(pulumi.ComponentResource):
             "grafanaAdminUser": self.grafana_admin_user,
             "grafanaAdminPassword": self.grafana_admin_password,
         })
+
+    def _secrets(self, name: str, args: MonitoringArgs, password: random.RandomPassword,
+                 opts: pulumi.ResourceOptions) -> tuple[list[k8s.core.v1.Secret], list[str]]:
+        """Grafana's admin login and the Alertmanager receiver's credential (its keys, if any)."""
+        secrets = [k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
+            string_data={"admin-user": GRAFANA_ADMIN_USER, "admin-password": password.result},
+            opts=opts,
+        )]
+        receiver_data: dict[str, Any] = {}
+        if args.alerting.receiver == "slack" and args.slack_webhook_url is not None:
+            receiver_data["slack-webhook-url"] = pulumi.Output.secret(args.slack_webhook_url)
+        if args.alerting.receiver == "email" and args.smtp_password is not None:
+            receiver_data["smtp-password"] = pulumi.Output.secret(args.smtp_password)
+        if receiver_data:
+            secrets.append(k8s.core.v1.Secret(
+                f"{name}-alertmanager-receivers",
+                metadata={"name": RECEIVER_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
+                string_data=receiver_data,
+                opts=opts,
+            ))
+        return secrets, list(receiver_data)
+
+    def _dashboards(self, name: str, opts: pulumi.ResourceOptions) -> list[k8s.core.v1.ConfigMap]:
+        """The dashboards as ConfigMaps Grafana's sidecar picks up by label."""
+        return [
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{file_name.removesuffix('.json')}",
+                metadata={"name": f"dashboard-{file_name.removesuffix('.json')}", "namespace": NAMESPACE,
+                          "labels": {**MANAGED_BY, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]}},
+                data={file_name: render(board)},
+                opts=opts,
+            )
+            for file_name, board in build_dashboards().items()
+        ]
