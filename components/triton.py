@@ -5,7 +5,7 @@ prefix of the S3 model repository through an IRSA role that can read only that p
 OpenAI-compatible frontend from the -vllm-python-py3 image (OpenAI API, health and metrics on port
 9000) with the KServe frontends enabled beside it.
 
-The pod spec is built by plain functions (`container_args`, `probes`, `pod_spec`) so tests and
+The pod spec is built by plain functions (`container_command`, `probes`, `pod_spec`) so tests and
 reviewers can read exactly what runs.
 """
 
@@ -360,31 +360,8 @@ class TritonServer(pulumi.ComponentResource):
 
         service_ports = [{"name": port, "port": PORTS[port], "targetPort": port, "protocol": "TCP",
                           "appProtocol": APP_PROTOCOL[port]} for port in MODE_PORTS[config.mode]]
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata={"name": base, "namespace": ns, "labels": {**labels, "ai-platform/metrics": "true"}},
-            spec={"type": "ClusterIP", "selector": selector_labels(config.name), "ports": service_ports},
-            opts=k8s_opts,
-        )
-        metrics_port = METRICS_PORT[config.mode]
-        k8s.apiextensions.CustomResource(
-            f"{name}-servicemonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata={"name": base, "namespace": ns, "labels": {**labels, **args.service_monitor_labels}},
-            spec={
-                # Only the ClusterIP Service carries the metrics label, so an NLB Service for the
-                # same pods is never scraped twice.
-                "selector": {"matchLabels": {**selector_labels(config.name), "ai-platform/metrics": "true"}},
-                "namespaceSelector": {"matchNames": [ns]},
-                "endpoints": [{"port": metrics_port, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
-            },
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service])),
-        )
-
+        self._metrics(name, args, labels, service_ports, k8s_opts)
         network_policies(config, args.openai_clients, k8s_opts)
-        pod_labels = selector_labels(config.name)
-
         if config.minReplicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
@@ -397,26 +374,63 @@ class TritonServer(pulumi.ComponentResource):
             triton_hpa(f"{name}-hpa", ns, base, labels, config.minReplicas, config.maxReplicas,
                        config.targetQueueComputeRatio,
                        pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[deployment])))
-
         self.external_urls = {}
         if config.expose == "internalNlb":
-            serving = [p for p in service_ports if p["name"] in serving_ports(config.mode)]
-            security.allow_from_vpc_clients(
-                ns, f"{base}-allow-nlb", pod_labels, [p["port"] for p in serving], [args.vpc_cidr],
-                "internal NLB with IP targets and client IP preservation off: connections come from its "
-                "private-subnet ENIs, like pods' addresses", k8s_opts)
-            nlb = k8s.core.v1.Service(
-                f"{name}-nlb",
-                metadata={"name": f"{base}-nlb", "namespace": ns, "labels": labels, "annotations": INTERNAL_NLB_ANNOTATIONS},
-                spec={"type": "LoadBalancer", "selector": selector_labels(config.name), "ports": serving},
-                opts=k8s_opts,
-            )
-            hostname = nlb.status.apply(_load_balancer_host)
-            self.external_urls["externalHttpUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['http']}")
-            self.external_urls["externalGrpcUrl"] = hostname.apply(lambda h: f"{h}:{PORTS['grpc']}")
-            if config.mode == "llm":
-                self.external_urls["externalOpenaiUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['openai']}/v1")
+            self.external_urls = self._internal_nlb(name, args, labels, service_ports, k8s_opts)
+        self._set_outputs(args)
 
+    def _metrics(self, name: str, args: TritonServerArgs, labels: dict[str, str], service_ports: list[dict],
+                 opts: pulumi.ResourceOptions) -> None:
+        """The ClusterIP Service (it alone carries the metrics label) and its ServiceMonitor."""
+        config, base = args.config, resource_name(args.config.name)
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": base, "namespace": config.namespace, "labels": {**labels, "ai-platform/metrics": "true"}},
+            spec={"type": "ClusterIP", "selector": selector_labels(config.name), "ports": service_ports},
+            opts=opts,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": base, "namespace": config.namespace, "labels": {**labels, **args.service_monitor_labels}},
+            spec={
+                # Only the ClusterIP Service carries the metrics label, so an NLB Service for the
+                # same pods is never scraped twice.
+                "selector": {"matchLabels": {**selector_labels(config.name), "ai-platform/metrics": "true"}},
+                "namespaceSelector": {"matchNames": [config.namespace]},
+                "endpoints": [{"port": METRICS_PORT[config.mode], "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
+            },
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service])),
+        )
+
+    @staticmethod
+    def _internal_nlb(name: str, args: TritonServerArgs, labels: dict[str, str], service_ports: list[dict],
+                      opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
+        """The serving ports behind an internal NLB, admitted from the VPC; its URLs."""
+        config, base = args.config, resource_name(args.config.name)
+        serving = [p for p in service_ports if p["name"] in serving_ports(config.mode)]
+        security.allow_from_vpc_clients(
+            config.namespace, f"{base}-allow-nlb", selector_labels(config.name), [p["port"] for p in serving], [args.vpc_cidr],
+            "internal NLB with IP targets and client IP preservation off: connections come from its "
+            "private-subnet ENIs, like pods' addresses", opts)
+        nlb = k8s.core.v1.Service(
+            f"{name}-nlb",
+            metadata={"name": f"{base}-nlb", "namespace": config.namespace, "labels": labels,
+                      "annotations": INTERNAL_NLB_ANNOTATIONS},
+            spec={"type": "LoadBalancer", "selector": selector_labels(config.name), "ports": serving},
+            opts=opts,
+        )
+        hostname = nlb.status.apply(_load_balancer_host)
+        urls = {"externalHttpUrl": hostname.apply(lambda h: f"http://{h}:{PORTS['http']}"),
+                "externalGrpcUrl": hostname.apply(lambda h: f"{h}:{PORTS['grpc']}")}
+        if config.mode == "llm":
+            urls["externalOpenaiUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['openai']}/v1")
+        return urls
+
+    def _set_outputs(self, args: TritonServerArgs) -> None:
+        config = args.config
+        ns, base = config.namespace, resource_name(config.name)
         urls = endpoints(config)
         self.namespace = ns
         self.service_name = base
