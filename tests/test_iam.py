@@ -9,7 +9,6 @@ resource's dependencies on through Outputs (Output.all carries every input's res
 
 import json
 
-import pulumi
 import pulumi_aws as aws
 import pytest
 
