@@ -90,6 +90,20 @@ def autoscaler_args(args: FoundationArgs, cluster: Cluster, pools: list[GpuNodeG
     )
 
 
+def ci_role_args(args: FoundationArgs, cluster: Cluster) -> CiRoleArgs:
+    config = args.ci_role
+    return CiRoleArgs(
+        stack=args.stack, partition=args.partition, repository=config.repository,
+        branches=tuple(config.branches), environments=tuple(config.environments),
+        policy_arns=tuple(config.policyArns), preview_role=config.previewRole,
+        preview_policy_arns=tuple(config.previewPolicyArns),
+        permissions_boundary_arn=config.permissionsBoundaryArn,
+        oidc_provider_arn=config.oidcProviderArn, max_session_hours=config.maxSessionHours,
+        # The roles get EKS access entries on this cluster (deploy: admin, preview: view).
+        cluster_name=cluster.name if config.clusterAccess else None,
+    )
+
+
 class Foundation(pulumi.ComponentResource):
     """Pass the AWS provider in `opts.providers`; the children inherit it."""
 
@@ -113,8 +127,7 @@ class Foundation(pulumi.ComponentResource):
                                            moved(self, providers=[cluster.k8s_provider])).release
         self.exports = {}
         if args.ci_role.enabled:
-            ci = CiRole("ci", CiRoleArgs.from_config(args.ci_role, args.stack, args.partition, cluster_name=cluster.name),
-                        moved(self))
+            ci = CiRole("ci", ci_role_args(args, cluster), moved(self))
             self.exports["ciRoleArn"] = ci.deploy_role_arn
             if ci.preview_role_arn is not None:
                 self.exports["ciPreviewRoleArn"] = ci.preview_role_arn
