@@ -241,8 +241,8 @@ def allow_from_cidrs(
     opts: pulumi.ResourceOptions,
 ) -> k8s.networking.v1.NetworkPolicy:
     """Ingress from address ranges, for the ALB: with the AWS Load Balancer Controller in IP
-    target mode the ALB connects straight to pod IPs from its own ENIs inside the VPC, so the
-    source is the VPC (or public-subnet) CIDR, not a pod selector."""
+    target mode the ALB connects straight to pod IPs from its own ENIs in its subnets, so the
+    source is those subnets' CIDRs (components.exposure.alb_source), not a pod selector."""
     if not pod_labels:
         raise ValueError(f"{namespace}/{name}: the pod selector must name labels")
     for cidr in cidrs:

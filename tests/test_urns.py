@@ -16,7 +16,7 @@ from pathlib import Path
 import pulumi
 import pytest
 
-from tests.harness import STACKS, ProgramRun, plan, run
+from tests.harness import STACKS, ProgramRun, plan, plan_with, run
 
 FIXTURES = Path(__file__).parent / "fixtures" / "urns"
 
@@ -45,6 +45,24 @@ def test_no_two_resources_answer_to_the_same_urn(stack):
     for resource in plan(stack).resources:
         for urn in {resource.urn, *resource.aliases}:
             assert claims.setdefault(urn, resource.urn) == resource.urn, f"{urn}: {claims[urn]} and {resource.urn}"
+
+
+def test_the_real_program_without_its_aliases_would_replace_everything(monkeypatch):
+    """The layers' one alias per moved component is what keeps the stack: without it, no old URN
+    of a moved resource is answered (on a real stack: delete and recreate the cluster, the bucket)."""
+    import components.layers.context as context
+    from components.layers import apps, foundation, gpu_stack, inference
+
+    def moved_without_alias(layer, *depends_on, providers=()):
+        return pulumi.ResourceOptions(parent=layer, depends_on=list(depends_on), providers=list(providers))
+
+    for module in (context, apps, foundation, gpu_stack, inference):
+        monkeypatch.setattr(module, "moved", moved_without_alias)
+    urns = recorded_urns("dev")
+    lost = unanswered(urns, plan_with("dev"))
+    assert len(lost) >= len(urns) - 1  # all but the AWS provider, which stays at the top
+    assert "urn:pulumi:dev::ai-platform::aws:eks/cluster:Cluster::cluster-eks" not in urns  # a child, not top level
+    assert "urn:pulumi:dev::ai-platform::ai-platform:cluster:Cluster$aws:eks/cluster:Cluster::cluster-eks" in lost
 
 
 class Leaf(pulumi.ComponentResource):
