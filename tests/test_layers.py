@@ -117,3 +117,12 @@ def test_every_component_a_layer_moved_answers_to_its_old_top_level_urn():
     assert len(moved) >= 10
     for component in moved:
         assert component.aliases == [f"urn:pulumi:dev::ai-platform::{component.type}::{component.name}"], component.urn
+
+
+def test_the_stack_is_the_aws_provider_and_the_four_layers():
+    from tests.harness import plan
+    for stack in ("dev", "prod"):
+        top = {(r.type, r.name) for r in plan(stack).resources if r.parent.endswith(f"pulumi:pulumi:Stack::ai-platform-{stack}")}
+        assert top == {("pulumi:providers:aws", "aws"), ("ai-platform:layers:Foundation", "foundation"),
+                       ("ai-platform:layers:GpuStack", "gpu-stack"), ("ai-platform:layers:Inference", "inference"),
+                       ("ai-platform:layers:Apps", "apps")}
