@@ -11,6 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import security
+
 IMAGE = "quay.io/oauth2-proxy/oauth2-proxy:v7.12.0"
 PORT = 4180
 SERVICE_PORT = 80
@@ -59,11 +61,6 @@ def pod_labels(name: str) -> dict[str, str]:
     return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "ai-platform"}
 
 
-def _from_secret(secret_name: str, env: str, key: str) -> k8s.core.v1.EnvVarArgs:
-    return k8s.core.v1.EnvVarArgs(name=env, value_from=k8s.core.v1.EnvVarSourceArgs(
-        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)))
-
-
 def pod_spec(args: OAuth2ProxyArgs) -> k8s.core.v1.PodSpecArgs:
     upstream = f"http://{args.upstream_service}.{args.namespace}.svc.cluster.local:{args.upstream_port}/"
     return k8s.core.v1.PodSpecArgs(
@@ -75,8 +72,8 @@ def pod_spec(args: OAuth2ProxyArgs) -> k8s.core.v1.PodSpecArgs:
             name="oauth2-proxy",
             image=IMAGE,
             args=proxy_args(args.issuer_url, args.client_id, upstream, args.redirect_url, args.scopes),
-            env=[_from_secret(args.name, "OAUTH2_PROXY_CLIENT_SECRET", "client-secret"),
-                 _from_secret(args.name, "OAUTH2_PROXY_COOKIE_SECRET", "cookie-secret")],
+            env=[security.secret_env("OAUTH2_PROXY_CLIENT_SECRET", args.name, "client-secret"),
+                 security.secret_env("OAUTH2_PROXY_COOKIE_SECRET", args.name, "cookie-secret")],
             ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
             liveness_probe=k8s.core.v1.ProbeArgs(
                 http_get=k8s.core.v1.HTTPGetActionArgs(path="/ping", port="http"), period_seconds=20),

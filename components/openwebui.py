@@ -272,8 +272,7 @@ def container_env(args: "OpenWebUiArgs", shared_env: dict[str, str], secret_keys
             name="OPENAI_API_BASE_URLS",
             value=pulumi.Output.all(*args.openai_base_urls).apply(join_base_urls),
         ))
-    env.extend(k8s.core.v1.EnvVarArgs(name=key, value_from=k8s.core.v1.EnvVarSourceArgs(
-        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=SECRET_NAME, key=key))) for key in secret_keys)
+    env.extend(security.secret_env(key, SECRET_NAME, key) for key in secret_keys)
     return env
 
 

@@ -89,6 +89,12 @@ DEFAULT_UID = 10001
 RUNTIME_DEFAULT_SECCOMP = {"type": "RuntimeDefault"}
 
 
+def secret_env(name: str, secret_name: str, key: str) -> k8s.core.v1.EnvVarArgs:
+    """An environment variable read from a Secret key by reference (the value stays out of the pod spec)."""
+    return k8s.core.v1.EnvVarArgs(name=name, value_from=k8s.core.v1.EnvVarSourceArgs(
+        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)))
+
+
 def restricted_pod_security_context(run_as_user: int = DEFAULT_UID, fs_group: Optional[int] = None) -> dict[str, Any]:
     """Pod-level context that satisfies PSA `restricted`. `fsGroup` makes mounted volumes writable
     by the non-root user (defaults to the uid)."""
