@@ -1,10 +1,10 @@
 """The UIs' ALB-ingress rule, decided once (components.exposure.alb_source) for OpenWebUI and Grafana.
 
 With the AWS Load Balancer Controller's IP targets the ALB connects to pod IPs from its own ENIs, in
-the subnets it is placed in (kubernetes-sigs/aws-load-balancer-controller v2.14.0
-docs/guide/ingress/annotations.md, `target-type: ip`: "traffic will be routed directly to the pod
-IP"), and with the VPC CNI every pod has an IP of the VPC's (private) subnets (aws/amazon-vpc-cni-k8s
-README). So an ALB-ingress NetworkPolicy must admit the ALB's subnets, never the VPC CIDR: that
+the subnets it is placed in (kubernetes-sigs/aws-load-balancer-controller
+docs/guide/ingress/annotations.md, `target-type`: "`ip` mode will route traffic directly to the pod
+IP", which needs native AWS VPC networking for pod IPs such as the Amazon VPC CNI), so every pod has
+an IP of the VPC's (private) subnets. So an ALB-ingress NetworkPolicy must admit the ALB's subnets, never the VPC CIDR: that
 would admit every pod of the cluster. The defect this holds: with a brought VPC and an
 internet-facing ALB, OpenWebUI's policy admitted the whole VPC CIDR as if it were the public subnets."""
 
