@@ -18,7 +18,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.iam import managed_policy_arn, web_identity_trust_policy
-from stack_config.ci import GITHUB_OIDC_HOST, CiRoleConfig
+from stack_config.ci import GITHUB_OIDC_HOST
 
 GITHUB_OIDC_URL = f"https://{GITHUB_OIDC_HOST}"
 STS_AUDIENCE = "sts.amazonaws.com"
@@ -66,19 +66,6 @@ class CiRoleArgs:
     max_session_hours: int = 2
     # When set, the roles get EKS access entries on this cluster (deploy: admin, preview: view).
     cluster_name: Optional[pulumi.Input[str]] = None
-
-    @classmethod
-    def from_config(cls, config: CiRoleConfig, stack: str, partition: str,
-                    cluster_name: Optional[pulumi.Input[str]] = None) -> "CiRoleArgs":
-        return cls(
-            stack=stack, partition=partition, repository=config.repository,
-            branches=tuple(config.branches), environments=tuple(config.environments),
-            policy_arns=tuple(config.policyArns), preview_role=config.previewRole,
-            preview_policy_arns=tuple(config.previewPolicyArns),
-            permissions_boundary_arn=config.permissionsBoundaryArn,
-            oidc_provider_arn=config.oidcProviderArn, max_session_hours=config.maxSessionHours,
-            cluster_name=cluster_name if config.clusterAccess else None,
-        )
 
 
 class CiRole(pulumi.ComponentResource):

@@ -140,15 +140,53 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer: pulumi.Output[str]  # issuer host/path without https://, as IRSA conditions use it
     kubeconfig: pulumi.Output[str]  # secret
     node_role_arn: pulumi.Output[str]
-    node_role_name: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     k8s_provider: k8s.Provider
 
     def __init__(self, name: str, args: ClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:cluster:Cluster", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        partition = args.partition
+        cluster = self._control_plane(name, args)
+        # Created by EKS with the cluster, so unknown until then: read together with the ARN, which a
+        # preview (and the offline plan's mocks, which echo vpcConfig's inputs) also leaves unknown.
+        cluster_security_group_id = pulumi.Output.all(cluster.arn, cluster.vpc_config).apply(lambda a: a[1].cluster_security_group_id)
+        access_rules = api_access_rules(
+            name, cluster_security_group_id,
+            list(args.api_access_cidrs) if args.endpoint_private_access else [],
+            list(args.api_access_security_group_ids) if args.endpoint_private_access else [],
+            child,
+        )
+        self._admins(name, args, cluster)
+        oidc = self._oidc(name, cluster)
+        node_role, system_nodes = self._system_nodes(name, args, cluster)
+        post_node_addons = self._post_node_addons(name, args, cluster, oidc, system_nodes)
+        kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda ca: ca.data)).apply(
+            lambda parts: kubeconfig_for(parts[0], args.region, parts[1], parts[2])
+        )
+        self.kubeconfig = pulumi.Output.secret(kubeconfig)
+        self.k8s_provider = k8s.Provider(
+            f"{name}-k8s",
+            kubeconfig=self.kubeconfig,
+            enable_server_side_apply=True,
+            # The rules admitting the deployer exist before the first call to the API.
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes, *post_node_addons, *access_rules]),
+        )
+        self._storage_classes(name)
+        self.name = cluster.name
+        self.endpoint = cluster.endpoint
+        self.node_role_arn = node_role.arn
+        self.cluster_security_group_id = cluster_security_group_id
+        self.register_outputs({
+            "name": self.name,
+            "endpoint": self.endpoint,
+            "oidcProviderArn": self.oidc_provider_arn,
+            "kubeconfig": self.kubeconfig,
+        })
 
+    def _control_plane(self, name: str, args: ClusterArgs) -> aws.eks.Cluster:
+        """The EKS cluster with its role, Secrets encryption key and control-plane log group."""
+        child = pulumi.ResourceOptions(parent=self)
+        partition = args.partition
         cluster_role = aws.iam.Role(f"{name}-cluster", assume_role_policy=service_trust_policy("eks.amazonaws.com"), opts=child)
         cluster_policy = aws.iam.RolePolicyAttachment(
             f"{name}-cluster-policy", role=cluster_role.name,
@@ -197,16 +235,11 @@ class Cluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_policy, log_group]),
         )
 
-        # Created by EKS with the cluster, so unknown until then: read together with the ARN, which a
-        # preview (and the offline plan's mocks, which echo vpcConfig's inputs) also leaves unknown.
-        cluster_security_group_id = pulumi.Output.all(cluster.arn, cluster.vpc_config).apply(lambda a: a[1].cluster_security_group_id)
-        access_rules = api_access_rules(
-            name, cluster_security_group_id,
-            list(args.api_access_cidrs) if args.endpoint_private_access else [],
-            list(args.api_access_security_group_ids) if args.endpoint_private_access else [],
-            child,
-        )
+        return cluster
 
+    def _admins(self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster) -> None:
+        child = pulumi.ResourceOptions(parent=self)
+        partition = args.partition
         for index, role_arn in enumerate(args.admin_role_arns):
             entry = aws.eks.AccessEntry(f"{name}-admin-{index}", cluster_name=cluster.name, principal_arn=role_arn, type="STANDARD", opts=child)
             aws.eks.AccessPolicyAssociation(
@@ -218,6 +251,10 @@ class Cluster(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[entry]),
             )
 
+
+    def _oidc(self, name: str, cluster: aws.eks.Cluster) -> aws.iam.OpenIdConnectProvider:
+        """The cluster's OIDC provider for IRSA (sets oidc_provider_arn, oidc_issuer)."""
+        child = pulumi.ResourceOptions(parent=self)
         issuer_url = cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         oidc = aws.iam.OpenIdConnectProvider(
             f"{name}-oidc",
@@ -228,6 +265,12 @@ class Cluster(pulumi.ComponentResource):
         self.oidc_provider_arn = oidc.arn
         self.oidc_issuer = oidc.url.apply(lambda url: url.removeprefix("https://"))
 
+        return oidc
+
+    def _system_nodes(self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster) -> tuple[aws.iam.Role, aws.eks.NodeGroup]:
+        """The node role, the add-ons nodes need to become Ready, and the system node group."""
+        child = pulumi.ResourceOptions(parent=self)
+        partition = args.partition
         node_role = aws.iam.Role(f"{name}-node", assume_role_policy=service_trust_policy("ec2.amazonaws.com"), opts=child)
         node_policies = [
             aws.iam.RolePolicyAttachment(f"{name}-node-{policy}", role=node_role.name, policy_arn=managed_policy_arn(partition, policy), opts=child)
@@ -272,6 +315,13 @@ class Cluster(pulumi.ComponentResource):
             ),
         )
 
+        return node_role, system_nodes
+
+    def _post_node_addons(self, name: str, args: ClusterArgs, cluster: aws.eks.Cluster, oidc: aws.iam.OpenIdConnectProvider,
+                          system_nodes: aws.eks.NodeGroup) -> list[aws.eks.Addon]:
+        """The add-ons that run on nodes: CoreDNS and the EBS CSI driver (with its IRSA role)."""
+        child = pulumi.ResourceOptions(parent=self)
+        partition = args.partition
         ebs_role = aws.iam.Role(
             f"{name}-ebs-csi",
             assume_role_policy=irsa_trust_policy(oidc.arn, self.oidc_issuer, "kube-system", "ebs-csi-controller-sa"),
@@ -295,19 +345,10 @@ class Cluster(pulumi.ComponentResource):
             ),
         ]
 
-        kubeconfig = pulumi.Output.all(cluster.name, cluster.endpoint, cluster.certificate_authority.apply(lambda ca: ca.data)).apply(
-            lambda parts: kubeconfig_for(parts[0], args.region, parts[1], parts[2])
-        )
-        self.kubeconfig = pulumi.Output.secret(kubeconfig)
-        self.k8s_provider = k8s.Provider(
-            f"{name}-k8s",
-            kubeconfig=self.kubeconfig,
-            enable_server_side_apply=True,
-            # The rules admitting the deployer exist before the first call to the API.
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[system_nodes, *post_node_addons, *access_rules]),
-        )
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
+        return post_node_addons
 
+    def _storage_classes(self, name: str) -> None:
+        k8s_opts = pulumi.ResourceOptions(parent=self, provider=self.k8s_provider)
         # gp3 is the default class; gp3-retain keeps the EBS volume when its claim is deleted, for data
         # that must survive a release being replaced (UI databases, Prometheus in prod).
         for class_name, reclaim, default in (("gp3", "Delete", True), ("gp3-retain", "Retain", False)):
@@ -324,15 +365,3 @@ class Cluster(pulumi.ComponentResource):
                 allow_volume_expansion=True,
                 opts=k8s_opts,
             )
-
-        self.name = cluster.name
-        self.endpoint = cluster.endpoint
-        self.node_role_arn = node_role.arn
-        self.node_role_name = node_role.name
-        self.cluster_security_group_id = cluster_security_group_id
-        self.register_outputs({
-            "name": self.name,
-            "endpoint": self.endpoint,
-            "oidcProviderArn": self.oidc_provider_arn,
-            "kubeconfig": self.kubeconfig,
-        })

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from typing import Optional
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components.cluster import SYSTEM_NODE_LABEL
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs
 
 CHART = "cluster-autoscaler"
 CHART_VERSION = "9.46.6"
@@ -76,7 +75,6 @@ class ClusterAutoscalerArgs:
     scale_down_unneeded_time: str
     scale_down_delay_after_add: str
     scale_down_utilization_threshold: float
-    k8s_provider: k8s.Provider
     # Pending pods below this priority never cause a scale-up (the flag's default, stated explicitly).
     expendable_pods_priority_cutoff: int = -10
 
@@ -90,17 +88,10 @@ class ClusterAutoscaler(pulumi.ComponentResource):
         super().__init__("ai-platform:cluster:ClusterAutoscaler", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        role = aws.iam.Role(
-            f"{name}-irsa",
-            assume_role_policy=irsa_trust_policy(args.oidc_provider_arn, args.oidc_issuer, NAMESPACE, SERVICE_ACCOUNT),
-            opts=child,
-        )
-        aws.iam.RolePolicy(
-            f"{name}-irsa",
-            role=role.id,
+        role = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
+            args.oidc_provider_arn, args.oidc_issuer, NAMESPACE, SERVICE_ACCOUNT,
             policy=pulumi.Output.all(*args.node_group_arns).apply(lambda arns: autoscaler_policy(args.cluster_name, list(arns))),
-            opts=child,
-        )
+        ), child, moved_from=self)
 
         release = k8s.helm.v3.Release(
             name,
@@ -136,7 +127,7 @@ class ClusterAutoscaler(pulumi.ComponentResource):
                 "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "fsGroup": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
                 "containerSecurityContext": {"allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}},
             },
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.role_arn = role.arn

@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Optional
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
+from components import security
 from components.cluster import SYSTEM_NODE_LABEL
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs
+from components.network import subnet_cidrs
 
 CHART = "aws-load-balancer-controller"
 CHART_VERSION = "1.14.0"  # controller v2.14.0
@@ -76,6 +77,52 @@ class ExposureSettings:
     controller: Optional[pulumi.Resource] = None
 
 
+INTERNAL_ALB_REASON = "internal ALB: its ENIs have private-subnet IPs, like pods"
+
+
+@dataclass(frozen=True)
+class AlbSource:
+    """Where the shared ALB connects to the UI pods from (IP targets: its own ENIs in its subnets)."""
+
+    cidrs: tuple[str, ...]
+    internal: bool  # private subnets: the range holds pods too, and the policy says so
+
+
+class AlbSourceError(ValueError):
+    pass
+
+
+def alb_source(scheme: str, vpc_cidr: str, zone_count: int, brought_vpc: bool,
+               configured: tuple[str, ...] = ()) -> AlbSource:
+    """The one rule for the UIs' ALB-ingress NetworkPolicies (OpenWebUI and Grafana).
+
+    `exposure.albSourceCidrs` when set; else the subnets this stack made for the ALB (public for an
+    internet-facing ALB, private for an internal one). A brought VPC's subnet CIDRs are unknown
+    here: an internal ALB then admits the VPC CIDR (it admits pods either way, and says so), but an
+    internet-facing one must be given its public subnets' CIDRs: the VPC CIDR would admit every pod
+    of the cluster (security.allow_alb_ingress), the very thing the policy exists to keep out."""
+    internal = scheme == "internal"
+    if configured:
+        return AlbSource(tuple(configured), internal)
+    if not brought_vpc:
+        public, private = subnet_cidrs(vpc_cidr, zone_count)
+        return AlbSource(tuple(private if internal else public), internal)
+    if internal:
+        return AlbSource((vpc_cidr,), True)
+    raise AlbSourceError("an internet-facing ALB in a brought VPC needs exposure.albSourceCidrs "
+                         "(the CIDRs of network.existingVpc.publicSubnetIds)")
+
+
+def allow_alb_ingress(namespace: str, pod_labels: dict[str, str], port: int, source: AlbSource,
+                      opts: pulumi.ResourceOptions) -> k8s.networking.v1.NetworkPolicy:
+    """The ALB may reach `port` of the `pod_labels` pods: from its subnets, declared as admitting
+    pods when they are private ones."""
+    if source.internal:
+        return security.allow_from_vpc_clients(namespace, "allow-alb-ingress", pod_labels, [port],
+                                               list(source.cidrs), INTERNAL_ALB_REASON, opts)
+    return security.allow_alb_ingress(namespace, pod_labels, [port], list(source.cidrs), opts)
+
+
 def ui_ingress(name: str, namespace: pulumi.Input[str], hostname: str, service_name: str, service_port: int,
                healthcheck_path: str, settings: ExposureSettings, opts: pulumi.ResourceOptions) -> k8s.networking.v1.Ingress:
     """One UI behind the shared ALB, routed by host. Callers pass `parent`/`provider` in `opts`."""
@@ -115,7 +162,6 @@ class LoadBalancerControllerArgs:
     vpc_id: pulumi.Input[str]
     oidc_provider_arn: pulumi.Input[str]
     oidc_issuer: pulumi.Input[str]
-    k8s_provider: k8s.Provider
     replicas: int = 2
 
 
@@ -129,17 +175,10 @@ class LoadBalancerController(pulumi.ComponentResource):
         super().__init__("ai-platform:exposure:LoadBalancerController", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
 
-        role = aws.iam.Role(
-            f"{name}-irsa",
-            assume_role_policy=irsa_trust_policy(args.oidc_provider_arn, args.oidc_issuer, NAMESPACE, SERVICE_ACCOUNT),
-            opts=child,
-        )
-        policy = aws.iam.RolePolicy(
-            f"{name}-irsa",
-            role=role.id,
+        role = IrsaRole(f"{name}-irsa", IrsaRoleArgs(
+            args.oidc_provider_arn, args.oidc_issuer, NAMESPACE, SERVICE_ACCOUNT,
             policy=load_balancer_controller_policy(args.partition),
-            opts=child,
-        )
+        ), child, moved_from=self)
 
         self.release = k8s.helm.v3.Release(
             name,
@@ -171,7 +210,7 @@ class LoadBalancerController(pulumi.ComponentResource):
             },
             # The webhook must be serving before any Ingress is admitted; wait for the rollout.
             skip_await=False,
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[policy]),
+            opts=pulumi.ResourceOptions(parent=self),
         )
 
         self.role_arn = role.arn

@@ -61,7 +61,8 @@ class GpuNodeGroupArgs:
     resources: Mapping[str, int]
     max_unavailable: int = 1
     extra_labels: dict[str, str] = field(default_factory=dict)
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # The cluster it joins (its node group, add-ons, access entries): created after it.
+    cluster: Optional[pulumi.Resource] = None
 
 
 class GpuNodeGroup(pulumi.ComponentResource):
@@ -100,7 +101,7 @@ class GpuNodeGroup(pulumi.ComponentResource):
             tags=tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=args.depends_on,
+                depends_on=[args.cluster] if args.cluster else [],
                 # cluster-autoscaler owns desiredSize after creation; re-applying config must not undo it.
                 ignore_changes=["scalingConfig.desiredSize"],
             ),

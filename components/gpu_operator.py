@@ -19,6 +19,7 @@ import pulumi_kubernetes as k8s
 import yaml
 
 from components import security
+from components.readiness import GpuCapacity
 from components.gpu_node_group import GPU_RESOURCE
 from components.gpu_scheduling import MANAGED_BY, VALIDATION_PRIORITY_CLASS, gpu_limits, gpu_pod_placement
 from stack_config.gpu_stack import (
@@ -166,17 +167,16 @@ def validation_job_manifest(pool: GpuPool, config: GpuValidationConfig, resource
     }
 
 
-@dataclass
+@dataclass(frozen=True)
 class GpuOperatorArgs:
-    k8s_provider: k8s.Provider
     config: GpuOperatorConfig
     validation: GpuValidationConfig
     pools: Sequence[GpuPool]
     prometheus_release: str
-    # The monitoring release (ServiceMonitor CRD) and anything else that must exist first.
-    depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
-    # Priority classes etc. the validation Jobs need.
-    validation_depends_on: Sequence[pulumi.Resource] = field(default_factory=list)
+    # The kube-prometheus-stack release: the ServiceMonitor CRD must exist before the operator.
+    monitoring: Optional[pulumi.Resource] = None
+    # What the validation Jobs' pods need to be placed on their pool.
+    capacity: GpuCapacity = GpuCapacity()
 
 
 class GpuOperator(pulumi.ComponentResource):
@@ -185,12 +185,12 @@ class GpuOperator(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuOperatorArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:gpu:GpuOperator", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
 
         namespace = security.namespace(
             NAMESPACE, "privileged",
             "GPU operator DaemonSets (device plugin, DCGM exporter, MIG manager, validator) use host devices and paths",
-            provider=args.k8s_provider, parent=self, labels=MANAGED_BY,
+            parent=self, labels=MANAGED_BY,
         )
         device_plugin_config = k8s.core.v1.ConfigMap(
             f"{name}-device-plugin-config",
@@ -208,7 +208,7 @@ class GpuOperator(pulumi.ComponentResource):
             create_namespace=False,
             values=operator_values(args.config, args.pools, args.prometheus_release),
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                depends_on=[namespace, device_plugin_config, *args.depends_on])),
+                depends_on=[namespace, device_plugin_config, *([args.monitoring] if args.monitoring else [])])),
         )
 
         self.validation_jobs = {}
@@ -225,7 +225,7 @@ class GpuOperator(pulumi.ComponentResource):
                     spec=manifest["spec"],
                     # The provider waits for the Job to complete; a broken GPU stack fails here.
                     opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
-                        depends_on=[self.release, *args.validation_depends_on],
+                        depends_on=[self.release, *args.capacity.resources()],
                         custom_timeouts=pulumi.CustomTimeouts(create=f"{args.validation.timeoutSeconds + 300}s"),
                     )),
                 )

@@ -8,7 +8,7 @@ taint; only the GPU operator's own DaemonSets do (the chart's default).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Mapping, Optional
 
 import pulumi
@@ -57,13 +57,11 @@ def gpu_limits(count: int = 1, resource: str = GPU_RESOURCE) -> dict:
     return {"limits": {resource: str(count)}, "requests": {resource: str(count)}}
 
 
-@dataclass
+@dataclass(frozen=True)
 class GpuSchedulingArgs:
-    k8s_provider: k8s.Provider
-    # Workload namespace -> GPUs (requests.nvidia.com/gpu) its pods may hold together.
+    # Workload namespace -> GPUs (requests.nvidia.com/gpu) its pods may hold together; this
+    # component creates those namespaces (the Triton deployments in them reuse them).
     gpu_quotas: Mapping[str, int]
-    # Namespaces another component already creates: the quota goes there instead of a new one.
-    existing_namespaces: Mapping[str, k8s.core.v1.Namespace] = field(default_factory=dict)
 
 
 class GpuScheduling(pulumi.ComponentResource):
@@ -73,7 +71,7 @@ class GpuScheduling(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: GpuSchedulingArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:gpu:GpuScheduling", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
 
         self.priority_classes = {
             class_name: k8s.scheduling.v1.PriorityClass(
@@ -91,12 +89,10 @@ class GpuScheduling(pulumi.ComponentResource):
         self.namespaces = {}
         self.quotas = {}
         for namespace, gpus in sorted(args.gpu_quotas.items()):
-            existing = args.existing_namespaces.get(namespace)
-            if existing is None:
-                existing = security.namespace(
-                    namespace, "restricted", "GPU workloads run as non-root with dropped capabilities",
-                    provider=args.k8s_provider, parent=self, labels={**MANAGED_BY, "ai-platform/workloads": "gpu"},
-                )
+            existing = security.namespace(
+                namespace, "restricted", "GPU workloads run as non-root with dropped capabilities",
+                parent=self, labels={**MANAGED_BY, "ai-platform/workloads": "gpu"},
+            )
             self.namespaces[namespace] = existing
             self.quotas[namespace] = k8s.core.v1.ResourceQuota(
                 f"{name}-gpu-quota-{namespace}",

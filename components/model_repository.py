@@ -15,7 +15,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.s3 import bucket_arn, private_bucket
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs
 
 # Object the program keeps under every reader prefix (see ModelRepository).
 PREFIX_MARKER = ".keep"
@@ -187,22 +187,13 @@ class ModelRepository(pulumi.ComponentResource):
 
         self.reader_role_arns = {}
         for reader in args.readers:
-            role = aws.iam.Role(
-                f"{name}-reader-{reader.name}",
-                description=f"Triton {reader.namespace}/{reader.service_account}: read models under s3://{bucket_name}/{reader.prefix}/",
-                assume_role_policy=irsa_trust_policy(args.oidc_provider_arn, args.oidc_issuer, reader.namespace, reader.service_account),
-                max_session_duration=3600,
-                opts=child,
-            )
-            grant = aws.iam.RolePolicy(
-                f"{name}-reader-{reader.name}",
-                role=role.id,
+            # Triton comes up only once the role can read, not crash-looping on AccessDenied.
+            self.reader_role_arns[reader.name] = IrsaRole(f"{name}-reader-{reader.name}", IrsaRoleArgs(
+                args.oidc_provider_arn, args.oidc_issuer, reader.namespace, reader.service_account,
                 policy=reader_policy(partition, bucket_name, reader.prefix, args.kms_key_arn),
-                opts=child,
-            )
-            # The ARN carries the policy as a dependency: a ServiceAccount annotated with it (and
-            # so Triton) comes up only once the role can read, not crash-looping on AccessDenied.
-            self.reader_role_arns[reader.name] = pulumi.Output.all(role.arn, grant.id).apply(lambda values: values[0])
+                description=f"Triton {reader.namespace}/{reader.service_account}: read models under s3://{bucket_name}/{reader.prefix}/",
+                max_session_duration=3600,
+            ), child, moved_from=self).arn
 
         prefixes = list(dict.fromkeys(args.publisher_prefixes or [r.prefix for r in args.readers]))
         if not prefixes:

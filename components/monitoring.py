@@ -11,7 +11,7 @@ import copy
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -19,6 +19,7 @@ import pulumi_random as random
 import yaml
 
 from components import security
+from components.exposure import AlbSource, allow_alb_ingress
 from components.dashboards import build_dashboards, render
 from components.gpu_node_group import POOL_LABEL
 from components.gpu_scheduling import MANAGED_BY
@@ -375,24 +376,13 @@ def network_policies(args: "MonitoringArgs", opts: pulumi.ResourceOptions) -> li
         # The custom metrics APIService: without it every HPA reading Triton's ratio fails.
         policies.append(security.allow_from_api_server(ns, "allow-prometheus-adapter-api", PROMETHEUS_ADAPTER_LABELS,
                                                        [PROMETHEUS_ADAPTER_PORT], args.vpc_cidr, opts))
-    if args.grafana_alb_scheme:
-        cidrs = list(args.grafana_alb_source_cidrs)
-        if not cidrs:
-            raise ValueError("exposing Grafana needs grafana_alb_source_cidrs (the ALB's subnets) for its NetworkPolicy")
-        # Same rule as OpenWebUI's: an internal ALB (or a brought VPC, whose subnets are unknown
-        # here) has private-subnet IPs like the pods, so the policy says it admits them.
-        if args.grafana_alb_scheme == "internal" or args.vpc_cidr in cidrs:
-            policies.append(security.allow_from_vpc_clients(
-                ns, "allow-alb-ingress", GRAFANA_LABELS, [GRAFANA_PORT], cidrs,
-                "internal ALB: its ENIs have private-subnet IPs, like pods", opts))
-        else:
-            policies.append(security.allow_alb_ingress(ns, GRAFANA_LABELS, [GRAFANA_PORT], cidrs, opts))
+    if args.grafana_alb is not None:  # Grafana behind the ALB: the UIs' one rule (components.exposure)
+        policies.append(allow_alb_ingress(ns, GRAFANA_LABELS, GRAFANA_PORT, args.grafana_alb, opts))
     return policies
 
 
-@dataclass
+@dataclass(frozen=True)
 class MonitoringArgs:
-    k8s_provider: k8s.Provider
     monitoring: MonitoringConfig
     alerting: AlertingConfig
     thresholds: AlertThresholds
@@ -400,9 +390,8 @@ class MonitoringArgs:
     smtp_password: Optional[pulumi.Input[str]] = None  # secret config value
     # The API server's source range for the operator's webhook (and the adapter's APIService).
     vpc_cidr: str = ""
-    # Grafana behind the ALB: the ALB scheme and the CIDRs its ENIs live in (None: not exposed).
-    grafana_alb_scheme: Optional[str] = None
-    grafana_alb_source_cidrs: Sequence[str] = ()
+    # Grafana behind the ALB: where the ALB connects from (None: not exposed).
+    grafana_alb: Optional[AlbSource] = None
     # prometheus-adapter is installed (some Triton deployment autoscales).
     prometheus_adapter: bool = False
     # The largest progressDeadlineSeconds of the Triton deployments: TritonServerNotReady's `for`.
@@ -422,38 +411,20 @@ class Monitoring(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: MonitoringArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:monitoring:Monitoring", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
+        k8s_opts = pulumi.ResourceOptions(parent=self)
 
         def after(*resources: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=list(resources)))
 
         namespace = security.namespace(
             NAMESPACE, "privileged", "node-exporter (part of the chart) uses hostNetwork, hostPID and host paths",
-            provider=args.k8s_provider, parent=self, labels=MANAGED_BY,
+            parent=self, labels=MANAGED_BY,
         )
 
         password = random.RandomPassword(
             f"{name}-grafana-admin-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self))
-        grafana_secret = k8s.core.v1.Secret(
-            f"{name}-grafana-admin",
-            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
-            string_data={"admin-user": GRAFANA_ADMIN_USER, "admin-password": password.result},
-            opts=after(namespace),
-        )
-        dependencies: list[pulumi.Resource] = [namespace, grafana_secret]
-
-        receiver_data: dict[str, Any] = {}
-        if args.alerting.receiver == "slack" and args.slack_webhook_url is not None:
-            receiver_data["slack-webhook-url"] = pulumi.Output.secret(args.slack_webhook_url)
-        if args.alerting.receiver == "email" and args.smtp_password is not None:
-            receiver_data["smtp-password"] = pulumi.Output.secret(args.smtp_password)
-        if receiver_data:
-            dependencies.append(k8s.core.v1.Secret(
-                f"{name}-alertmanager-receivers",
-                metadata={"name": RECEIVER_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
-                string_data=receiver_data,
-                opts=after(namespace),
-            ))
+        secrets, receiver_keys = self._secrets(name, args, password, after(namespace))
+        dependencies: list[pulumi.Resource] = [namespace, *secrets]
 
         # Before the chart: its install creates PrometheusRules, which the operator's webhook
         # admits, so the webhook's allow must be in place with the default deny.
@@ -468,21 +439,11 @@ class Monitoring(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPO),
             namespace=NAMESPACE,
             create_namespace=False,
-            values=stack_values(args.monitoring, args.alerting, "smtp-password" in receiver_data, bool(receiver_data)),
+            values=stack_values(args.monitoring, args.alerting, "smtp-password" in receiver_keys, bool(receiver_keys)),
             opts=after(*dependencies),
         )
 
-        self.dashboards = [
-            k8s.core.v1.ConfigMap(
-                f"{name}-dashboard-{file_name.removesuffix('.json')}",
-                metadata={"name": f"dashboard-{file_name.removesuffix('.json')}", "namespace": NAMESPACE,
-                          "labels": {**MANAGED_BY, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]}},
-                data={file_name: render(board)},
-                opts=after(namespace),
-            )
-            for file_name, board in build_dashboards().items()
-        ]
-
+        self.dashboards = self._dashboards(name, after(namespace))
         self.rules = k8s.apiextensions.CustomResource(
             f"{name}-rules-{RULE_NAME}",
             api_version="monitoring.coreos.com/v1",
@@ -507,3 +468,39 @@ class Monitoring(pulumi.ComponentResource):
             "grafanaAdminUser": self.grafana_admin_user,
             "grafanaAdminPassword": self.grafana_admin_password,
         })
+
+    def _secrets(self, name: str, args: MonitoringArgs, password: random.RandomPassword,
+                 opts: pulumi.ResourceOptions) -> tuple[list[k8s.core.v1.Secret], list[str]]:
+        """Grafana's admin login and the Alertmanager receiver's credential (its keys, if any)."""
+        secrets = [k8s.core.v1.Secret(
+            f"{name}-grafana-admin",
+            metadata={"name": GRAFANA_ADMIN_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
+            string_data={"admin-user": GRAFANA_ADMIN_USER, "admin-password": password.result},
+            opts=opts,
+        )]
+        receiver_data: dict[str, Any] = {}
+        if args.alerting.receiver == "slack" and args.slack_webhook_url is not None:
+            receiver_data["slack-webhook-url"] = pulumi.Output.secret(args.slack_webhook_url)
+        if args.alerting.receiver == "email" and args.smtp_password is not None:
+            receiver_data["smtp-password"] = pulumi.Output.secret(args.smtp_password)
+        if receiver_data:
+            secrets.append(k8s.core.v1.Secret(
+                f"{name}-alertmanager-receivers",
+                metadata={"name": RECEIVER_SECRET, "namespace": NAMESPACE, "labels": MANAGED_BY},
+                string_data=receiver_data,
+                opts=opts,
+            ))
+        return secrets, list(receiver_data)
+
+    def _dashboards(self, name: str, opts: pulumi.ResourceOptions) -> list[k8s.core.v1.ConfigMap]:
+        """The dashboards as ConfigMaps Grafana's sidecar picks up by label."""
+        return [
+            k8s.core.v1.ConfigMap(
+                f"{name}-dashboard-{file_name.removesuffix('.json')}",
+                metadata={"name": f"dashboard-{file_name.removesuffix('.json')}", "namespace": NAMESPACE,
+                          "labels": {**MANAGED_BY, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]}},
+                data={file_name: render(board)},
+                opts=opts,
+            )
+            for file_name, board in build_dashboards().items()
+        ]

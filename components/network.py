@@ -31,6 +31,10 @@ def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
     return public, private
 
 
+def cluster_tag(args: NetworkArgs) -> dict[str, str]:
+    return {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+
+
 class Network(pulumi.ComponentResource):
     vpc_id: pulumi.Output[str]
     public_subnet_ids: pulumi.Output[list[str]]
@@ -38,21 +42,11 @@ class Network(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: NetworkArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:network:Network", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
-        cluster_tag = {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
-
         if args.existing_vpc_id:
-            self.vpc_id = pulumi.Output.from_input(args.existing_vpc_id)
-            self.public_subnet_ids = pulumi.Output.from_input(list(args.existing_public_subnet_ids))
-            self.private_subnet_ids = pulumi.Output.from_input(list(args.existing_private_subnet_ids))
-            # Brought subnets still need the load-balancer discovery tags; tag them without owning them.
-            for role, subnet_ids in (("elb", args.existing_public_subnet_ids), ("internal-elb", args.existing_private_subnet_ids)):
-                for subnet_id in subnet_ids:
-                    for key, value in {f"kubernetes.io/role/{role}": "1", **cluster_tag}.items():
-                        aws.ec2.Tag(f"{name}-{subnet_id}-{key.rsplit('/', 1)[-1]}", resource_id=subnet_id, key=key, value=value, opts=child)
+            self._tag_brought_subnets(name, args)
             self.register_outputs({"vpcId": self.vpc_id})
             return
-
+        child = pulumi.ResourceOptions(parent=self)
         vpc = aws.ec2.Vpc(
             f"{name}-vpc",
             cidr_block=args.vpc_cidr,
@@ -61,6 +55,41 @@ class Network(pulumi.ComponentResource):
             tags={"Name": f"{args.cluster_name}-vpc"},
             opts=child,
         )
+        public_subnets, nat_ids = self._public_subnets(name, args, vpc)
+        private_subnets, private_route_table_ids = self._private_subnets(name, args, vpc, nat_ids)
+        # S3 traffic (model downloads) stays off the NAT gateways: cheaper and faster.
+        aws.ec2.VpcEndpoint(
+            f"{name}-s3",
+            vpc_id=vpc.id,
+            service_name=f"com.amazonaws.{args.region}.s3",
+            vpc_endpoint_type="Gateway",
+            route_table_ids=private_route_table_ids,
+            tags={"Name": f"{args.cluster_name}-s3"},
+            opts=child,
+        )
+        self.vpc_id = vpc.id
+        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
+        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
+        self.register_outputs({
+            "vpcId": self.vpc_id,
+            "publicSubnetIds": self.public_subnet_ids,
+            "privateSubnetIds": self.private_subnet_ids,
+        })
+
+    def _tag_brought_subnets(self, name: str, args: NetworkArgs) -> None:
+        """Brought subnets still need the load-balancer discovery tags; tag them without owning them."""
+        self.vpc_id = pulumi.Output.from_input(args.existing_vpc_id)
+        self.public_subnet_ids = pulumi.Output.from_input(list(args.existing_public_subnet_ids))
+        self.private_subnet_ids = pulumi.Output.from_input(list(args.existing_private_subnet_ids))
+        for role, subnet_ids in (("elb", args.existing_public_subnet_ids), ("internal-elb", args.existing_private_subnet_ids)):
+            for subnet_id in subnet_ids:
+                for key, value in {f"kubernetes.io/role/{role}": "1", **cluster_tag(args)}.items():
+                    aws.ec2.Tag(f"{name}-{subnet_id}-{key.rsplit('/', 1)[-1]}", resource_id=subnet_id, key=key, value=value,
+                                opts=pulumi.ResourceOptions(parent=self))
+
+    def _public_subnets(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> tuple[list[aws.ec2.Subnet], list[pulumi.Output[str]]]:
+        """A public subnet per zone (the ALB, the NAT gateways) routed to the internet gateway; the NAT gateway IDs."""
+        child = pulumi.ResourceOptions(parent=self)
         igw = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={"Name": f"{args.cluster_name}-igw"}, opts=child)
         public_rt = aws.ec2.RouteTable(
             f"{name}-public",
@@ -69,9 +98,8 @@ class Network(pulumi.ComponentResource):
             tags={"Name": f"{args.cluster_name}-public"},
             opts=child,
         )
-
-        public_cidrs, private_cidrs = subnet_cidrs(args.vpc_cidr, len(args.availability_zones))
-        public_subnets, private_subnets, nat_ids, private_route_table_ids = [], [], [], []
+        public_cidrs = subnet_cidrs(args.vpc_cidr, len(args.availability_zones))[0]
+        public_subnets, nat_ids = [], []
         for index, zone in enumerate(args.availability_zones):
             public = aws.ec2.Subnet(
                 f"{name}-public-{zone}",
@@ -79,7 +107,7 @@ class Network(pulumi.ComponentResource):
                 availability_zone=zone,
                 cidr_block=public_cidrs[index],
                 map_public_ip_on_launch=False,
-                tags={"Name": f"{args.cluster_name}-public-{zone}", "kubernetes.io/role/elb": "1", **cluster_tag},
+                tags={"Name": f"{args.cluster_name}-public-{zone}", "kubernetes.io/role/elb": "1", **cluster_tag(args)},
                 opts=child,
             )
             aws.ec2.RouteTableAssociation(f"{name}-public-{zone}", subnet_id=public.id, route_table_id=public_rt.id, opts=child)
@@ -94,14 +122,21 @@ class Network(pulumi.ComponentResource):
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[igw]),
                 )
                 nat_ids.append(nat.id)
+        return public_subnets, nat_ids
 
+    def _private_subnets(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc,
+                         nat_ids: list[pulumi.Output[str]]) -> tuple[list[aws.ec2.Subnet], list[pulumi.Output[str]]]:
+        """A private subnet per zone (nodes, pods) egressing through a NAT gateway; their route table IDs."""
+        child = pulumi.ResourceOptions(parent=self)
+        private_cidrs = subnet_cidrs(args.vpc_cidr, len(args.availability_zones))[1]
+        private_subnets, route_table_ids = [], []
         for index, zone in enumerate(args.availability_zones):
             private = aws.ec2.Subnet(
                 f"{name}-private-{zone}",
                 vpc_id=vpc.id,
                 availability_zone=zone,
                 cidr_block=private_cidrs[index],
-                tags={"Name": f"{args.cluster_name}-private-{zone}", "kubernetes.io/role/internal-elb": "1", **cluster_tag},
+                tags={"Name": f"{args.cluster_name}-private-{zone}", "kubernetes.io/role/internal-elb": "1", **cluster_tag(args)},
                 opts=child,
             )
             route_table = aws.ec2.RouteTable(
@@ -114,24 +149,5 @@ class Network(pulumi.ComponentResource):
             )
             aws.ec2.RouteTableAssociation(f"{name}-private-{zone}", subnet_id=private.id, route_table_id=route_table.id, opts=child)
             private_subnets.append(private)
-            private_route_table_ids.append(route_table.id)
-
-        # S3 traffic (model downloads) stays off the NAT gateways: cheaper and faster.
-        aws.ec2.VpcEndpoint(
-            f"{name}-s3",
-            vpc_id=vpc.id,
-            service_name=f"com.amazonaws.{args.region}.s3",
-            vpc_endpoint_type="Gateway",
-            route_table_ids=private_route_table_ids,
-            tags={"Name": f"{args.cluster_name}-s3"},
-            opts=child,
-        )
-
-        self.vpc_id = vpc.id
-        self.public_subnet_ids = pulumi.Output.all(*[s.id for s in public_subnets])
-        self.private_subnet_ids = pulumi.Output.all(*[s.id for s in private_subnets])
-        self.register_outputs({
-            "vpcId": self.vpc_id,
-            "publicSubnetIds": self.public_subnet_ids,
-            "privateSubnetIds": self.private_subnet_ids,
-        })
+            route_table_ids.append(route_table.id)
+        return private_subnets, route_table_ids

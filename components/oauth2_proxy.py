@@ -11,6 +11,8 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import security
+
 IMAGE = "quay.io/oauth2-proxy/oauth2-proxy:v7.12.0"
 PORT = 4180
 SERVICE_PORT = 80
@@ -51,26 +53,60 @@ class OAuth2ProxyArgs:
     # Labels of the upstream's pods: only the proxy may reach them.
     upstream_pod_labels: dict[str, str]
     upstream_container_port: int
-    k8s_provider: k8s.Provider
     name: str = "oauth2-proxy"
     replicas: int = 2
+
+
+def pod_labels(name: str) -> dict[str, str]:
+    return {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "ai-platform"}
+
+
+def pod_spec(args: OAuth2ProxyArgs) -> k8s.core.v1.PodSpecArgs:
+    upstream = f"http://{args.upstream_service}.{args.namespace}.svc.cluster.local:{args.upstream_port}/"
+    return k8s.core.v1.PodSpecArgs(
+        security_context=k8s.core.v1.PodSecurityContextArgs(
+            run_as_non_root=True, run_as_user=65532, run_as_group=65532,
+            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+        ),
+        containers=[k8s.core.v1.ContainerArgs(
+            name="oauth2-proxy",
+            image=IMAGE,
+            args=proxy_args(args.issuer_url, args.client_id, upstream, args.redirect_url, args.scopes),
+            env=[security.secret_env("OAUTH2_PROXY_CLIENT_SECRET", args.name, "client-secret"),
+                 security.secret_env("OAUTH2_PROXY_COOKIE_SECRET", args.name, "cookie-secret")],
+            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
+            liveness_probe=k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ping", port="http"), period_seconds=20),
+            readiness_probe=k8s.core.v1.ProbeArgs(
+                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port="http"), period_seconds=10),
+            resources=k8s.core.v1.ResourceRequirementsArgs(
+                requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"}),
+            security_context=k8s.core.v1.SecurityContextArgs(
+                allow_privilege_escalation=False, read_only_root_filesystem=True,
+                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
+            ),
+        )],
+    )
 
 
 class OAuth2Proxy(pulumi.ComponentResource):
     service_name: str
     service_port: int
+    pod_labels: dict[str, str]
+    container_port: int
 
     def __init__(self, name: str, args: OAuth2ProxyArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:exposure:OAuth2Proxy", name, None, opts)
-        k8s_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider)
-        labels = {"app.kubernetes.io/name": args.name, "app.kubernetes.io/part-of": "ai-platform"}
+        k8s_opts = pulumi.ResourceOptions(parent=self)
+        labels = pod_labels(args.name)
+        metadata = k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=labels)
 
         # 32 ASCII characters = a 32-byte AES key, one of the sizes oauth2-proxy accepts.
         cookie_secret = random.RandomPassword(f"{name}-cookie-secret", length=32, special=False,
                                               opts=pulumi.ResourceOptions(parent=self))
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=labels),
+            metadata=metadata,
             type="Opaque",
             string_data={
                 "client-secret": pulumi.Output.secret(args.client_secret),
@@ -78,57 +114,35 @@ class OAuth2Proxy(pulumi.ComponentResource):
             },
             opts=k8s_opts,
         )
-
-        def from_secret(env: str, key: str) -> k8s.core.v1.EnvVarArgs:
-            return k8s.core.v1.EnvVarArgs(name=env, value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.name, key=key)))
-
-        upstream = f"http://{args.upstream_service}.{args.namespace}.svc.cluster.local:{args.upstream_port}/"
         k8s.apps.v1.Deployment(
             f"{name}-deployment",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=labels),
+            metadata=metadata,
             spec=k8s.apps.v1.DeploymentSpecArgs(
                 replicas=args.replicas,
                 selector=k8s.meta.v1.LabelSelectorArgs(match_labels=labels),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        security_context=k8s.core.v1.PodSecurityContextArgs(
-                            run_as_non_root=True, run_as_user=65532, run_as_group=65532,
-                            seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
-                        ),
-                        containers=[k8s.core.v1.ContainerArgs(
-                            name="oauth2-proxy",
-                            image=IMAGE,
-                            args=proxy_args(args.issuer_url, args.client_id, upstream, args.redirect_url, args.scopes),
-                            env=[from_secret("OAUTH2_PROXY_CLIENT_SECRET", "client-secret"),
-                                 from_secret("OAUTH2_PROXY_COOKIE_SECRET", "cookie-secret")],
-                            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
-                            liveness_probe=k8s.core.v1.ProbeArgs(
-                                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ping", port="http"), period_seconds=20),
-                            readiness_probe=k8s.core.v1.ProbeArgs(
-                                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port="http"), period_seconds=10),
-                            resources=k8s.core.v1.ResourceRequirementsArgs(
-                                requests={"cpu": "50m", "memory": "64Mi"}, limits={"memory": "256Mi"}),
-                            security_context=k8s.core.v1.SecurityContextArgs(
-                                allow_privilege_escalation=False, read_only_root_filesystem=True,
-                                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
-                            ),
-                        )],
-                    ),
-                ),
+                template=k8s.core.v1.PodTemplateSpecArgs(metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                                                         spec=pod_spec(args)),
             ),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[secret]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[secret]),
         )
         k8s.core.v1.Service(
             f"{name}-service",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=args.name, namespace=args.namespace, labels=labels),
+            metadata=metadata,
             spec=k8s.core.v1.ServiceSpecArgs(
                 type="ClusterIP", selector=labels,
                 ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")],
             ),
             opts=k8s_opts,
         )
+        self._upstream_policy(name, args, labels, k8s_opts)
+        self.service_name = args.name
+        self.service_port = SERVICE_PORT
+        self.pod_labels = labels
+        self.container_port = PORT
+        self.register_outputs({})
+
+    @staticmethod
+    def _upstream_policy(name: str, args: OAuth2ProxyArgs, labels: dict[str, str], opts: pulumi.ResourceOptions) -> None:
         # The upstream accepts identity headers from whoever reaches it; only the proxy may.
         # (Enforced where the CNI enforces NetworkPolicy: on EKS, the VPC CNI's network policy agent.)
         k8s.networking.v1.NetworkPolicy(
@@ -144,9 +158,5 @@ class OAuth2Proxy(pulumi.ComponentResource):
                     ports=[k8s.networking.v1.NetworkPolicyPortArgs(port=args.upstream_container_port, protocol="TCP")],
                 )],
             ),
-            opts=k8s_opts,
+            opts=opts,
         )
-
-        self.service_name = args.name
-        self.service_port = SERVICE_PORT
-        self.register_outputs({})

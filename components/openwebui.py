@@ -12,7 +12,7 @@ README for the version they were checked against.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import json
@@ -23,10 +23,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components import security
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs
 from components.s3 import bucket_arn, private_bucket
-from components.exposure import ExposureSettings, port_forward_command, ui_ingress
-from components.oauth2_proxy import PORT as OAUTH2_PROXY_PORT, OAuth2Proxy, OAuth2ProxyArgs
+from components.exposure import AlbSource, ExposureSettings, allow_alb_ingress, port_forward_command, ui_ingress
+from components.oauth2_proxy import OAuth2Proxy, OAuth2ProxyArgs
 from stack_config.openwebui import OpenWebUiConfig
 
 IMAGE_REPOSITORY = "ghcr.io/open-webui/open-webui"
@@ -240,7 +240,6 @@ class OpenWebUiArgs:
     config: OpenWebUiConfig
     # One per `llm` Triton deployment, in config order.
     openai_base_urls: list[pulumi.Input[str]]
-    k8s_provider: k8s.Provider
     protect_data: bool
     hostname: Optional[str] = None
     exposure: Optional[ExposureSettings] = None
@@ -249,9 +248,87 @@ class OpenWebUiArgs:
     # Multi-replica mode (replicas > 1): the uploads bucket to create and the IRSA inputs.
     uploads_bucket_name: Optional[str] = None
     workload_identity: Optional[WorkloadIdentity] = None
-    extra_env: dict[str, str] = field(default_factory=dict)
     # Where the ALB connects from when exposed (IP targets): the subnets it lives in.
-    alb_source_cidrs: Sequence[str] = ()
+    alb_source: Optional[AlbSource] = None
+
+
+def checkov_skip_reasons(run_as: int) -> dict[str, str]:
+    skips = {
+        "CKV_K8S_35": "OpenWebUI reads its settings only from environment variables; the values come from a Secret by reference",
+        "CKV_K8S_43": "the image tag is pinned in stack config (never :main)",
+    }
+    if run_as < 10000:
+        skips["CKV_K8S_40"] = "openWebUi.runAsUser is set below 10000 in stack config"
+    return skips
+
+
+def container_env(args: "OpenWebUiArgs", shared_env: dict[str, str], secret_keys: Sequence[str]) -> list[k8s.core.v1.EnvVarArgs]:
+    """Plain settings, the Triton URLs, then every Secret key by reference."""
+    url_count = len(args.openai_base_urls)
+    env = [k8s.core.v1.EnvVarArgs(name=k, value=v)
+           for k, v in {**plain_env(args.config, args.hostname, url_count > 0), **shared_env}.items()]
+    if url_count:
+        env.append(k8s.core.v1.EnvVarArgs(
+            name="OPENAI_API_BASE_URLS",
+            value=pulumi.Output.all(*args.openai_base_urls).apply(join_base_urls),
+        ))
+    env.extend(security.secret_env(key, SECRET_NAME, key) for key in secret_keys)
+    return env
+
+
+def container(config: OpenWebUiConfig, env: list[k8s.core.v1.EnvVarArgs], mounts: list[dict[str, Any]]) -> k8s.core.v1.ContainerArgs:
+    return k8s.core.v1.ContainerArgs(
+        name=NAME,
+        image=f"{IMAGE_REPOSITORY}:{config.imageTag}",
+        image_pull_policy="Always",  # the tag is pinned; Always re-checks its digest at start
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
+        env=env,
+        volume_mounts=mounts,
+        # First start runs migrations and downloads the embedding model: give it 10 minutes
+        # before liveness applies.
+        startup_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"),
+            period_seconds=10, failure_threshold=60),
+        liveness_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"),
+            period_seconds=20, timeout_seconds=5, failure_threshold=3),
+        readiness_probe=k8s.core.v1.ProbeArgs(
+            http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port="http"),
+            period_seconds=10, timeout_seconds=5, failure_threshold=3),
+        # Embedding documents is CPU-heavy: the limit keeps one upload from starving the node.
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "2", "memory": "4Gi"}),
+        security_context=security.restricted_security_context(read_only_root=True, run_as_user=config.runAsUser),
+    )
+
+
+def deployment_spec(config: OpenWebUiConfig, env: list[k8s.core.v1.EnvVarArgs],
+                    data_volume: dict[str, Any]) -> k8s.apps.v1.DeploymentSpecArgs:
+    single, run_as = config.replicas == 1, config.runAsUser
+    volumes, mounts = writable_volumes(data_volume)
+    return k8s.apps.v1.DeploymentSpecArgs(
+        replicas=config.replicas,
+        # Recreate with one replica: the old pod must release the volume (and SQLite)
+        # before the new one starts; two writers would corrupt the database.
+        strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate") if single else
+        k8s.apps.v1.DeploymentStrategyArgs(type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
+            max_unavailable=0, max_surge=1)),
+        selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
+        template=k8s.core.v1.PodTemplateSpecArgs(
+            metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
+            spec=k8s.core.v1.PodSpecArgs(
+                # OpenWebUI never calls the Kubernetes API.
+                automount_service_account_token=False,
+                service_account_name=None if single else SERVICE_ACCOUNT,
+                # fsGroup: the kubelet makes the volumes (and a claim written by an
+                # earlier root pod) group-writable for the uid.
+                security_context=security.restricted_pod_security_context(run_as_user=run_as),
+                init_containers=[static_seed_container(f"{IMAGE_REPOSITORY}:{config.imageTag}", run_as)],
+                containers=[container(config, env, mounts)],
+                volumes=volumes,
+            ),
+        ),
+    )
 
 
 class OpenWebUi(pulumi.ComponentResource):
@@ -265,23 +342,48 @@ class OpenWebUi(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: OpenWebUiArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:apps:OpenWebUi", name, None, opts)
-        config, auth = args.config, args.config.auth
-        ns = config.namespace
-        exposed = bool(args.hostname and args.exposure)
-        if auth.mode == "trusted-header" and not exposed:
+        config, ns = args.config, args.config.namespace
+        if config.auth.mode == "trusted-header" and not (args.hostname and args.exposure):
             raise ValueError("trusted-header mode needs the hostname and exposure settings (checked by the config model)")
-
         # The image's files under /app are root's and world-readable (Dockerfile: UID/GID build args
         # default to 0), so any non-root uid runs it; what it writes is on volumes (writable_volumes).
-        run_as = config.runAsUser
-        namespace = security.namespace(
-            ns, "restricted",
-            "OpenWebUI runs as a non-root uid on a read-only root filesystem",
-            provider=args.k8s_provider, parent=self,
+        namespace = security.namespace(ns, "restricted", "OpenWebUI runs as a non-root uid on a read-only root filesystem",
+                                       parent=self)
+        ns_opts = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        secret_data, shared_env, role_arn = self._secret_data(name, args)
+        secret = k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_NAME, namespace=ns, labels=LABELS),
+            type="Opaque",
+            string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()},
+            opts=ns_opts,
         )
-        ns_opts = pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=[namespace])
+        data_volume, identity = self._data_volume(name, args, role_arn, ns_opts)
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS,
+                                                annotations=security.checkov_skips(checkov_skip_reasons(config.runAsUser))),
+            spec=deployment_spec(config, container_env(args, shared_env, list(secret_data)), data_volume),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, secret, *identity]),
+        )
+        k8s.core.v1.Service(
+            f"{name}-service",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS),
+            spec=k8s.core.v1.ServiceSpecArgs(
+                type="ClusterIP", selector=LABELS,
+                ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")],
+            ),
+            opts=ns_opts,
+        )
+        self._way_in(name, args, [namespace, deployment], ns_opts)
+        self.namespace = ns
+        self.service_name = NAME
+        self.register_outputs({"url": self.url, "uploadsBucket": self.uploads_bucket})
 
-        # --- secrets ----------------------------------------------------------------------------
+    def _secret_data(self, name: str, args: OpenWebUiArgs) -> tuple[dict[str, pulumi.Input[str]], dict[str, str],
+                                                                   Optional[pulumi.Output[str]]]:
+        """The Secret's keys, the shared-state settings and the uploads role (more than one replica)."""
+        config, auth = args.config, args.config.auth
         webui_secret_key = random.RandomPassword(f"{name}-secret-key", length=48, special=False,
                                                  opts=pulumi.ResourceOptions(parent=self))
         # Triton's OpenAI frontend takes no key, but OpenWebUI pairs one key with each URL; a
@@ -299,61 +401,38 @@ class OpenWebUi(pulumi.ComponentResource):
             secret_data["WEBUI_ADMIN_PASSWORD"] = admin_password.result
         if auth.mode == "oidc":
             secret_data["OAUTH_CLIENT_SECRET"] = pulumi.Output.secret(args.oidc_client_secret)
-
         self.database_endpoint = None
         if config.persistence.database == "postgres":
             if args.postgres_network is None:
                 raise ValueError("postgres persistence needs postgres_network")
             secret_data["DATABASE_URL"] = self._postgres(name, config, args.postgres_network, args.protect_data)
-
-        # More than one replica: every piece of state leaves the pod (the config model refuses
-        # replicas > 1 with SQLite, so DATABASE_URL is set here).
-        single = config.replicas == 1
         self.uploads_bucket = None
         self.redis_endpoint = None
-        shared_env: dict[str, str] = {}
-        role_arn: Optional[pulumi.Output[str]] = None
-        if not single:
-            if "DATABASE_URL" not in secret_data:
-                raise ValueError("replicas > 1 needs postgres persistence (checked by the config model)")
-            if args.uploads_bucket_name is None or args.workload_identity is None:
-                raise ValueError("replicas > 1 needs uploads_bucket_name and workload_identity")
-            # The same database holds the vector store; RDS ships pgvector and OpenWebUI runs
-            # CREATE EXTENSION vector itself (the master user may).
-            secret_data["PGVECTOR_DB_URL"] = secret_data["DATABASE_URL"]
-            role_arn = self._uploads(name, config, args.uploads_bucket_name, args.workload_identity, args.protect_data)
-            url = self._redis(name, config, args.postgres_network)
-            secret_data["REDIS_URL"] = url
-            secret_data["WEBSOCKET_REDIS_URL"] = url
-            shared_env = shared_state_env(config, args.uploads_bucket_name, args.workload_identity.region)
-            self.uploads_bucket = args.uploads_bucket_name
+        if config.replicas == 1:
+            return secret_data, {}, None
+        # More than one replica: every piece of state leaves the pod (the config model refuses
+        # replicas > 1 with SQLite, so DATABASE_URL is set here).
+        if "DATABASE_URL" not in secret_data:
+            raise ValueError("replicas > 1 needs postgres persistence (checked by the config model)")
+        if args.uploads_bucket_name is None or args.workload_identity is None:
+            raise ValueError("replicas > 1 needs uploads_bucket_name and workload_identity")
+        # The same database holds the vector store; RDS ships pgvector and OpenWebUI runs
+        # CREATE EXTENSION vector itself (the master user may).
+        secret_data["PGVECTOR_DB_URL"] = secret_data["DATABASE_URL"]
+        role_arn = self._uploads(name, config, args.uploads_bucket_name, args.workload_identity, args.protect_data)
+        url = self._redis(name, config, args.postgres_network)
+        secret_data["REDIS_URL"] = url
+        secret_data["WEBSOCKET_REDIS_URL"] = url
+        self.uploads_bucket = args.uploads_bucket_name
+        return secret_data, shared_state_env(config, args.uploads_bucket_name, args.workload_identity.region), role_arn
 
-        secret = k8s.core.v1.Secret(
-            f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_NAME, namespace=ns, labels=LABELS),
-            type="Opaque",
-            string_data={k: pulumi.Output.secret(v) for k, v in secret_data.items()},
-            opts=ns_opts,
-        )
-
-        def from_secret(key: str) -> k8s.core.v1.EnvVarArgs:
-            return k8s.core.v1.EnvVarArgs(name=key, value_from=k8s.core.v1.EnvVarSourceArgs(
-                secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=SECRET_NAME, key=key)))
-
-        env = [k8s.core.v1.EnvVarArgs(name=k, value=v)
-               for k, v in {**plain_env(config, args.hostname, url_count > 0), **shared_env, **args.extra_env}.items()]
-        if url_count:
-            env.append(k8s.core.v1.EnvVarArgs(
-                name="OPENAI_API_BASE_URLS",
-                value=pulumi.Output.all(*args.openai_base_urls).apply(join_base_urls),
-            ))
-        env.extend(from_secret(key) for key in secret_data)
-
-        # --- data volume ------------------------------------------------------------------------
-        # One replica: SQLite (or, with postgres, uploads and the Chroma vector store) lives here,
-        # on an EBS volume that attaches to one node.
-        pod_dependencies: list[pulumi.Resource] = [namespace, secret]
-        if single:
+    def _data_volume(self, name: str, args: OpenWebUiArgs, role_arn: Optional[pulumi.Output[str]],
+                     ns_opts: pulumi.ResourceOptions) -> tuple[dict[str, Any], list[pulumi.Resource]]:
+        """The pod's data volume, and the ServiceAccount the pods wait for (more than one replica)."""
+        config, ns = args.config, args.config.namespace
+        if config.replicas == 1:
+            # One replica: SQLite (or, with postgres, uploads and the Chroma vector store) lives
+            # here, on an EBS volume that attaches to one node.
             k8s.core.v1.PersistentVolumeClaim(
                 f"{name}-data",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=f"{NAME}-data", namespace=ns, labels=LABELS),
@@ -367,134 +446,46 @@ class OpenWebUi(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(ns_opts, pulumi.ResourceOptions(
                     retain_on_delete=True, protect=args.protect_data)),
             )
-            data_volume: dict[str, Any] = {"name": "data", "persistentVolumeClaim": {"claimName": f"{NAME}-data"}}
-        else:
-            # Nothing durable lives here any more (database and vectors in PostgreSQL, uploads in
-            # S3, sessions in Redis): only caches (the embedding model, local copies of uploads),
-            # rebuilt by any new pod.
-            data_volume = {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}
-            # The pods' identity for S3. The EKS pod identity webhook mounts its own projected
-            # web-identity token, so the API token stays unmounted.
-            pod_dependencies.append(k8s.core.v1.ServiceAccount(
-                f"{name}-sa",
-                metadata=k8s.meta.v1.ObjectMetaArgs(
-                    name=SERVICE_ACCOUNT, namespace=ns, labels=LABELS,
-                    annotations={"eks.amazonaws.com/role-arn": role_arn}),
-                automount_service_account_token=False,
-                opts=ns_opts,
-            ))
-
-        image = f"{IMAGE_REPOSITORY}:{config.imageTag}"
-        volumes, mounts = writable_volumes(data_volume)
-        container = k8s.core.v1.ContainerArgs(
-            name=NAME,
-            image=image,
-            image_pull_policy="Always",  # the tag is pinned; Always re-checks its digest at start
-            ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=PORT)],
-            env=env,
-            volume_mounts=mounts,
-            # First start runs migrations and downloads the embedding model: give it 10 minutes
-            # before liveness applies.
-            startup_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"),
-                period_seconds=10, failure_threshold=60),
-            liveness_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path="/health", port="http"),
-                period_seconds=20, timeout_seconds=5, failure_threshold=3),
-            readiness_probe=k8s.core.v1.ProbeArgs(
-                http_get=k8s.core.v1.HTTPGetActionArgs(path="/ready", port="http"),
-                period_seconds=10, timeout_seconds=5, failure_threshold=3),
-            # Embedding documents is CPU-heavy: the limit keeps one upload from starving the node.
-            resources=k8s.core.v1.ResourceRequirementsArgs(
-                requests={"cpu": "500m", "memory": "1Gi"}, limits={"cpu": "2", "memory": "4Gi"}),
-            security_context=security.restricted_security_context(read_only_root=True, run_as_user=run_as),
-        )
-        skips = {
-            "CKV_K8S_35": "OpenWebUI reads its settings only from environment variables; the values come from a Secret by reference",
-            "CKV_K8S_43": "the image tag is pinned in stack config (never :main)",
-        }
-        if run_as < 10000:
-            skips["CKV_K8S_40"] = "openWebUi.runAsUser is set below 10000 in stack config"
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS,
-                                                annotations=security.checkov_skips(skips)),
-            spec=k8s.apps.v1.DeploymentSpecArgs(
-                replicas=config.replicas,
-                # Recreate with one replica: the old pod must release the volume (and SQLite)
-                # before the new one starts; two writers would corrupt the database.
-                strategy=k8s.apps.v1.DeploymentStrategyArgs(type="Recreate") if single else
-                k8s.apps.v1.DeploymentStrategyArgs(type="RollingUpdate", rolling_update=k8s.apps.v1.RollingUpdateDeploymentArgs(
-                    max_unavailable=0, max_surge=1)),
-                selector=k8s.meta.v1.LabelSelectorArgs(match_labels=LABELS),
-                template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=LABELS),
-                    spec=k8s.core.v1.PodSpecArgs(
-                        # OpenWebUI never calls the Kubernetes API.
-                        automount_service_account_token=False,
-                        service_account_name=None if single else SERVICE_ACCOUNT,
-                        # fsGroup: the kubelet makes the volumes (and a claim written by an
-                        # earlier root pod) group-writable for the uid.
-                        security_context=security.restricted_pod_security_context(run_as_user=run_as),
-                        init_containers=[static_seed_container(image, run_as)],
-                        containers=[container],
-                        volumes=volumes,
-                    ),
-                ),
-            ),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=pod_dependencies),
-        )
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=NAME, namespace=ns, labels=LABELS),
-            spec=k8s.core.v1.ServiceSpecArgs(
-                type="ClusterIP", selector=LABELS,
-                ports=[k8s.core.v1.ServicePortArgs(name="http", port=SERVICE_PORT, target_port="http")],
-            ),
+            return {"name": "data", "persistentVolumeClaim": {"claimName": f"{NAME}-data"}}, []
+        # Nothing durable lives here any more (database and vectors in PostgreSQL, uploads in
+        # S3, sessions in Redis): only caches (the embedding model, local copies of uploads),
+        # rebuilt by any new pod. The pods' identity for S3: the EKS pod identity webhook mounts
+        # its own projected web-identity token, so the API token stays unmounted.
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=SERVICE_ACCOUNT, namespace=ns, labels=LABELS,
+                annotations={"eks.amazonaws.com/role-arn": role_arn}),
+            automount_service_account_token=False,
             opts=ns_opts,
         )
+        return {"name": "data", "emptyDir": {"sizeLimit": "10Gi"}}, [account]
 
-        # --- the way in ---------------------------------------------------------------------------
+    def _way_in(self, name: str, args: OpenWebUiArgs, waits_for: list[pulumi.Resource], ns_opts: pulumi.ResourceOptions) -> None:
+        """oauth2-proxy in front (trusted-header), the ALB Ingress and its NetworkPolicy, or port-forward."""
+        ns, auth = args.config.namespace, args.config.auth
         front_service, front_port, health = NAME, SERVICE_PORT, "/health"
+        front_labels, front_container_port = LABELS, PORT
         if auth.mode == "trusted-header":
             oidc = auth.oidc
             proxy = OAuth2Proxy(f"{name}-oauth2-proxy", OAuth2ProxyArgs(
-                namespace=ns,
-                issuer_url=oidc.issuer_url,
-                client_id=oidc.clientId,
-                client_secret=args.oidc_client_secret,
-                scopes=oidc.scopes,
-                redirect_url=f"https://{args.hostname}/oauth2/callback",
-                upstream_service=NAME,
-                upstream_port=SERVICE_PORT,
-                upstream_pod_labels=LABELS,
-                upstream_container_port=PORT,
-                k8s_provider=args.k8s_provider,
-            ), pulumi.ResourceOptions(parent=self, depends_on=[namespace, deployment]))
+                namespace=ns, issuer_url=oidc.issuer_url, client_id=oidc.clientId, client_secret=args.oidc_client_secret,
+                scopes=oidc.scopes, redirect_url=f"https://{args.hostname}/oauth2/callback",
+                upstream_service=NAME, upstream_port=SERVICE_PORT, upstream_pod_labels=LABELS, upstream_container_port=PORT,
+            ), pulumi.ResourceOptions(parent=self, depends_on=waits_for))
             front_service, front_port, health = proxy.service_name, proxy.service_port, "/ping"
-
-        if exposed:
-            ui_ingress(NAME, ns, args.hostname, front_service, front_port, health, args.exposure, ns_opts)
-            # The namespace denies ingress: let the ALB (IP targets) reach the front pods only.
-            if not args.alb_source_cidrs:
-                raise ValueError("exposing OpenWebUI needs alb_source_cidrs (the ALB's subnets) for its NetworkPolicy")
-            front_labels, front_container_port = (
-                ({"app.kubernetes.io/name": "oauth2-proxy", "app.kubernetes.io/part-of": "ai-platform"}, OAUTH2_PROXY_PORT)
-                if auth.mode == "trusted-header" else (LABELS, PORT))
-            if args.exposure.scheme == "internal":
-                security.allow_from_vpc_clients(ns, "allow-alb-ingress", front_labels, [front_container_port], list(args.alb_source_cidrs),
-                                                "internal ALB: its ENIs have private-subnet IPs, like pods", ns_opts)
-            else:
-                security.allow_alb_ingress(ns, front_labels, [front_container_port], list(args.alb_source_cidrs), ns_opts)
-            self.url = f"https://{args.hostname}"
-            self.port_forward_command = None
-        else:
+            front_labels, front_container_port = proxy.pod_labels, proxy.container_port
+        if not (args.hostname and args.exposure):
             self.url = "http://localhost:8080"
             self.port_forward_command = port_forward_command(ns, front_service, front_port)
-
-        self.namespace = ns
-        self.service_name = NAME
-        self.register_outputs({"url": self.url, "uploadsBucket": self.uploads_bucket})
+            return
+        ui_ingress(NAME, ns, args.hostname, front_service, front_port, health, args.exposure, ns_opts)
+        # The namespace denies ingress: let the ALB (IP targets) reach the front pods only.
+        if args.alb_source is None:
+            raise ValueError("exposing OpenWebUI needs alb_source (the ALB's subnets) for its NetworkPolicy")
+        allow_alb_ingress(ns, front_labels, front_container_port, args.alb_source, ns_opts)
+        self.url = f"https://{args.hostname}"
+        self.port_forward_command = None
 
     def _cluster_only_security_group(self, resource_name: str, group_name: str, service: str, port: int,
                                      net: PostgresNetwork) -> aws.ec2.SecurityGroup:
@@ -577,22 +568,13 @@ class OpenWebUi(pulumi.ComponentResource):
             name_config_key="ai-platform:openWebUi.persistence.uploads.bucketName",
             parent=self,
         )
-        child = pulumi.ResourceOptions(parent=self)
-        role = aws.iam.Role(
-            f"{name}-uploads",
-            description=f"OpenWebUI {config.namespace}/{SERVICE_ACCOUNT}: uploads under s3://{bucket_name}/{uploads.keyPrefix}/",
-            assume_role_policy=irsa_trust_policy(identity.oidc_provider_arn, identity.oidc_issuer, config.namespace, SERVICE_ACCOUNT),
-            max_session_duration=3600,
-            opts=child,
-        )
-        grant = aws.iam.RolePolicy(
-            f"{name}-uploads",
-            role=role.id,
+        # Pods start once the role may write.
+        return IrsaRole(f"{name}-uploads", IrsaRoleArgs(
+            identity.oidc_provider_arn, identity.oidc_issuer, config.namespace, SERVICE_ACCOUNT,
             policy=uploads_policy(identity.partition, bucket_name, uploads.keyPrefix),
-            opts=child,
-        )
-        # The annotation carries the grant as a dependency: pods start once the role may write.
-        return pulumi.Output.all(role.arn, grant.id).apply(lambda values: values[0])
+            description=f"OpenWebUI {config.namespace}/{SERVICE_ACCOUNT}: uploads under s3://{bucket_name}/{uploads.keyPrefix}/",
+            max_session_duration=3600,
+        ), pulumi.ResourceOptions(parent=self), moved_from=self).arn
 
     def _redis(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork) -> pulumi.Output[str]:
         """ElastiCache rather than a Redis pod: AWS runs failover across AZs, patching and

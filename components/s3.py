@@ -37,6 +37,30 @@ class PrivateBucket:
     encryption: aws.s3.BucketServerSideEncryptionConfiguration  # objects written after it are encrypted
 
 
+def lifecycle_rules(expiry_rule_id: str, noncurrent_version_days: int, noncurrent_versions_kept: Optional[int]) -> list[dict]:
+    """Old versions expire (keeping the newest `noncurrent_versions_kept`), stale multipart uploads
+    and expired delete markers go."""
+    return [
+        {
+            "id": expiry_rule_id,
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "noncurrent_version_expiration": {
+                "noncurrent_days": noncurrent_version_days,
+                **({"newer_noncurrent_versions": noncurrent_versions_kept} if noncurrent_versions_kept else {}),
+            },
+            # An interrupted multipart upload leaves invisible parts that are billed.
+            "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
+        },
+        {
+            "id": "remove-expired-delete-markers",
+            "status": "Enabled",
+            "filter": {"prefix": ""},
+            "expiration": {"expired_object_delete_marker": True},
+        },
+    ]
+
+
 def private_bucket(
     name: str,
     bucket_name: str,
@@ -92,25 +116,7 @@ def private_bucket(
     )
     aws.s3.BucketLifecycleConfiguration(
         f"{name}-lifecycle", bucket=bucket.bucket,
-        rules=[
-            {
-                "id": expiry_rule_id,
-                "status": "Enabled",
-                "filter": {"prefix": ""},
-                "noncurrent_version_expiration": {
-                    "noncurrent_days": noncurrent_version_days,
-                    **({"newer_noncurrent_versions": noncurrent_versions_kept} if noncurrent_versions_kept else {}),
-                },
-                # An interrupted multipart upload leaves invisible parts that are billed.
-                "abort_incomplete_multipart_upload": {"days_after_initiation": 7},
-            },
-            {
-                "id": "remove-expired-delete-markers",
-                "status": "Enabled",
-                "filter": {"prefix": ""},
-                "expiration": {"expired_object_delete_marker": True},
-            },
-        ],
+        rules=lifecycle_rules(expiry_rule_id, noncurrent_version_days, noncurrent_versions_kept),
         # Lifecycle rules on a bucket without versioning enabled would not see noncurrent versions.
         opts=pulumi.ResourceOptions(parent=parent, depends_on=[bucket, versioning]),
     )

@@ -1,14 +1,14 @@
 """Security building blocks every on-cluster component uses: namespaces with Pod Security Admission
 labels, the restricted security contexts, and the NetworkPolicies of the paths the platform needs.
 
-Everything returns plain Kubernetes-spelled dicts (camelCase) or creates resources with the explicit
-Kubernetes provider the caller passes, so the same values work in typed resources and Helm values.
+Everything returns plain Kubernetes-spelled dicts (camelCase) or creates resources under the `parent`
+the caller passes, whose Kubernetes provider (from the component's `providers` option) they inherit,
+so the same values work in typed resources and Helm values.
 
 Usage inside a component:
 
-    ns = security.namespace("inference", "restricted", "Triton runs as non-root with dropped caps",
-                            provider=k8s_provider, parent=self)
-    opts = pulumi.ResourceOptions(parent=self, provider=k8s_provider, depends_on=[ns])
+    ns = security.namespace("inference", "restricted", "Triton runs as non-root with dropped caps", parent=self)
+    opts = pulumi.ResourceOptions(parent=self, depends_on=[ns])
     security.default_deny("inference", opts, egress=True)
     security.allow_dns_egress("inference", opts)
     security.allow_from_pods("inference", "openwebui-to-triton", TRITON_LABELS, ports=[9000],
@@ -53,7 +53,6 @@ def namespace(
     name: str,
     level: str,
     reason: str,
-    provider: k8s.Provider,
     parent: pulumi.Resource,
     labels: Optional[Mapping[str, str]] = None,
     version: str = "latest",
@@ -71,14 +70,14 @@ def namespace(
             labels=all_labels,
             annotations={PSA_REASON_ANNOTATION: reason},
         ),
-        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent, provider=provider), opts),
+        opts=pulumi.ResourceOptions.merge(pulumi.ResourceOptions(parent=parent), opts),
     )
     # Workload namespaces start closed: each component then opens exactly its paths. Privileged
     # namespaces hold host-network node agents (NetworkPolicies do not apply to them) and chart
     # webhooks the API server must reach; their component closes them itself where it knows every
     # path (monitoring does; gpu-operator is left to its chart).
     if level != "privileged":
-        default_deny(name, pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=[ns]))
+        default_deny(name, pulumi.ResourceOptions(parent=parent, depends_on=[ns]))
     return ns
 
 
@@ -88,6 +87,12 @@ def namespace(
 # container never maps onto a host or image account by accident.
 DEFAULT_UID = 10001
 RUNTIME_DEFAULT_SECCOMP = {"type": "RuntimeDefault"}
+
+
+def secret_env(name: str, secret_name: str, key: str) -> k8s.core.v1.EnvVarArgs:
+    """An environment variable read from a Secret key by reference (the value stays out of the pod spec)."""
+    return k8s.core.v1.EnvVarArgs(name=name, value_from=k8s.core.v1.EnvVarSourceArgs(
+        secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=secret_name, key=key)))
 
 
 def restricted_pod_security_context(run_as_user: int = DEFAULT_UID, fs_group: Optional[int] = None) -> dict[str, Any]:
@@ -242,8 +247,8 @@ def allow_from_cidrs(
     opts: pulumi.ResourceOptions,
 ) -> k8s.networking.v1.NetworkPolicy:
     """Ingress from address ranges, for the ALB: with the AWS Load Balancer Controller in IP
-    target mode the ALB connects straight to pod IPs from its own ENIs inside the VPC, so the
-    source is the VPC (or public-subnet) CIDR, not a pod selector."""
+    target mode the ALB connects straight to pod IPs from its own ENIs in its subnets, so the
+    source is those subnets' CIDRs (components.exposure.alb_source), not a pod selector."""
     if not pod_labels:
         raise ValueError(f"{namespace}/{name}: the pod selector must name labels")
     for cidr in cidrs:

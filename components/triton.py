@@ -5,7 +5,7 @@ prefix of the S3 model repository through an IRSA role that can read only that p
 OpenAI-compatible frontend from the -vllm-python-py3 image (OpenAI API, health and metrics on port
 9000) with the KServe frontends enabled beside it.
 
-The pod spec is built by plain functions (`container_args`, `probes`, `pod_spec`) so tests and
+The pod spec is built by plain functions (`container_command`, `probes`, `pod_spec`) so tests and
 reviewers can read exactly what runs.
 """
 
@@ -274,21 +274,26 @@ def _load_balancer_host(status) -> Optional[str]:
     return (ingress[0].hostname or ingress[0].ip) if ingress else None
 
 
-@dataclass
+@dataclass(frozen=True)
 class TritonServerArgs:
     config: TritonDeploymentConfig
     bucket_name: str
     region: str
     role_arn: pulumi.Input[str]
-    k8s_provider: k8s.Provider
     # The namespace, when another component creates it (shared by several deployments); else
     # this component creates it (Pod Security `restricted`).
     namespace_resource: Optional[k8s.core.v1.Namespace] = None
     priority_class_name: str = INFERENCE_PRIORITY_CLASS
     # Labels the stack's Prometheus selects ServiceMonitors by (kube-prometheus-stack: release).
     service_monitor_labels: dict[str, str] = field(default_factory=lambda: {"release": "kube-prometheus-stack"})
-    # The monitoring release (ServiceMonitor CRD), the priority class, the GPU pool...
-    depends_on: Sequence[pulumi.Resource] = ()
+    # What the pods wait for: the ServiceMonitor CRD (kube-prometheus-stack release), the priority
+    # classes, the custom metrics API (HPA), the GPU pool's validation Job, the controller that
+    # serves the internal NLB.
+    monitoring: Optional[pulumi.Resource] = None
+    priority_classes: Sequence[pulumi.Resource] = ()
+    metrics_adapter: Optional[pulumi.Resource] = None
+    gpu_validation: Optional[pulumi.Resource] = None
+    load_balancer_controller: Optional[pulumi.Resource] = None
     # What must be in the model repository before Triton starts (the prefix's `.keep` marker:
     # Triton exits on a repository path with nothing under it): the Deployment waits for it.
     repository_objects: Sequence[pulumi.Resource] = ()
@@ -297,6 +302,11 @@ class TritonServerArgs:
     # Pods that call the OpenAI endpoint of an `llm` deployment: (namespace, pod labels) of
     # OpenWebUI, from its config (none when OpenWebUI is off).
     openai_clients: Sequence[tuple[str, dict[str, str]]] = ()
+
+
+def waits_for(args: TritonServerArgs) -> list[pulumi.Resource]:
+    optional = (args.metrics_adapter, args.gpu_validation, args.load_balancer_controller)
+    return [*([args.monitoring] if args.monitoring else []), *args.priority_classes, *[r for r in optional if r]]
 
 
 class TritonServer(pulumi.ComponentResource):
@@ -321,12 +331,12 @@ class TritonServer(pulumi.ComponentResource):
         if args.namespace_resource is None:
             self.namespace_resource = security.namespace(
                 ns, "restricted", "Triton runs as non-root with every capability dropped",
-                provider=args.k8s_provider, parent=self,
+                parent=self,
             )
         else:
             self.namespace_resource = args.namespace_resource
         k8s_opts = pulumi.ResourceOptions(
-            parent=self, provider=args.k8s_provider, depends_on=[self.namespace_resource, *args.depends_on],
+            parent=self, depends_on=[self.namespace_resource, *waits_for(args)],
         )
 
         service_account = k8s.core.v1.ServiceAccount(
@@ -350,31 +360,8 @@ class TritonServer(pulumi.ComponentResource):
 
         service_ports = [{"name": port, "port": PORTS[port], "targetPort": port, "protocol": "TCP",
                           "appProtocol": APP_PROTOCOL[port]} for port in MODE_PORTS[config.mode]]
-        service = k8s.core.v1.Service(
-            f"{name}-service",
-            metadata={"name": base, "namespace": ns, "labels": {**labels, "ai-platform/metrics": "true"}},
-            spec={"type": "ClusterIP", "selector": selector_labels(config.name), "ports": service_ports},
-            opts=k8s_opts,
-        )
-        metrics_port = METRICS_PORT[config.mode]
-        k8s.apiextensions.CustomResource(
-            f"{name}-servicemonitor",
-            api_version="monitoring.coreos.com/v1",
-            kind="ServiceMonitor",
-            metadata={"name": base, "namespace": ns, "labels": {**labels, **args.service_monitor_labels}},
-            spec={
-                # Only the ClusterIP Service carries the metrics label, so an NLB Service for the
-                # same pods is never scraped twice.
-                "selector": {"matchLabels": {**selector_labels(config.name), "ai-platform/metrics": "true"}},
-                "namespaceSelector": {"matchNames": [ns]},
-                "endpoints": [{"port": metrics_port, "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
-            },
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service])),
-        )
-
+        self._metrics(name, args, labels, service_ports, k8s_opts)
         network_policies(config, args.openai_clients, k8s_opts)
-        pod_labels = selector_labels(config.name)
-
         if config.minReplicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",
@@ -387,26 +374,63 @@ class TritonServer(pulumi.ComponentResource):
             triton_hpa(f"{name}-hpa", ns, base, labels, config.minReplicas, config.maxReplicas,
                        config.targetQueueComputeRatio,
                        pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[deployment])))
-
         self.external_urls = {}
         if config.expose == "internalNlb":
-            serving = [p for p in service_ports if p["name"] in serving_ports(config.mode)]
-            security.allow_from_vpc_clients(
-                ns, f"{base}-allow-nlb", pod_labels, [p["port"] for p in serving], [args.vpc_cidr],
-                "internal NLB with IP targets and client IP preservation off: connections come from its "
-                "private-subnet ENIs, like pods' addresses", k8s_opts)
-            nlb = k8s.core.v1.Service(
-                f"{name}-nlb",
-                metadata={"name": f"{base}-nlb", "namespace": ns, "labels": labels, "annotations": INTERNAL_NLB_ANNOTATIONS},
-                spec={"type": "LoadBalancer", "selector": selector_labels(config.name), "ports": serving},
-                opts=k8s_opts,
-            )
-            hostname = nlb.status.apply(_load_balancer_host)
-            self.external_urls["externalHttpUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['http']}")
-            self.external_urls["externalGrpcUrl"] = hostname.apply(lambda h: f"{h}:{PORTS['grpc']}")
-            if config.mode == "llm":
-                self.external_urls["externalOpenaiUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['openai']}/v1")
+            self.external_urls = self._internal_nlb(name, args, labels, service_ports, k8s_opts)
+        self._set_outputs(args)
 
+    def _metrics(self, name: str, args: TritonServerArgs, labels: dict[str, str], service_ports: list[dict],
+                 opts: pulumi.ResourceOptions) -> None:
+        """The ClusterIP Service (it alone carries the metrics label) and its ServiceMonitor."""
+        config, base = args.config, resource_name(args.config.name)
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": base, "namespace": config.namespace, "labels": {**labels, "ai-platform/metrics": "true"}},
+            spec={"type": "ClusterIP", "selector": selector_labels(config.name), "ports": service_ports},
+            opts=opts,
+        )
+        k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": base, "namespace": config.namespace, "labels": {**labels, **args.service_monitor_labels}},
+            spec={
+                # Only the ClusterIP Service carries the metrics label, so an NLB Service for the
+                # same pods is never scraped twice.
+                "selector": {"matchLabels": {**selector_labels(config.name), "ai-platform/metrics": "true"}},
+                "namespaceSelector": {"matchNames": [config.namespace]},
+                "endpoints": [{"port": METRICS_PORT[config.mode], "path": "/metrics", "interval": "15s", "scrapeTimeout": "10s"}],
+            },
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service])),
+        )
+
+    @staticmethod
+    def _internal_nlb(name: str, args: TritonServerArgs, labels: dict[str, str], service_ports: list[dict],
+                      opts: pulumi.ResourceOptions) -> dict[str, pulumi.Output[str]]:
+        """The serving ports behind an internal NLB, admitted from the VPC; its URLs."""
+        config, base = args.config, resource_name(args.config.name)
+        serving = [p for p in service_ports if p["name"] in serving_ports(config.mode)]
+        security.allow_from_vpc_clients(
+            config.namespace, f"{base}-allow-nlb", selector_labels(config.name), [p["port"] for p in serving], [args.vpc_cidr],
+            "internal NLB with IP targets and client IP preservation off: connections come from its "
+            "private-subnet ENIs, like pods' addresses", opts)
+        nlb = k8s.core.v1.Service(
+            f"{name}-nlb",
+            metadata={"name": f"{base}-nlb", "namespace": config.namespace, "labels": labels,
+                      "annotations": INTERNAL_NLB_ANNOTATIONS},
+            spec={"type": "LoadBalancer", "selector": selector_labels(config.name), "ports": serving},
+            opts=opts,
+        )
+        hostname = nlb.status.apply(_load_balancer_host)
+        urls = {"externalHttpUrl": hostname.apply(lambda h: f"http://{h}:{PORTS['http']}"),
+                "externalGrpcUrl": hostname.apply(lambda h: f"{h}:{PORTS['grpc']}")}
+        if config.mode == "llm":
+            urls["externalOpenaiUrl"] = hostname.apply(lambda h: f"http://{h}:{PORTS['openai']}/v1")
+        return urls
+
+    def _set_outputs(self, args: TritonServerArgs) -> None:
+        config = args.config
+        ns, base = config.namespace, resource_name(config.name)
         urls = endpoints(config)
         self.namespace = ns
         self.service_name = base

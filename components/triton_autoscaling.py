@@ -9,7 +9,7 @@ GPU utilisation does not (a small model saturates a GPU's queue long before its 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -117,13 +117,13 @@ def triton_hpa(name: str, namespace: str, deployment_name: str, labels: dict, mi
 
 @dataclass(frozen=True)
 class PrometheusAdapterArgs:
-    k8s_provider: k8s.Provider
     namespace: str = MONITORING_NAMESPACE
     # `prometheus-operated` is the governing Service the Prometheus operator creates for every
     # Prometheus it runs, whatever the Helm release is called.
     prometheus_url: str = f"http://prometheus-operated.{MONITORING_NAMESPACE}.svc"
     prometheus_port: int = 9090
-    depends_on: Sequence[pulumi.Resource] = ()
+    # The Prometheus it reads (the kube-prometheus-stack release).
+    monitoring: Optional[pulumi.Resource] = None
 
 
 class PrometheusAdapter(pulumi.ComponentResource):
@@ -140,7 +140,7 @@ class PrometheusAdapter(pulumi.ComponentResource):
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=CHART_REPOSITORY),
             namespace=args.namespace,
             values=adapter_values(args.prometheus_url, args.prometheus_port),
-            opts=pulumi.ResourceOptions(parent=self, provider=args.k8s_provider, depends_on=list(args.depends_on)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[args.monitoring] if args.monitoring else []),
         )
         self.metric_name = QUEUE_COMPUTE_RATIO_METRIC
         self.register_outputs({"release": self.release.name, "metric": self.metric_name})

@@ -45,6 +45,7 @@ class RecordedResource:
     dependencies: list[str] = field(default_factory=list)
     ignore_changes: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
+    aliases: list[str] = field(default_factory=list)  # resolved to URNs (see AliasResolver)
 
     @property
     def parent_type(self) -> str:
@@ -67,6 +68,7 @@ class RecordedResource:
             "deleteBeforeReplace": self.delete_before_replace,
             "dependencies": sorted(self.dependencies),
             "ignoreChanges": self.ignore_changes,
+            "aliases": self.aliases,
             "inputs": self.public_inputs(),
         }
 
@@ -118,14 +120,86 @@ class PreviewMocks(Mocks):
         return {}
 
 
+ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
+
+
+def _qualified_type(urn: str) -> str:
+    return urn.split("::")[2]
+
+
+def engine_urn(stack: str, project: str, parent: str, type_: str, name: str) -> str:
+    """A resource's URN as the engine builds it: the parent's *full* qualified type chain, none
+    under the root stack (pulumi/pulumi pkg/resource/deploy/deployment.go `generateURN`).
+    MockMonitor.make_urn keeps only the parent's last type and prefixes `pulumi:pulumi:Stack$` to
+    top-level resources: URNs no real stack has."""
+    if parent and _qualified_type(parent) != ROOT_STACK_TYPE:
+        type_ = f"{_qualified_type(parent)}${type_}"
+    return f"urn:pulumi:{stack}::{project}::{type_}::{name}"
+
+
+class AliasResolver:
+    """Each resource's aliases as the URNs the engine would look its old state up by, following
+    pulumi/pulumi pkg/resource/deploy/step_generator.go: `collapseAliasToUrn` (an alias spec's
+    empty name/type/parent default to the resource's own; `noParent` or a root-stack parent means
+    top level; an explicit parent's own alias stands in for it) and `generateAliases` + `inheritedChildAlias` (a child of an aliased parent gets,
+    for the parent's alias, its own name/type under that alias, the parent-name prefix of its name
+    swapped for the alias's name, and the same for each of its own aliases). The engine inherits
+    the one parent alias that matched old state; offline every candidate is listed."""
+
+    def __init__(self, stack: str, project: str) -> None:
+        self.stack, self.project = stack, project
+        self.by_urn: dict[str, list[str]] = {}
+
+    def resolve(self, urn: str, request) -> list[str]:
+        own = [*request.aliasURNs, *(urn for alias in request.aliases for urn in self._collapse(request, alias))]
+        found = list(dict.fromkeys(own))
+        parent = request.parent
+        parent_name = parent.rsplit("::", 1)[-1] if parent else ""
+        for parent_alias in self.by_urn.get(parent, []):
+            candidates = [(request.type, request.name)] + [(self._type_of(a), a.rsplit("::", 1)[-1]) for a in own]
+            for type_, name in candidates:
+                if name.startswith(parent_name):
+                    name = parent_alias.rsplit("::", 1)[-1] + name[len(parent_name):]
+                inherited = engine_urn(self.stack, self.project, parent_alias, type_, name)
+                if inherited not in found:
+                    found.append(inherited)
+        self.by_urn[urn] = found
+        return found
+
+    @staticmethod
+    def _type_of(urn: str) -> str:
+        return _qualified_type(urn).split("$")[-1]
+
+    def _collapse(self, request, alias) -> list[str]:
+        if alias.WhichOneof("alias") == "urn":
+            return [alias.urn]
+        spec = alias.spec
+        # An explicit parent that itself answers to old URNs: the engine uses the one it matched.
+        parents = [spec.parentUrn, *self.by_urn.get(spec.parentUrn, [])] if spec.parentUrn else [request.parent]
+        found = []
+        for parent in parents:
+            if spec.noParent or (parent and _qualified_type(parent) == ROOT_STACK_TYPE):
+                parent = ""
+            found.append(engine_urn(spec.stack or self.stack, spec.project or self.project, parent,
+                                    spec.type or request.type, spec.name or request.name))
+        return list(dict.fromkeys(found))
+
+
 class RecordingMonitor(MockMonitor):
-    def __init__(self, mocks: Mocks):
+    """The mock monitor, with engine URNs, recording every registration with its aliases."""
+
+    def __init__(self, mocks: Mocks, stack: str = "", project: str = PROJECT):
         super().__init__(mocks)
         self.recorded: list[RecordedResource] = []
+        self.stack, self.project = stack, project
+        self.alias_resolver = AliasResolver(stack, project)
+
+    def make_urn(self, parent: str, type_: str, name: str) -> str:
+        return engine_urn(self.stack or pulumi.get_stack(), self.project, parent, type_, name)
 
     def RegisterResource(self, request):
         response = super().RegisterResource(request)
-        if request.type != "pulumi:pulumi:Stack":
+        if request.type != ROOT_STACK_TYPE:
             self.recorded.append(RecordedResource(
                 urn=response.urn,
                 type=request.type,
@@ -139,6 +213,7 @@ class RecordingMonitor(MockMonitor):
                 dependencies=list(request.dependencies),
                 ignore_changes=list(request.ignoreChanges),
                 delete_before_replace=bool(request.deleteBeforeReplace),
+                aliases=self.alias_resolver.resolve(response.urn, request),
             ))
         return response
 
@@ -221,7 +296,7 @@ def run_program(
 ) -> ProgramRun:
     """Run `__main__.py` of the project for `stack` with engine-style `config` under mocks."""
     mocks = PreviewMocks()
-    monitor = RecordingMonitor(mocks)
+    monitor = RecordingMonitor(mocks, stack, PROJECT)
     ROOT.set(None)  # a fresh root Stack per run, also when one process plans several stacks
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
     pulumi.runtime.set_all_config(dict(config), list(secret_keys))

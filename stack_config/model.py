@@ -26,7 +26,7 @@ from .gpu_pools import ClusterAutoscalerConfig, GpuAmiType, GpuInstanceTypeName,
 from .gpu_stack import SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, GpuStackConfig
 from .gpu_stack import stack_problems as gpu_stack_problems
 from .openwebui import OIDC_CLIENT_SECRET_KEY, ExposureConfig, OpenWebUiConfig
-from .openwebui import stack_problems as openwebui_problems
+from .openwebui import alb_source_problems, stack_problems as openwebui_problems
 from .triton import ModelRepositoryConfig, TritonDeploymentConfig, triton_problems
 
 
@@ -183,6 +183,8 @@ class StackConfig(ConfigModel):
                                      scheduling=self.gpuStack.scheduling, exposure=self.exposure))
         found.extend(openwebui_problems(self.openWebUi, self.exposure, region=self.region,
                                         oidc_client_secret=self.openWebUiOidcClientSecret))
+        found.extend(alb_source_problems(self.exposure, vpc_cidr=self.network.vpcCidr,
+                                         brought_vpc=self.network.existingVpc is not None))
         problems(found)
         return self
 

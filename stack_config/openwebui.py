@@ -6,6 +6,7 @@ Builds on `base` only; imported by `triton` (exposure) and `model`.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal, Optional
 
@@ -173,6 +174,10 @@ class ExposureConfig(ConfigModel):
     grafanaHostname: Optional[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = None
     # Source ranges allowed to reach the ALB (empty: the ALB default, everyone for its scheme).
     inboundCidrs: list[Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]] = []
+    # The CIDRs of the subnets the ALB lives in, which the UIs' NetworkPolicies admit. Default: the
+    # subnets the stack makes for it; required for an internet-facing ALB in a brought VPC (the CIDRs
+    # of network.existingVpc.publicSubnetIds, unknown before deploy; the VPC CIDR would admit every pod).
+    albSourceCidrs: list[Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]] = []
     # Ingresses in one group share one ALB.
     groupName: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$")] = "ai-platform"
 
@@ -199,6 +204,28 @@ class ExposureConfig(ConfigModel):
 def certificate_region(arn: str) -> str:
     match = re.fullmatch(ACM_ARN, arn)
     return match.group(2) if match else ""
+
+
+def alb_source_problems(exposure: ExposureConfig, *, vpc_cidr: str, brought_vpc: bool) -> list[tuple[str, str]]:
+    """`exposure.albSourceCidrs`: the CIDRs the UIs' ALB connects from (components.exposure.alb_source)."""
+    key = "exposure.albSourceCidrs"
+    found = []
+    vpc = ipaddress.ip_network(vpc_cidr)
+    for cidr in exposure.albSourceCidrs:
+        try:
+            net = ipaddress.ip_network(cidr, strict=True)
+        except ValueError as error:
+            found.append((key, f"{cidr} is not a valid IPv4 CIDR ({error})"))
+            continue
+        if not net.subnet_of(vpc) or (exposure.scheme == "internet-facing" and net == vpc):
+            found.append((key, f"{cidr} must be a subnet of network.vpcCidr {vpc}, and not all of it for an "
+                               f"internet-facing ALB (that would admit every pod)"))
+    exposed = exposure.certificateArn and exposure.loadBalancerController
+    if exposed and brought_vpc and exposure.scheme == "internet-facing" and not exposure.albSourceCidrs:
+        found.append((key, "required for an internet-facing ALB in a brought VPC (network.existingVpc): the CIDRs "
+                           "of its publicSubnetIds, which the UIs' NetworkPolicies admit (not the VPC CIDR: it "
+                           "holds every pod)"))
+    return found
 
 
 def stack_problems(ui: OpenWebUiConfig, exposure: ExposureConfig, *, region: str,

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import functools
 import json
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
+
+import pulumi
+from pulumi.runtime.settings import ROOT
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
 
 import stack_config
-from platformctl.mockrun import COMPUTED, SECRET, ProgramRun, RecordedResource, run_stack
+from platformctl.mockrun import COMPUTED, PROJECT, SECRET, PreviewMocks, ProgramRun, RecordedResource, RecordingMonitor, run_stack
 
 STACKS = ("dev", "prod")
-__all__ = ["COMPUTED", "SECRET", "STACKS", "ProgramRun", "RecordedResource", "plan", "plan_with", "stack_values", "config_for"]
+__all__ = ["COMPUTED", "SECRET", "STACKS", "ProgramRun", "RecordedResource", "plan", "plan_with", "run", "stack_values", "config_for"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -23,6 +28,19 @@ def plan(stack: str) -> ProgramRun:
 def plan_with(stack: str, **overrides: Any) -> ProgramRun:
     """The program run on a real stack file with some `ai-platform:` keys replaced (not cached)."""
     return run_stack(stack, overrides={f"ai-platform:{k}": v for k, v in overrides.items()})
+
+
+def run(build: Callable[[], Any], stack: str = "test", config: dict[str, Any] | None = None) -> ProgramRun:
+    """Run `build` (a function creating resources: one component, a layer) under the same preview
+    mocks and recording monitor as the whole program, without the stack files."""
+    mocks = PreviewMocks()
+    monitor = RecordingMonitor(mocks, stack, PROJECT)
+    ROOT.set(None)
+    pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=True, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(config or {}), [])
+    _sync_await(run_pulumi_func(build))
+    ROOT.set(None)
+    return ProgramRun(stack, monitor.recorded, {}, mocks.invokes)
 
 
 def stack_values(stack: str) -> dict[str, Any]:

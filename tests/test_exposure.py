@@ -51,7 +51,8 @@ def test_controller_is_a_pinned_release_running_as_its_own_irsa_role(stack):
     assert values["serviceAccount"]["name"] == "aws-load-balancer-controller"
     assert values["serviceAccount"]["annotations"]["eks.amazonaws.com/role-arn"] == COMPUTED
     role = run.named("aws-load-balancer-controller-irsa", "aws:iam/role:Role")
-    assert role.parent_type == "ai-platform:exposure:LoadBalancerController"
+    assert role.parent_type == "ai-platform:iam:IrsaRole"
+    assert run.by_urn(role.parent).parent_type == "ai-platform:exposure:LoadBalancerController"
     # The computed values come from the stack's VPC and the controller's own role, and the pods
     # start only once that role has its policy.
     policy = run.named("aws-load-balancer-controller-irsa", "aws:iam/rolePolicy:RolePolicy")

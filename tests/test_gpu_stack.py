@@ -605,7 +605,7 @@ def test_chart_values_keep_the_ports_and_names_the_network_policies_select(stack
 def test_monitoring_refuses_to_run_without_the_vpc_cidr():
     """Without it the operator's webhook would stay closed to the API server."""
     config = harness.config_for("dev").gpuStack
-    args = monitoring.MonitoringArgs(k8s_provider=None, monitoring=config.monitoring, alerting=config.alerting,
+    args = monitoring.MonitoringArgs(monitoring=config.monitoring, alerting=config.alerting,
                                      thresholds=config.alertThresholds)
     with pytest.raises(ValueError, match="vpc_cidr"):
         monitoring.network_policies(args, None)

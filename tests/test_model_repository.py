@@ -8,14 +8,10 @@ import json
 
 import pulumi
 import pytest
-from pulumi.runtime.settings import ROOT
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 from components.model_repository import PREFIX_MARKER, ModelRepository, ModelRepositoryArgs, RepositoryReader
 from components.triton import service_account_name
-from platformctl.mockrun import PreviewMocks, RecordingMonitor
-from tests.harness import COMPUTED, STACKS, config_for, inputs, json_policy, plan, plan_with, stack_values
+from tests.harness import COMPUTED, STACKS, config_for, inputs, json_policy, plan, plan_with, run, stack_values
 
 BUCKET = "aws:s3/bucket:Bucket"
 ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
@@ -223,14 +219,9 @@ def test_reader_roles_and_service_accounts_name_the_same_subject(stack):
 
 
 def record(build) -> list:
-    """Run `build` under the preview mocks and return what it registered (for components built
-    with known inputs, so documents made from them are known too)."""
-    mocks = PreviewMocks()
-    monitor = RecordingMonitor(mocks)
-    ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project="ai-platform", stack="test", preview=True, monitor=monitor)
-    _sync_await(run_pulumi_func(build))
-    return monitor.recorded
+    """What `build` registers under the preview mocks (components built with known inputs, so
+    documents made from them are known too)."""
+    return run(build, stack="test").resources
 
 
 OIDC_ARN = "arn:aws-cn:iam::123456789012:oidc-provider/oidc.eks.cn-north-1.amazonaws.com.cn/id/ABC123"
@@ -323,7 +314,6 @@ def test_publisher_trust_refuses_anything_but_iam_principal_arns():
 
 
 def test_a_default_bucket_name_over_63_characters_is_a_clear_error():
-    import pulumi
 
     import stack_config
     from platformctl.mockrun import run_program

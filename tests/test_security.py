@@ -16,16 +16,12 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pytest
 import yaml
-from pulumi.runtime.settings import ROOT
-from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
 
 import stack_config
 from components import security
 from components.network import subnet_cidrs
 from platformctl import security_scan as scan
-from platformctl.mockrun import PreviewMocks, RecordingMonitor
-from tests.harness import STACKS, config_for, inputs, plan
+from tests.harness import STACKS, config_for, inputs, plan, run
 
 PROJECT = stack_config.PROJECT_DIR
 
@@ -75,12 +71,7 @@ def alb_cidrs(stack: str) -> list[str]:
 
 def run_under_mocks(program) -> list[dict]:
     """Run `program` (creating Kubernetes objects) under the mock runtime; their manifests."""
-    mocks = PreviewMocks()
-    monitor = RecordingMonitor(mocks)
-    ROOT.set(None)
-    pulumi.runtime.set_mocks(mocks, project="security-test", stack="test", preview=True, monitor=monitor)
-    _sync_await(run_pulumi_func(program))
-    return [r.public_inputs() for r in monitor.recorded if r.type.startswith("kubernetes:") and r.custom]
+    return [r.public_inputs() for r in run(program, stack="test").resources if r.type.startswith("kubernetes:") and r.custom]
 
 
 # --- checkov -----------------------------------------------------------------------------------
@@ -274,7 +265,7 @@ def test_namespace_helper_labels_and_refuses_a_missing_reason():
     with pytest.raises(ValueError, match="one of restricted, baseline, privileged"):
         security.pod_security_labels("strict")
     with pytest.raises(ValueError, match="reason"):
-        security.namespace("ui", "baseline", "  ", provider=None, parent=None)
+        security.namespace("ui", "baseline", "  ", parent=None)
 
 
 # --- network policies ------------------------------------------------------------------------------

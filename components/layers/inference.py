@@ -1,0 +1,96 @@
+"""Inference layer: the S3 model repository (with a read-only IRSA role per Triton deployment), the
+prometheus-adapter that Triton's HPAs read, and the Triton fleet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+
+from components.layers.context import ClusterContext, moved
+from components.layers.gpu_stack import GpuStackReadiness
+from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
+from components.openwebui import LABELS as OPENWEBUI_POD_LABELS
+from components.triton import TritonServer, TritonServerArgs, service_account_name
+from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
+from stack_config.gpu_stack import TRITON_WAITS_FOR_VALIDATION
+from stack_config.openwebui import OpenWebUiConfig
+from stack_config.triton import ModelRepositoryConfig, TritonDeploymentConfig
+
+
+@dataclass(frozen=True)
+class InferenceArgs:
+    deployments: tuple[TritonDeploymentConfig, ...]
+    repository: ModelRepositoryConfig
+    protect_data: bool
+    # OpenWebUI calls the OpenAI port of every `llm` deployment, from its configured namespace.
+    openwebui: OpenWebUiConfig
+
+
+def repository_args(args: InferenceArgs, cluster: ClusterContext) -> ModelRepositoryArgs:
+    config = args.repository
+    return ModelRepositoryArgs(
+        bucket_name=config.bucket_name(cluster.stack, cluster.region), partition=cluster.partition,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
+        readers=[RepositoryReader(d.name, d.namespace, service_account_name(d.name), d.modelPrefix) for d in args.deployments],
+        protect_data=args.protect_data, noncurrent_version_days=config.noncurrentVersionDays,
+        noncurrent_versions_kept=config.noncurrentVersionsKept, kms_key_arn=config.kmsKeyArn,
+        publisher_principal_arns=config.publisher.trustedPrincipalArns, publisher_allow_delete=config.publisher.allowDelete,
+    )
+
+
+class Inference(pulumi.ComponentResource):
+    """Pass the AWS and Kubernetes providers in `opts.providers`; the children inherit them."""
+
+    servers: dict[str, TritonServer]
+    exports: dict[str, Any]
+
+    def __init__(self, name: str, args: InferenceArgs, cluster: ClusterContext, gpu: GpuStackReadiness,
+                 opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ai-platform:layers:Inference", name, None, opts)
+        self.servers, self.exports = {}, {}
+        if not args.deployments:
+            self.register_outputs({})
+            return
+        repository = ModelRepository("model-repository", repository_args(args, cluster), moved(self))
+        adapter = None
+        if any(d.autoscaled for d in args.deployments):
+            adapter = PrometheusAdapter("prometheus-adapter", PrometheusAdapterArgs(monitoring=gpu.monitoring), moved(self, cluster.cluster))
+        # Quota namespaces already exist (GPU scheduling); the first deployment in any other creates it.
+        namespaces = dict(gpu.namespaces)
+        for deployment in args.deployments:
+            server = TritonServer(f"triton-{deployment.name}", self._server_args(
+                args, deployment, cluster, gpu, repository, adapter, namespaces), moved(self, cluster.cluster))
+            namespaces.setdefault(deployment.namespace, server.namespace_resource)
+            self.servers[deployment.name] = server
+        self.exports = {"modelBucket": repository.bucket_name, "modelPublisherPolicyArn": repository.publisher_policy_arn}
+        if repository.publisher_role_arn is not None:
+            self.exports["modelPublisherRoleArn"] = repository.publisher_role_arn
+        self.exports["tritonDeployments"] = {name: server.outputs for name, server in self.servers.items()}
+        self.register_outputs({})
+
+    @property
+    def openai_base_urls(self) -> list[pulumi.Output[str]]:
+        """Triton's OpenAI frontend of every `llm` deployment, in config order."""
+        return [server.openai_base_url for server in self.servers.values() if server.openai_base_url]
+
+    @staticmethod
+    def _server_args(args: InferenceArgs, deployment: TritonDeploymentConfig, cluster: ClusterContext,
+                     gpu: GpuStackReadiness, repository: ModelRepository, adapter: Optional[PrometheusAdapter],
+                     namespaces: dict) -> TritonServerArgs:
+        # The pool's validation Job first: it then has the pool's GPUs to itself (a pool sized for
+        # Triton alone has none spare for it), and a broken GPU stack stops before Triton.
+        validation_job = gpu.validation_jobs.get(deployment.gpuPool) if TRITON_WAITS_FOR_VALIDATION else None
+        nlb = cluster.load_balancer_controller if deployment.expose == "internalNlb" else None
+        return TritonServerArgs(
+            config=deployment, bucket_name=args.repository.bucket_name(cluster.stack, cluster.region),
+            region=cluster.region, role_arn=repository.reader_role_arns[deployment.name],
+            repository_objects=[repository.prefix_markers[deployment.name]],
+            namespace_resource=namespaces.get(deployment.namespace),
+            service_monitor_labels={"release": gpu.prometheus_release},
+            monitoring=gpu.monitoring, priority_classes=gpu.priority_classes,
+            metrics_adapter=adapter.release if adapter else None, gpu_validation=validation_job, load_balancer_controller=nlb,
+            vpc_cidr=cluster.vpc_cidr,
+            openai_clients=[(args.openwebui.namespace, OPENWEBUI_POD_LABELS)] if args.openwebui.enabled else [],
+        )
