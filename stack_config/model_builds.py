@@ -44,7 +44,7 @@ class ShapeRange(ConfigModel):
         found = []
         for axis, (low, mid, high) in enumerate(zip(self.min, self.opt, self.max)):
             if not low <= mid <= high:
-                found.append(("opt" if low > mid or mid > high else "max",
+                found.append(("opt" if low > mid else "max",
                               f"dimension {axis}: need min <= opt <= max (got {low}, {mid}, {high})"))
         problems(found)
         return self
