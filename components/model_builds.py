@@ -47,7 +47,10 @@ from stack_config.model_builds import STANDARD_IMAGE_TAG, ModelBuildConfig
 from stack_config.triton import TritonDeploymentConfig
 
 TENSORRT_REPOSITORY = "nvcr.io/nvidia/tensorrt"
-# AWS CLI v2 (aws/aws-cli tag 2.27.49), the image AWS publishes per release on ECR Public.
+# AWS CLI v2 release 2.27.49 (aws/aws-cli .changes/2.27.49.json), from the official image AWS
+# publishes with a tag per version on ECR Public (docs.aws.amazon.com/cli/latest/userguide/
+# getting-started-docker.html, "Use specific versions and tags"). Its entrypoint is `aws`; the
+# command is overridden with `sh -ec` to chain the two uploads.
 AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.49"
 # At or above cluster-autoscaler's expendable cut-off (a pool at zero scales up for the build) and
 # never preempting (a build must not evict serving Triton pods). The platform's class with exactly

@@ -11,11 +11,12 @@ Builds on `triton` (the target deployment); not yet wired into `model.py` (see i
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal, Sequence
+from typing import Annotated, Literal, Mapping, Sequence
 
 from pydantic import Field, model_validator
 
 from .base import ConfigModel, DnsLabel, Quantity, problems
+from .gpu_pools import GpuNodeGroupConfig, advertised_gpus
 from .triton import MODEL_NAME, MODEL_PREFIX, ResourcesConfig, TritonDeploymentConfig
 
 # The ONNX source: a key in the model bucket, `sources/<name>/model.onnx`.
@@ -81,9 +82,43 @@ class ModelBuildConfig(ConfigModel):
     scratchSize: Quantity = "20Gi"
 
 
-def model_build_problems(builds: Sequence[ModelBuildConfig],
-                         deployments: Sequence[TritonDeploymentConfig]) -> list[tuple[str, str]]:
-    """Checks across `modelBuilds` and `tritonDeployments`, each reported under the key to change."""
+def model_build_problems(builds: Sequence[ModelBuildConfig], deployments: Sequence[TritonDeploymentConfig],
+                         pools: Sequence[GpuNodeGroupConfig] = (),
+                         gpu_quotas: Mapping[str, int] | None = None) -> list[tuple[str, str]]:
+    """Checks across `modelBuilds`, `tritonDeployments` and (when given) `gpuNodeGroups` and
+    `gpuStack.scheduling.gpuQuotas`, each reported under the key to change."""
+    found = _entry_problems(builds, deployments)
+    found += _capacity_problems(builds, deployments, pools, gpu_quotas or {})
+    return found
+
+
+def _capacity_problems(builds: Sequence[ModelBuildConfig], deployments: Sequence[TritonDeploymentConfig],
+                       pools: Sequence[GpuNodeGroupConfig], gpu_quotas: Mapping[str, int]) -> list[tuple[str, str]]:
+    """A changed build runs beside its deployment's serving replicas (Pulumi creates every changed
+    Job at once): one GPU per build on top of Triton's peak must fit the pool and the namespace
+    quota, or the build stays Pending until `pulumi up` times out."""
+    found: list[tuple[str, str]] = []
+    by_name = {d.name: d for d in deployments}
+    targets = [(i, b, by_name[b.deployment]) for i, b in enumerate(builds) if b.deployment in by_name]
+    for scope, key_of, limit_of in (
+        ("pool", lambda d: d.gpuPool, lambda name: next((p.maxSize * advertised_gpus(p) for p in pools if p.name == name), None)),
+        ("namespace", lambda d: d.namespace, lambda name: gpu_quotas.get(name)),
+    ):
+        for name in sorted({key_of(d) for _, _, d in targets}):
+            limit = limit_of(name)
+            mine = [i for i, _, d in targets if key_of(d) == name]
+            if limit is None or not limit:
+                continue  # no such pool / no quota: reported by the Triton checks, or unlimited
+            serving = sum(d.peak_gpus for d in deployments if key_of(d) == name)
+            if serving + len(mine) > limit:
+                found.append((f"modelBuilds[{mine[-1]}].deployment",
+                              f"{scope} {name} offers {limit} GPUs; Triton may hold {serving} and the {len(mine)} "
+                              f"build(s) targeting it need {len(mine)} more while they run"))
+    return found
+
+
+def _entry_problems(builds: Sequence[ModelBuildConfig],
+                    deployments: Sequence[TritonDeploymentConfig]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     by_name = {d.name: d for d in deployments}
     seen: dict[str, int] = {}

@@ -344,3 +344,16 @@ def test_below_the_cut_off_the_build_never_gets_a_node():
         if r["type"] == fd.PRIORITY_CLASS and r["inputs"]["metadata"]["name"] == mb.BUILD_PRIORITY_CLASS:
             r["inputs"]["value"] = -100
     assert fd.check(doc).exit_code == fd.EXIT_DEADLOCK
+
+
+def test_a_build_beside_serving_replicas_must_fit_the_pool_and_the_quota():
+    """A changed build runs while Triton serves: its GPU comes on top of Triton's peak."""
+    from stack_config.gpu_pools import GpuNodeGroupConfig
+
+    pool = GpuNodeGroupConfig(name="inference", instanceTypes=["g6.xlarge"], maxSize=2)  # 1 GPU per node
+    serving = deployment(maxReplicas=1, rolloutStrategy="recreate")  # peak 1 GPU
+    assert model_build_problems([build()], [serving], [pool], {"inference": 2}) == []
+    problems = dict(model_build_problems([build(), build(name="nlp", model="nlp_trt")], [serving], [pool], {"inference": 4}))
+    assert "pool inference offers 2 GPUs; Triton may hold 1 and the 2 build(s)" in problems["modelBuilds[1].deployment"]
+    problems = dict(model_build_problems([build()], [serving], [pool], {"inference": 1}))
+    assert "namespace inference offers 1 GPUs" in problems["modelBuilds[0].deployment"]
