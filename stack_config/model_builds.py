@@ -65,8 +65,11 @@ class ModelBuildConfig(ConfigModel):
     model: Annotated[str, Field(pattern=MODEL_NAME)]
     version: Annotated[int, Field(ge=1, le=1_000_000)] = 1
     # fp16: FP16 kernels where faster (trtexec --fp16); fp32: none; int8: trtexec --int8, which
-    # does NOT calibrate (it would use random scales): the source must be an explicitly
-    # quantised ONNX with Q/DQ nodes, e.g. from `platformctl models optimize --precision int8`.
+    # does NOT calibrate (samples/trtexec/README.md: INT8 without calibration data uses
+    # placeholder values): the source must be an explicitly quantised ONNX with Q/DQ nodes, e.g.
+    # `platformctl models optimize --precision int8 --calibration DIR --gpu-accelerator tensorrt`
+    # (static Q/DQ with symmetric INT8 activations, what TensorRT takes). Its dynamic
+    # quantisation (no --calibration) is not Q/DQ and is no source for an int8 build.
     precision: Literal["fp16", "int8", "fp32"] = "fp16"
     # Optimisation profile per dynamic input (--minShapes/--optShapes/--maxShapes). Empty: the
     # ONNX has static shapes. The first dimension is the batch: its max becomes max_batch_size.
