@@ -100,23 +100,23 @@ def _capacity_problems(builds: Sequence[ModelBuildConfig], deployments: Sequence
     """A changed build runs beside its deployment's serving replicas (Pulumi creates every changed
     Job at once): one GPU per build on top of Triton's peak must fit the pool and the namespace
     quota, or the build stays Pending until `pulumi up` times out."""
-    found: list[tuple[str, str]] = []
     by_name = {d.name: d for d in deployments}
-    targets = [(i, b, by_name[b.deployment]) for i, b in enumerate(builds) if b.deployment in by_name]
-    for scope, key_of, limit_of in (
-        ("pool", lambda d: d.gpuPool, lambda name: next((p.maxSize * advertised_gpus(p) for p in pools if p.name == name), None)),
-        ("namespace", lambda d: d.namespace, lambda name: gpu_quotas.get(name)),
-    ):
-        for name in sorted({key_of(d) for _, _, d in targets}):
-            limit = limit_of(name)
-            mine = [i for i, _, d in targets if key_of(d) == name]
-            if limit is None or not limit:
-                continue  # no such pool / no quota: reported by the Triton checks, or unlimited
+    pool_gpus = {p.name: p.maxSize * advertised_gpus(p) for p in pools}
+    found: list[tuple[str, str]] = []
+    for scope, limits, key_of in (("pool", pool_gpus, lambda d: d.gpuPool),
+                                  ("namespace", gpu_quotas, lambda d: d.namespace)):
+        indexes: dict[str, list[int]] = {}  # pool or namespace -> the builds that run there
+        for index, build in enumerate(builds):
+            if build.deployment in by_name:
+                indexes.setdefault(key_of(by_name[build.deployment]), []).append(index)
+        for name, mine in sorted(indexes.items()):
+            if not limits.get(name):
+                continue  # unknown pool or no GPUs (the Triton checks report it), or no quota
             serving = sum(d.peak_gpus for d in deployments if key_of(d) == name)
-            if serving + len(mine) > limit:
+            if serving + len(mine) > limits[name]:
                 found.append((f"modelBuilds[{mine[-1]}].deployment",
-                              f"{scope} {name} offers {limit} GPUs; Triton may hold {serving} and the {len(mine)} "
-                              f"build(s) targeting it need {len(mine)} more while they run"))
+                              f"{scope} {name} offers {limits[name]} GPUs; Triton may hold {serving} and the "
+                              f"{len(mine)} build(s) targeting it need {len(mine)} more while they run"))
     return found
 
 
