@@ -72,7 +72,10 @@ AWAIT_MARGIN_SECONDS = 300
 def tensorrt_image(triton_image_tag: str) -> str:
     """The TensorRT container of the Triton image's release: 25.06-py3 -> nvcr.io/nvidia/tensorrt:25.06-py3.
     Other flavours (-vllm-python-py3, -trtllm-python-py3) are refused: builds target standard
-    deployments, and those images' TensorRT need not be the release's TensorRT container's."""
+    deployments, and those images' TensorRT need not be the release's: Triton's compatibility
+    matrix (docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/introduction/
+    compatibility.html) lists 25.06-trtllm-python-py3 with TensorRT 10.10.0.31, one minor behind
+    the TensorRT 10.11 of the 25.06 standard release."""
     match = STANDARD_IMAGE_TAG.match(triton_image_tag)
     if not match:
         raise ValueError(f"Triton image tag {triton_image_tag!r} is not <yy.mm>-py3: TensorRT builds target "
@@ -248,6 +251,7 @@ def job_manifest(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bu
             "annotations": {
                 # `pulumi up` waits for the Job to complete (pulumi-kubernetes await/job.go); the
                 # default 10 minutes is too short for a node to come up and an engine to build.
+                # Read when no customTimeouts is set (provider/pkg/metadata: AnnotationTimeoutSeconds).
                 PULUMI_TIMEOUT: str(spec["activeDeadlineSeconds"] + AWAIT_MARGIN_SECONDS),
                 **security.checkov_skips({"CKV_K8S_43": "the TensorRT image tag follows the deployment's pinned "
                                                         "Triton release; the AWS CLI tag is pinned"}),
