@@ -74,8 +74,9 @@ def tensorrt_image(triton_image_tag: str) -> str:
     Other flavours (-vllm-python-py3, -trtllm-python-py3) are refused: builds target standard
     deployments, and those images' TensorRT need not be the release's: Triton's compatibility
     matrix (docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/introduction/
-    compatibility.html) lists 25.06-trtllm-python-py3 with TensorRT 10.10.0.31, one minor behind
-    the TensorRT 10.11 of the 25.06 standard release."""
+    compatibility.html) lists 25.06-trtllm-python-py3 with TensorRT 10.10.0.31, while the 25.06
+    TensorRT container is taken to ship 10.11 (not confirmed from a stored source; the pairing by
+    release does not depend on the number)."""
     match = STANDARD_IMAGE_TAG.match(triton_image_tag)
     if not match:
         raise ValueError(f"Triton image tag {triton_image_tag!r} is not <yy.mm>-py3: TensorRT builds target "
