@@ -1,0 +1,302 @@
+"""TensorRT engine builds (`modelBuilds`): pure builders for the Job that turns an ONNX model of the
+bucket into `model.plan` + a `tensorrt_plan` config.pbtxt under the target Triton deployment's
+prefix, and for the least-privilege IAM policy of its IRSA role. No resources here: the component
+that registers them is wired in with the layered Inference component (issue 13/14).
+
+Why in the cluster: a TensorRT plan loads only on the TensorRT version and GPU architecture that
+built it. So the build runs on the deployment's own GPU pool, in `nvcr.io/nvidia/tensorrt:<yy.mm>-py3`
+of the same release as the deployment's `nvcr.io/nvidia/tritonserver:<yy.mm>-py3` image.
+
+The pod, in order (init containers run one after the other, each to completion):
+1. `fetch` (AWS CLI): the source ONNX from S3 to the scratch volume;
+2. `build` (TensorRT container, 1 GPU): `trtexec` builds the plan, then the `tensorrt` Python module
+   deserialises it and writes config.pbtxt from the engine's I/O tensors. The config is generated
+   here, not at `pulumi preview`: the ONNX exists only in S3, and the engine's tensors (names,
+   types, the dynamic batch dimension of the profile) are what Triton will check the config against;
+3. `upload` (AWS CLI): model.plan first, config.pbtxt last, so a polling Triton never sees a config
+   without its plan.
+Only the AWS CLI containers hold credentials that matter; the GPU container has no S3 call to make.
+
+trtexec flags (NVIDIA/TensorRT tag v10.11, samples/common/sampleOptions.cpp, BuildOptions::parse
+and helpBuildOptions; samples/trtexec/README.md):
+- `--onnx=<file>`, `--saveEngine=<file>`, `--skipInference` (exit once the engine is built);
+- `--fp16` / `--int8` "in addition to fp32"; trtexec does not calibrate (README: in INT8 mode
+  random scales are used), so int8 needs an explicitly quantised (Q/DQ) source;
+- `--minShapes/--optShapes/--maxShapes=name:1x3x224x224[,name2:...]` (getShapesBuild: `,`
+  between tensors, the value after the last `:`, dims split on `x`);
+- `--memPoolSize=workspace:<size>`: base-2 suffixes B/K/M/G, MiB when none is given
+  (addDefaultUnitSuffixIfNotSpecified(..., 'M')); the suffix is written anyway. `--workspace` is
+  no longer parsed by 10.11 (only --memPoolSize sets the workspace).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shlex
+from typing import Any, Optional
+
+from components import security
+from components.iam import irsa_trust_policy
+from components.gpu_scheduling import MANAGED_BY, gpu_limits, gpu_pod_placement
+from components.model_repository import _kms_statement
+from components.s3 import bucket_arn
+from components.triton import NODE_PROVISIONING_SECONDS
+from stack_config.gpu_stack import VALIDATION_PRIORITY_CLASS
+from stack_config.model_builds import STANDARD_IMAGE_TAG, ModelBuildConfig
+from stack_config.triton import TritonDeploymentConfig
+
+TENSORRT_REPOSITORY = "nvcr.io/nvidia/tensorrt"
+# AWS CLI v2 release 2.27.49 (aws/aws-cli .changes/2.27.49.json), from the official image AWS
+# publishes with a tag per version on ECR Public (docs.aws.amazon.com/cli/latest/userguide/
+# getting-started-docker.html, "Use specific versions and tags"). Its entrypoint is `aws`; the
+# command is overridden with `sh -ec` to chain the two uploads.
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.49"
+# At or above cluster-autoscaler's expendable cut-off (a pool at zero scales up for the build) and
+# never preempting (a build must not evict serving Triton pods). The platform's class with exactly
+# that contract is the GPU validation one (components/gpu_scheduling.py PRIORITY_CLASSES).
+BUILD_PRIORITY_CLASS = VALIDATION_PRIORITY_CLASS
+SCRATCH = "/work"
+ONNX_PATH = f"{SCRATCH}/model.onnx"
+PLAN_PATH = f"{SCRATCH}/model.plan"
+CONFIG_PATH = f"{SCRATCH}/config.pbtxt"
+TRANSFER_RESOURCES = {"cpu": "500m", "memory": "512Mi"}
+# A failed build is usually deterministic (unsupported op, out of memory): one retry for a lost node.
+BACKOFF_LIMIT = 1
+HASH_LENGTH = 10
+PULUMI_TIMEOUT = "pulumi.com/timeoutSeconds"
+# Extra time `pulumi up` gives the Job beyond its own deadline before calling it failed.
+AWAIT_MARGIN_SECONDS = 300
+
+
+def tensorrt_image(triton_image_tag: str) -> str:
+    """The TensorRT container of the Triton image's release: 25.06-py3 -> nvcr.io/nvidia/tensorrt:25.06-py3.
+    Other flavours (-vllm-python-py3, -trtllm-python-py3) are refused: builds target standard
+    deployments, and those images' TensorRT need not be the release's: Triton's compatibility
+    matrix (docs.nvidia.com/deeplearning/triton-inference-server/user-guide/docs/introduction/
+    compatibility.html) lists 25.06-trtllm-python-py3 with TensorRT 10.10.0.31, while the 25.06
+    TensorRT container is taken to ship 10.11 (not confirmed from a stored source; the pairing by
+    release does not depend on the number)."""
+    match = STANDARD_IMAGE_TAG.match(triton_image_tag)
+    if not match:
+        raise ValueError(f"Triton image tag {triton_image_tag!r} is not <yy.mm>-py3: TensorRT builds target "
+                         f"standard deployments")
+    return f"{TENSORRT_REPOSITORY}:{match.group(1)}-py3"
+
+
+def plan_key(build: ModelBuildConfig, deployment: TritonDeploymentConfig) -> str:
+    return f"{deployment.modelPrefix}/{build.model}/{build.version}/model.plan"
+
+
+def config_key(build: ModelBuildConfig, deployment: TritonDeploymentConfig) -> str:
+    return f"{deployment.modelPrefix}/{build.model}/config.pbtxt"
+
+
+def _dims(dims: list[int]) -> str:
+    return "x".join(str(d) for d in dims)
+
+
+def trtexec_args(build: ModelBuildConfig) -> list[str]:
+    """The trtexec command line (see the module docstring for the sources of each flag)."""
+    args = ["trtexec", f"--onnx={ONNX_PATH}", f"--saveEngine={PLAN_PATH}"]
+    if build.precision != "fp32":
+        args.append(f"--{build.precision}")
+    if build.shapes:
+        for flag, field in (("--minShapes", "min"), ("--optShapes", "opt"), ("--maxShapes", "max")):
+            spec = ",".join(f"{name}:{_dims(getattr(shape, field))}" for name, shape in sorted(build.shapes.items()))
+            args.append(f"{flag}={spec}")
+    args += [f"--memPoolSize=workspace:{build.workspaceMiB}M", "--skipInference"]
+    return args
+
+
+# Runs in the TensorRT container: trtexec (argv[2:]), then config.pbtxt from the engine's I/O
+# tensors (TensorRT 10 Python API, NVIDIA/TensorRT v10.11 python/src/infer/pyCore.cpp:
+# ICudaEngine.num_io_tensors, get_tensor_name, get_tensor_mode, get_tensor_dtype,
+# get_tensor_shape, get_tensor_profile_shape; DataType names from pyFoundationalTypes.cpp).
+# The batch becomes Triton's (max_batch_size, dynamic batching) when every tensor's first
+# dimension is dynamic; otherwise max_batch_size 0 and full shapes.
+CONFIG_SCRIPT = r'''
+import os, shutil, subprocess, sys
+import tensorrt as trt
+model, argv = sys.argv[1], sys.argv[2:]
+exe = shutil.which(argv[0]) or next((p for p in ("/opt/tensorrt/bin/trtexec", "/workspace/tensorrt/bin/trtexec") if os.path.exists(p)), argv[0])
+code = subprocess.call([exe, *argv[1:]])
+if code:
+    sys.exit(code)
+plan = next(a.split("=", 1)[1] for a in argv if a.startswith("--saveEngine="))
+TYPES = {"FLOAT": "TYPE_FP32", "HALF": "TYPE_FP16", "BF16": "TYPE_BF16", "INT8": "TYPE_INT8", "INT32": "TYPE_INT32",
+         "INT64": "TYPE_INT64", "BOOL": "TYPE_BOOL", "UINT8": "TYPE_UINT8"}
+with open(plan, "rb") as f:
+    engine = trt.Runtime(trt.Logger(trt.Logger.WARNING)).deserialize_cuda_engine(f.read())
+tensors = []
+for i in range(engine.num_io_tensors):
+    name = engine.get_tensor_name(i)
+    is_input = engine.get_tensor_mode(name) == trt.TensorIOMode.INPUT
+    tensors.append((name, is_input, TYPES[engine.get_tensor_dtype(name).name], list(engine.get_tensor_shape(name))))
+batched = all(dims and dims[0] == -1 for _, _, _, dims in tensors)
+max_batch = min(engine.get_tensor_profile_shape(n, 0)[2][0] for n, i, _, _ in tensors if i) if batched else 0
+lines = [f'name: "{model}"', 'platform: "tensorrt_plan"', f"max_batch_size: {max_batch}"]
+for section, want in (("input", True), ("output", False)):
+    for name, is_input, dtype, dims in tensors:
+        if is_input == want:
+            shown = dims[1:] if batched else dims
+            lines.append(f'{section} [ {{ name: "{name}" data_type: {dtype} dims: [ {", ".join(map(str, shown))} ] }} ]')
+if batched:
+    lines.append("dynamic_batching { }")
+lines.append("instance_group [ { kind: KIND_GPU count: 1 } ]")
+with open(os.environ["CONFIG_OUT"], "w") as f:
+    f.write("\n".join(lines) + "\n")
+print(open(os.environ["CONFIG_OUT"]).read())
+'''.strip()
+
+
+
+def resource_name(build: ModelBuildConfig) -> str:
+    """Name of the build's ServiceAccount (and stem of its Job's and IAM role's names)."""
+    return f"model-build-{build.name}"
+
+
+def pod_labels(build: ModelBuildConfig) -> dict[str, str]:
+    """The build pod's labels: what its NetworkPolicies (DNS, HTTPS egress to S3/STS) select."""
+    return {"app.kubernetes.io/name": "model-build", "app.kubernetes.io/instance": build.name}
+
+
+def _transfer_container(name: str, script: str, env: list[dict]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "image": AWS_CLI_IMAGE,
+        "command": ["sh", "-ec", script],
+        "env": env,
+        "resources": {"requests": dict(TRANSFER_RESOURCES), "limits": dict(TRANSFER_RESOURCES)},
+        "securityContext": security.restricted_security_context(),
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def _containers(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bucket: str,
+                region: str) -> tuple[list[dict], list[dict]]:
+    """(initContainers, containers): fetch, build (GPU), then upload."""
+    # HOME on the writable /tmp: the AWS CLI and CUDA's JIT cache write under it.
+    env = [{"name": "AWS_REGION", "value": region}, {"name": "AWS_DEFAULT_REGION", "value": region},
+           {"name": "HOME", "value": "/tmp"}]
+    s3 = f"s3://{bucket}"
+    fetch = _transfer_container("fetch", f"aws s3 cp {shlex.quote(f'{s3}/{build.source}')} {ONNX_PATH}", env)
+    upload = _transfer_container("upload", " && ".join([
+        f"aws s3 cp {PLAN_PATH} {shlex.quote(f'{s3}/{plan_key(build, deployment)}')}",
+        f"aws s3 cp {CONFIG_PATH} {shlex.quote(f'{s3}/{config_key(build, deployment)}')}",
+    ]), env)
+    cpu_memory = {"cpu": build.resources.cpu, "memory": build.resources.memory}
+    gpu = gpu_limits(1)
+    builder = {
+        "name": "build",
+        "image": tensorrt_image(deployment.imageTag),
+        "command": ["python3", "-c", CONFIG_SCRIPT, build.model, *trtexec_args(build)],
+        "env": [{"name": "CONFIG_OUT", "value": CONFIG_PATH}, {"name": "HOME", "value": "/tmp"}],
+        "resources": {"requests": {**cpu_memory, **gpu["requests"]}, "limits": {**cpu_memory, **gpu["limits"]}},
+        "securityContext": security.restricted_security_context(),
+        "volumeMounts": [{"name": "scratch", "mountPath": SCRATCH}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+    for container in (fetch, builder, upload):
+        # Tags are pinned releases; Always re-checks the tag's digest at pod start.
+        container["imagePullPolicy"] = "Always"
+    return [fetch, builder], [upload]
+
+
+def job_spec(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bucket: str, region: str) -> dict[str, Any]:
+    """The Job's spec (Kubernetes spelling). No ttlSecondsAfterFinished, as for the GPU validation
+    Jobs: a Job deleted behind Pulumi's back would be recreated, and the build re-run, by the next
+    `pulumi up`. A changed build gets a new name instead (`job_name`)."""
+    init_containers, containers = _containers(build, deployment, bucket, region)
+    return {
+        "backoffLimit": BACKOFF_LIMIT,
+        # Counted from the Job's start, Pending included: leave time to add a GPU node.
+        "activeDeadlineSeconds": build.timeoutSeconds + NODE_PROVISIONING_SECONDS,
+        "template": {
+            "metadata": {"labels": {**MANAGED_BY, **pod_labels(build)}},
+            "spec": {
+                **gpu_pod_placement(deployment.gpuPool, BUILD_PRIORITY_CLASS),
+                "serviceAccountName": resource_name(build),
+                # The IRSA token is its own projected volume; the pod needs no Kubernetes API.
+                "automountServiceAccountToken": False,
+                "restartPolicy": "Never",
+                "securityContext": security.restricted_pod_security_context(),
+                "initContainers": init_containers,
+                "containers": containers,
+                "volumes": [{"name": "scratch", "emptyDir": {"sizeLimit": build.scratchSize}},
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+            },
+        },
+    }
+
+
+def spec_hash(spec: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:HASH_LENGTH]
+
+
+def job_name(build: ModelBuildConfig, spec: dict[str, Any]) -> str:
+    """`model-build-<name>-<hash of the spec>`: a Job's pod template is immutable, so a changed build
+    is a new Job (Pulumi creates it, waits for it, then deletes the old one)."""
+    return f"{resource_name(build)}-{spec_hash(spec)}"
+
+
+def job_manifest(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bucket: str, region: str) -> dict[str, Any]:
+    """The build Job (metadata + spec), in the target deployment's namespace (its GPU quota)."""
+    spec = job_spec(build, deployment, bucket, region)
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": job_name(build, spec),
+            "namespace": deployment.namespace,
+            "labels": {**MANAGED_BY, **pod_labels(build), "ai-platform/triton-deployment": deployment.name},
+            "annotations": {
+                # `pulumi up` waits for the Job to complete (pulumi-kubernetes await/job.go); the
+                # default 10 minutes is too short for a node to come up and an engine to build.
+                # Read when no customTimeouts is set (provider/pkg/metadata: AnnotationTimeoutSeconds).
+                PULUMI_TIMEOUT: str(spec["activeDeadlineSeconds"] + AWAIT_MARGIN_SECONDS),
+                **security.checkov_skips({"CKV_K8S_43": "the TensorRT image tag follows the deployment's pinned "
+                                                        "Triton release; the AWS CLI tag is pinned"}),
+            },
+        },
+        "spec": spec,
+    }
+
+
+def service_account_manifest(build: ModelBuildConfig, deployment: TritonDeploymentConfig,
+                             role_arn: Optional[str] = None) -> dict[str, Any]:
+    """The build's ServiceAccount; `role_arn` (the IRSA role, known at deploy) as its annotation."""
+    annotations = {"eks.amazonaws.com/role-arn": role_arn} if role_arn else {}
+    return {"apiVersion": "v1", "kind": "ServiceAccount",
+            "metadata": {"name": resource_name(build), "namespace": deployment.namespace,
+                         "labels": {**MANAGED_BY, **pod_labels(build)}, "annotations": annotations},
+            "automountServiceAccountToken": False}
+
+
+def build_policy(partition: str, bucket: str, build: ModelBuildConfig, deployment: TritonDeploymentConfig,
+                 kms_key_arn: Optional[str] = None) -> str:
+    """Least privilege for one build: read its source object, write the model's two objects.
+    No s3:ListBucket: `aws s3 cp` of a single key needs none (without it a missing source is a
+    403 rather than a 404). KMS only for a customer managed key (as the model repository's other
+    roles): Decrypt to read, GenerateDataKey (and Decrypt, for multipart) to write."""
+    arn = bucket_arn(partition, bucket)
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ReadSource", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{arn}/{build.source}"},
+            {"Sid": "WritePlan", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+             "Resource": [f"{arn}/{plan_key(build, deployment)}", f"{arn}/{config_key(build, deployment)}"]},
+            *_kms_statement(kms_key_arn, ["kms:Decrypt", "kms:GenerateDataKey"]),
+        ],
+    })
+
+
+def trust_policy(oidc_provider_arn, oidc_issuer, build: ModelBuildConfig, deployment: TritonDeploymentConfig):
+    """IRSA trust for the build's ServiceAccount only (components.iam.irsa_trust_policy)."""
+    return irsa_trust_policy(oidc_provider_arn, oidc_issuer, deployment.namespace, resource_name(build))
+
+
+__all__ = [
+    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "build_policy", "config_key", "job_manifest", "job_name",
+    "job_spec", "plan_key", "pod_labels", "resource_name", "service_account_manifest", "spec_hash", "tensorrt_image",
+    "trtexec_args", "trust_policy",
+]

@@ -1,0 +1,359 @@
+"""TensorRT builds on the GPU pool (`modelBuilds`, issue 14): the config section's checks and the
+rendered build Job, IAM policy and trust (components/model_builds.py), and the first-deploy check
+walking the Job in a synthetic plan. Not wired into the stack yet (issue 13's layers first).
+
+Upstream facts held here:
+- [trtexec] NVIDIA/TensorRT tag v10.11 (NvInferVersion.h: 10.11), samples/common/sampleOptions.cpp:
+  `--onnx`, `--saveEngine`, `--fp16`, `--int8`, `--skipInference` (BuildOptions/SystemOptions::parse),
+  `--minShapes/--optShapes/--maxShapes` as `name:AxBxC[,name2:...]` (getShapesBuild,
+  splitNameAndValue, stringToValue<std::vector<int32_t>> splits on `x`), `--memPoolSize=workspace:<n>`
+  in MiB unless suffixed B/K/M/G (addDefaultUnitSuffixIfNotSpecified(..., 'M')); no `--workspace`
+  option is parsed any more. samples/trtexec/README.md: in INT8 mode trtexec does not calibrate.
+- [trt-python] same tag, python/src/infer/pyCore.cpp (ICudaEngine.num_io_tensors, get_tensor_name,
+  get_tensor_mode, get_tensor_dtype, get_tensor_shape, get_tensor_profile_shape; TensorIOMode.INPUT)
+  and pyFoundationalTypes.cpp (DataType FLOAT, HALF, INT8, INT32, INT64, BOOL, UINT8, BF16).
+- [cutoff] kubernetes/autoscaler cluster-autoscaler-1.33.0: pods below --expendable-pods-priority-cutoff
+  (default -10) never scale a pool up (FAQ.md; core/utils/expendable.go `priority < cutoff`).
+- [job] Kubernetes batch/v1 Job: the pod template is immutable after creation (a changed build must
+  be a new Job); activeDeadlineSeconds counts from the Job's start.
+- [s3] S3 authorises CreateMultipartUpload/UploadPart/CompleteMultipartUpload as s3:PutObject;
+  SSE-KMS uploads need kms:GenerateDataKey (and kms:Decrypt for multipart), reads kms:Decrypt.
+"""
+
+from __future__ import annotations
+
+import json
+import runpy
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from components import model_builds as mb
+from platformctl import first_deploy as fd
+from platformctl.models.validate import parse_config
+from stack_config.base import PROBLEMS_ERROR
+from stack_config.gpu_stack import DEFAULT_EXPENDABLE_PODS_PRIORITY_CUTOFF, PRIORITY_VALUES
+from stack_config.model_builds import ModelBuildConfig, model_build_problems
+from stack_config.triton import TritonDeploymentConfig
+from tests import test_first_deploy as tfd
+
+BUCKET, REGION = "ai-platform-dev-models-us-east-1", "us-east-1"
+SHAPES = {"input": {"min": [1, 3, 224, 224], "opt": [8, 3, 224, 224], "max": [32, 3, 224, 224]}}
+
+
+def deployment(**kw) -> TritonDeploymentConfig:
+    return TritonDeploymentConfig(**{"name": "standard", "imageTag": "25.06-py3", "gpuPool": "inference",
+                                     "modelPrefix": "triton/standard", **kw})
+
+
+def build(**kw) -> ModelBuildConfig:
+    return ModelBuildConfig(**{"name": "cv", "source": "sources/cv/model.onnx", "deployment": "standard",
+                               "model": "text_orientation_trt", "shapes": SHAPES, **kw})
+
+
+def pod(manifest: dict) -> dict:
+    return manifest["spec"]["template"]["spec"]
+
+
+def container(manifest: dict, name: str) -> dict:
+    spec = pod(manifest)
+    return next(c for c in spec["initContainers"] + spec["containers"] if c["name"] == name)
+
+
+# --- the Job ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("tag, image", [("25.06-py3", "nvcr.io/nvidia/tensorrt:25.06-py3"),
+                                        ("24.12-py3", "nvcr.io/nvidia/tensorrt:24.12-py3")])
+def test_the_build_image_is_the_tensorrt_container_of_the_deployments_triton_release(tag, image):
+    """A plan loads only on the TensorRT that built it: same NGC release as the Triton image."""
+    manifest = mb.job_manifest(build(), deployment(imageTag=tag), BUCKET, REGION)
+    assert container(manifest, "build")["image"] == image
+    assert image.split(":")[1].split("-")[0] == tag.split("-")[0]
+
+
+@pytest.mark.parametrize("tag", ["25.06-vllm-python-py3", "25.06-trtllm-python-py3"])
+def test_other_triton_flavours_are_refused(tag):
+    with pytest.raises(ValueError, match="standard deployments"):
+        mb.tensorrt_image(tag)
+    problems = model_build_problems([build()], [deployment(imageTag=tag)])
+    assert problems and problems[0][0] == "modelBuilds[0].deployment" and tag in problems[0][1]
+
+
+def test_only_the_build_container_holds_one_gpu_on_the_deployments_pool():
+    manifest = mb.job_manifest(build(), deployment(gpuPool="inference"), BUCKET, REGION)
+    spec = pod(manifest)
+    assert container(manifest, "build")["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert container(manifest, "build")["resources"]["requests"]["nvidia.com/gpu"] == "1"
+    assert all("nvidia.com/gpu" not in container(manifest, n)["resources"]["limits"] for n in ("fetch", "upload"))
+    assert spec["nodeSelector"] == {"ai-platform/gpu-pool": "inference"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in spec["tolerations"]
+    assert spec["restartPolicy"] == "Never" and spec["automountServiceAccountToken"] is False
+    assert spec["serviceAccountName"] == "model-build-cv"
+    assert manifest["metadata"]["namespace"] == "inference"  # the deployment's: its GPU quota counts the build
+
+
+def test_the_priority_scales_a_pool_from_zero_and_never_preempts_serving():
+    """[cutoff] below the cut-off the autoscaler never adds the node the build waits for."""
+    from components.gpu_scheduling import PRIORITY_CLASSES
+
+    name = pod(mb.job_manifest(build(), deployment(), BUCKET, REGION))["priorityClassName"]
+    assert PRIORITY_VALUES[name] >= DEFAULT_EXPENDABLE_PODS_PRIORITY_CUTOFF
+    assert PRIORITY_CLASSES[name][1] == "Never"
+
+
+def test_every_container_runs_non_root_with_a_read_only_root_and_bounded_resources():
+    spec = pod(mb.job_manifest(build(), deployment(), BUCKET, REGION))
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    for c in spec["initContainers"] + spec["containers"]:
+        assert c["securityContext"]["readOnlyRootFilesystem"] is True and c["securityContext"]["allowPrivilegeEscalation"] is False
+        assert c["resources"]["limits"]["memory"] and c["resources"]["limits"]["cpu"]
+
+
+def test_the_job_fetches_the_source_and_uploads_plan_then_config_under_the_deployment_prefix():
+    manifest = mb.job_manifest(build(version=3), deployment(), BUCKET, REGION)
+    spec = pod(manifest)
+    assert [c["name"] for c in spec["initContainers"]] == ["fetch", "build"]
+    assert container(manifest, "fetch")["command"][-1] == f"aws s3 cp s3://{BUCKET}/sources/cv/model.onnx /work/model.onnx"
+    upload = container(manifest, "upload")["command"][-1]
+    plan = f"s3://{BUCKET}/triton/standard/text_orientation_trt/3/model.plan"
+    config = f"s3://{BUCKET}/triton/standard/text_orientation_trt/config.pbtxt"
+    assert upload == f"aws s3 cp /work/model.plan {plan} && aws s3 cp /work/config.pbtxt {config}"
+
+
+def test_deadlines_leave_time_for_a_node_and_no_ttl_recreates_the_job():
+    manifest = mb.job_manifest(build(timeoutSeconds=1800), deployment(), BUCKET, REGION)
+    assert manifest["spec"]["backoffLimit"] == 1
+    assert manifest["spec"]["activeDeadlineSeconds"] == 1800 + mb.NODE_PROVISIONING_SECONDS
+    assert int(manifest["metadata"]["annotations"]["pulumi.com/timeoutSeconds"]) > manifest["spec"]["activeDeadlineSeconds"]
+    assert "ttlSecondsAfterFinished" not in manifest["spec"]
+
+
+def test_a_changed_build_is_a_new_job_and_an_unchanged_one_keeps_its_name():
+    """[job] the pod template is immutable: the name carries a hash of the spec."""
+    names = {mb.job_manifest(b, d, BUCKET, REGION)["metadata"]["name"] for b, d in [
+        (build(), deployment()), (build(precision="int8"), deployment()), (build(workspaceMiB=2048), deployment()),
+        (build(version=2), deployment()), (build(), deployment(imageTag="25.05-py3")),
+    ]}
+    assert len(names) == 5
+    again = mb.job_manifest(build(), deployment(), BUCKET, REGION)["metadata"]["name"]
+    assert again in names and again.startswith("model-build-cv-") and len(again) <= 63
+
+
+# --- trtexec ------------------------------------------------------------------------------------
+
+def test_the_trtexec_command_line_matches_tensorrt_10_11():
+    """[trtexec] shape specs name:AxB, workspace with an explicit M suffix, no --workspace."""
+    assert mb.trtexec_args(build()) == [
+        "trtexec", "--onnx=/work/model.onnx", "--saveEngine=/work/model.plan", "--fp16",
+        "--minShapes=input:1x3x224x224", "--optShapes=input:8x3x224x224", "--maxShapes=input:32x3x224x224",
+        "--memPoolSize=workspace:4096M", "--skipInference",
+    ]
+    assert not any(a.startswith("--workspace") for a in mb.trtexec_args(build()))
+
+
+def test_precision_flags_and_several_dynamic_inputs():
+    two = {"input_ids": {"min": [1, 8], "opt": [8, 128], "max": [32, 256]},
+           "attention_mask": {"min": [1, 8], "opt": [8, 128], "max": [32, 256]}}
+    args = mb.trtexec_args(build(precision="int8", shapes=two))
+    assert "--int8" in args and "--fp16" not in args
+    assert "--minShapes=attention_mask:1x8,input_ids:1x8" in args
+    fp32 = mb.trtexec_args(build(precision="fp32", shapes={}))
+    assert not {"--fp16", "--int8"} & set(fp32) and not any("Shapes" in a for a in fp32)
+
+
+# --- the config.pbtxt step, run against a stand-in of the tensorrt module --------------------------
+
+def _fake_tensorrt(tensors: dict[str, tuple[bool, str, list[int], list[int] | None]]) -> types.ModuleType:
+    """tensorrt with the TensorRT 10 engine API the script uses [trt-python]."""
+    trt = types.ModuleType("tensorrt")
+    trt.TensorIOMode = types.SimpleNamespace(INPUT="INPUT", OUTPUT="OUTPUT")
+    names = list(tensors)
+
+    class Engine:
+        num_io_tensors = len(names)
+
+        def get_tensor_name(self, i): return names[i]
+        def get_tensor_mode(self, n): return "INPUT" if tensors[n][0] else "OUTPUT"
+        def get_tensor_dtype(self, n): return types.SimpleNamespace(name=tensors[n][1])
+        def get_tensor_shape(self, n): return tensors[n][2]
+        def get_tensor_profile_shape(self, n, profile): return [tensors[n][3]] * 2 + [tensors[n][3]]
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, level): pass
+
+    class Runtime:
+        def __init__(self, logger): pass
+        def deserialize_cuda_engine(self, data): return Engine()
+
+    trt.Logger, trt.Runtime = Logger, Runtime
+    return trt
+
+
+def _run_script(tmp_path: Path, monkeypatch, tensors) -> Path:
+    (tmp_path / "model.plan").write_bytes(b"engine")
+    out = tmp_path / "config.pbtxt"
+    monkeypatch.setitem(sys.modules, "tensorrt", _fake_tensorrt(tensors))
+    monkeypatch.setenv("CONFIG_OUT", str(out))
+    calls = []
+    monkeypatch.setattr("subprocess.call", lambda argv: calls.append(argv) or 0)
+    script = tmp_path / "script.py"
+    script.write_text(mb.CONFIG_SCRIPT)
+    argv = [a.replace("/work", str(tmp_path)) for a in mb.trtexec_args(build())]
+    monkeypatch.setattr(sys, "argv", [str(script), "text_orientation_trt", *argv])
+    runpy.run_path(str(script), run_name="__main__")
+    assert calls and calls[0][1:] == argv[1:]
+    return out
+
+
+def test_the_job_writes_a_tensorrt_plan_config_that_parses_with_a_batched_profile(tmp_path, monkeypatch, capsys):
+    out = _run_script(tmp_path, monkeypatch, {
+        "input": (True, "FLOAT", [-1, 3, 224, 224], [32, 3, 224, 224]),
+        "logits": (False, "HALF", [-1, 2], None),
+    })
+    config, problem = parse_config(out)
+    assert problem is None, problem
+    assert config.platform == "tensorrt_plan" and config.name == "text_orientation_trt"
+    assert config.max_batch_size == 32 and config.HasField("dynamic_batching")
+    assert [(t.name, list(t.dims)) for t in config.input] == [("input", [3, 224, 224])]
+    assert [(t.name, list(t.dims)) for t in config.output] == [("logits", [2])]
+
+
+def test_a_static_engine_gets_max_batch_size_zero_and_full_shapes(tmp_path, monkeypatch, capsys):
+    out = _run_script(tmp_path, monkeypatch, {"x": (True, "INT64", [1, 16], [1, 16]), "y": (False, "FLOAT", [1, 4], None)})
+    config, problem = parse_config(out)
+    assert problem is None and config.max_batch_size == 0 and not config.HasField("dynamic_batching")
+    assert list(config.input[0].dims) == [1, 16]
+
+
+# --- IAM ----------------------------------------------------------------------------------------
+
+def test_the_policy_reads_the_source_and_writes_only_the_models_two_objects():
+    """[s3] PutObject covers multipart; no ListBucket, no other key."""
+    doc = json.loads(mb.build_policy("aws", BUCKET, build(), deployment()))
+    arn = f"arn:aws:s3:::{BUCKET}"
+    assert doc["Statement"] == [
+        {"Sid": "ReadSource", "Effect": "Allow", "Action": "s3:GetObject", "Resource": f"{arn}/sources/cv/model.onnx"},
+        {"Sid": "WritePlan", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
+         "Resource": [f"{arn}/triton/standard/text_orientation_trt/1/model.plan",
+                      f"{arn}/triton/standard/text_orientation_trt/config.pbtxt"]},
+    ]
+
+
+def test_a_customer_managed_key_adds_decrypt_and_generate_data_key_through_s3_only():
+    key = "arn:aws:kms:us-east-1:123456789012:key/0123abcd-0123-0123-0123-0123456789ab"
+    kms = json.loads(mb.build_policy("aws", BUCKET, build(), deployment(), kms_key_arn=key))["Statement"][-1]
+    assert kms["Action"] == ["kms:Decrypt", "kms:GenerateDataKey"] and kms["Resource"] == key
+    assert kms["Condition"] == {"StringEquals": {"kms:ViaService": "s3.us-east-1.amazonaws.com"}}
+
+
+def test_the_trust_admits_only_the_builds_service_account(monkeypatch):
+    """Reuses components.iam.irsa_trust_policy (exact `system:serviceaccount:<ns>:<sa>` subject)."""
+    seen = []
+    monkeypatch.setattr(mb, "irsa_trust_policy", lambda *args: seen.append(args) or "doc")
+    assert mb.trust_policy("arn:provider", "issuer", build(), deployment()) == "doc"
+    assert seen == [("arn:provider", "issuer", "inference", "model-build-cv")]
+    sa = mb.service_account_manifest(build(), deployment(), "arn:aws:iam::123456789012:role/b")
+    assert sa["metadata"]["name"] == pod(mb.job_manifest(build(), deployment(), BUCKET, REGION))["serviceAccountName"]
+    assert sa["metadata"]["annotations"] == {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/b"}
+
+
+# --- config -------------------------------------------------------------------------------------
+
+def _messages(exc: ValidationError) -> list[tuple[str, str]]:
+    """(key path, message) per problem, the `problems()` ones unpacked as stack_config reports them."""
+    found = []
+    for error in exc.errors(include_url=False):
+        where = ".".join(str(part) for part in error["loc"])
+        if error["type"] == PROBLEMS_ERROR:
+            found += [(f"{where}.{field}", message) for field, message in error["ctx"]["problems"]]
+        else:
+            found.append((where, error["msg"]))
+    return found
+
+
+@pytest.mark.parametrize("overrides, key, text", [
+    ({"shapes": {"input": {"min": [8, 3], "opt": [4, 3], "max": [32, 3]}}}, "opt", "min <= opt <= max"),
+    ({"shapes": {"input": {"min": [1, 3], "opt": [8, 3], "max": [4, 3]}}}, "max", "min <= opt <= max"),
+    ({"shapes": {"input": {"min": [1, 3], "opt": [8, 3, 3], "max": [32, 3]}}}, "min", "same rank"),
+    ({"shapes": {"in,put": SHAPES["input"]}}, "shapes", "should match pattern"),
+    ({"precision": "int4"}, "precision", "'fp16'"),
+    ({"source": "sources/cv/model.pt"}, "source", "should match pattern"),
+    ({"workspaceMiB": 0}, "workspaceMiB", "greater than or equal"),
+])
+def test_bad_entries_are_refused_naming_the_key(overrides, key, text):
+    with pytest.raises(ValidationError) as err:
+        build(**overrides)
+    found = _messages(err.value)
+    assert any(key in where and text in message for where, message in found), found
+
+
+def test_cross_checks_name_every_bad_entry():
+    deployments = [deployment(), deployment(name="chat", mode="llm", imageTag="25.06-vllm-python-py3",
+                                            modelPrefix="triton/chat", modelControl={"mode": "none"})]
+    builds = [build(), build(), build(name="x", deployment="nope"), build(name="y", deployment="chat"),
+              build(name="z", source="triton/standard/raw/model.onnx", model="other")]
+    problems = dict((k, m) for k, m in reversed(model_build_problems(builds, deployments)))
+    assert "duplicate build name 'cv'" in problems["modelBuilds[1].name"]
+    assert "already writes text_orientation_trt version 1" in problems["modelBuilds[1].model"]
+    assert "no Triton deployment named 'nope'" in problems["modelBuilds[2].deployment"]
+    assert "mode llm" in problems["modelBuilds[3].deployment"]
+    assert "modelPrefix" in problems["modelBuilds[4].source"]
+    assert model_build_problems([build()], [deployment()]) == []
+
+
+# --- the first-deploy check walks the Job ----------------------------------------------------------
+
+def _plan(job_before_triton: bool, quota: int | None = None) -> dict:
+    manifest = mb.job_manifest(build(), deployment(), BUCKET, REGION)
+    job = tfd.res("kubernetes:batch/v1:Job", "trt-build", {k: manifest[k] for k in ("kind", "metadata", "spec")})
+    extra = [tfd.priority_class(mb.BUILD_PRIORITY_CLASS, PRIORITY_VALUES[mb.BUILD_PRIORITY_CLASS]), job]
+    if quota is not None:
+        extra.append(tfd.quota("inference", {"requests.nvidia.com/gpu": str(quota)}))
+    doc = tfd.base(*extra, gpu_desired=0, gpu_max=2)
+    triton = tfd.deployment("standard", tfd.gpu_pod(), deps=[job["urn"]] if job_before_triton else [])
+    doc["resources"].append(triton)
+    return doc
+
+
+def test_the_first_deploy_check_scales_the_pool_from_zero_for_the_build():
+    report = fd.check(_plan(job_before_triton=True))
+    step = tfd.step(report, f"Job inference/{mb.job_manifest(build(), deployment(), BUCKET, REGION)['metadata']['name']}")
+    assert step.status == fd.OK, fd.render(report)
+    assert "scale-up" in tfd.rules(step, fd.OK) and "placement" in tfd.rules(step, fd.OK)
+    assert step.waits.startswith("the Job completes") and "timeout 4800 s" in step.waits
+    assert report.exit_code == 0
+
+
+def test_the_build_gpu_counts_in_the_peak_when_it_runs_beside_triton():
+    """A 1-GPU quota holds Triton or the build, not both at once."""
+    assert fd.check(_plan(job_before_triton=True, quota=1)).exit_code == 0
+    report = fd.check(_plan(job_before_triton=False, quota=1))
+    assert report.exit_code == fd.EXIT_DEADLOCK, fd.render(report)
+    peak = next(p for p in report.peaks if p.scope == "namespace inference")
+    assert peak.peak == 2 and peak.limit == 1 and any("trt" in w or "model-build" in w for w in peak.workloads)
+
+
+def test_below_the_cut_off_the_build_never_gets_a_node():
+    doc = _plan(job_before_triton=True)
+    for r in doc["resources"]:
+        if r["type"] == fd.PRIORITY_CLASS and r["inputs"]["metadata"]["name"] == mb.BUILD_PRIORITY_CLASS:
+            r["inputs"]["value"] = -100
+    assert fd.check(doc).exit_code == fd.EXIT_DEADLOCK
+
+
+def test_a_build_beside_serving_replicas_must_fit_the_pool_and_the_quota():
+    """A changed build runs while Triton serves: its GPU comes on top of Triton's peak."""
+    from stack_config.gpu_pools import GpuNodeGroupConfig
+
+    pool = GpuNodeGroupConfig(name="inference", instanceTypes=["g6.xlarge"], maxSize=2)  # 1 GPU per node
+    serving = deployment(maxReplicas=1, rolloutStrategy="recreate")  # peak 1 GPU
+    assert model_build_problems([build()], [serving], [pool], {"inference": 2}) == []
+    problems = dict(model_build_problems([build(), build(name="nlp", model="nlp_trt")], [serving], [pool], {"inference": 4}))
+    assert "pool inference offers 2 GPUs; Triton may hold 1 and the 2 build(s)" in problems["modelBuilds[1].deployment"]
+    problems = dict(model_build_problems([build()], [serving], [pool], {"inference": 1}))
+    assert "namespace inference offers 1 GPUs" in problems["modelBuilds[0].deployment"]
