@@ -958,12 +958,31 @@ def release_step(release: dict[str, Any], node_groups: list[Pool]) -> Step:
     return step
 
 
+_GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms)")
+
+
+def go_duration_seconds(text: Any) -> Optional[int]:
+    """Seconds of a Go duration string as the engine reads a customTimeouts value ("2100s", "1h30m");
+    None when absent or not a duration."""
+    if not isinstance(text, str) or not text or _GO_DURATION.sub("", text):
+        return None
+    scale = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    return int(sum(float(n) * scale[unit] for n, unit in _GO_DURATION.findall(text)))
+
+
+def await_timeout(resource: dict[str, Any], kind: str) -> int:
+    """How long the provider waits on create: the `customTimeouts` option first, then the
+    `pulumi.com/timeoutSeconds` annotation, then the kind's default (pulumi/pulumi-kubernetes
+    `provider/pkg/metadata/overrides.go` TimeoutDuration; defaults in `provider/pkg/await`)."""
+    custom = go_duration_seconds((resource.get("customTimeouts") or {}).get("create"))
+    annotated = _int((_meta(resource).get("annotations") or {}).get(TIMEOUT_SECONDS))
+    return custom or annotated or DEFAULT_TIMEOUT[kind]
+
+
 def workload_step(w: Workload) -> Step:
-    """What the provider waits for and how long: `pulumi.com/timeoutSeconds`, else its default (a
-    `customTimeouts` resource option also overrides it; options are not in the plan)."""
+    """What the provider waits for and how long (`await_timeout`)."""
     annotations = _meta(w.resource).get("annotations") or {}
-    timeout = _int(annotations.get(TIMEOUT_SECONDS))
-    limit = f"timeout {timeout} s" if timeout else f"timeout {DEFAULT_TIMEOUT[w.kind]} s unless customTimeouts"
+    limit = f"timeout {await_timeout(w.resource, w.kind)} s"
     if str(annotations.get(SKIP_AWAIT, "")).lower() == "true":
         waits = "not awaited (pulumi.com/skipAwait)"
     elif w.kind == "Job":

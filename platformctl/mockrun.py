@@ -46,6 +46,7 @@ class RecordedResource:
     ignore_changes: list[str] = field(default_factory=list)
     delete_before_replace: bool = False
     aliases: list[str] = field(default_factory=list)  # resolved to URNs (see AliasResolver)
+    custom_timeouts: dict[str, str] = field(default_factory=dict)  # the customTimeouts option, as set
 
     @property
     def parent_type(self) -> str:
@@ -69,6 +70,7 @@ class RecordedResource:
             "dependencies": sorted(self.dependencies),
             "ignoreChanges": self.ignore_changes,
             "aliases": self.aliases,
+            "customTimeouts": self.custom_timeouts,
             "inputs": self.public_inputs(),
         }
 
@@ -214,6 +216,8 @@ class RecordingMonitor(MockMonitor):
                 ignore_changes=list(request.ignoreChanges),
                 delete_before_replace=bool(request.deleteBeforeReplace),
                 aliases=self.alias_resolver.resolve(response.urn, request),
+                custom_timeouts={k: v for k in ("create", "update", "delete")
+                                 if (v := getattr(request.customTimeouts, k, ""))},
             ))
         return response
 

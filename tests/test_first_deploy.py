@@ -473,3 +473,31 @@ def test_dev_passes():
 def test_prod_passes():
     report = fd.check(plan("prod").to_json())
     assert report.exit_code == 0, "\n".join(line for _, line in fd.render(report))
+
+
+# --- how long pulumi up waits -------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, seconds", [("2100s", 2100), ("1h30m", 5400), ("45m", 2700), ("", None), ("soon", None), (None, None)])
+def test_go_durations_as_the_engine_reads_custom_timeouts(text, seconds):
+    assert fd.go_duration_seconds(text) == seconds
+
+
+def test_custom_timeouts_win_over_the_annotation_and_the_default():
+    """pulumi/pulumi-kubernetes `provider/pkg/metadata/overrides.go` TimeoutDuration: the
+    customTimeouts resource option first, then `pulumi.com/timeoutSeconds`, else the await default."""
+    job = {"inputs": {"metadata": {"annotations": {fd.TIMEOUT_SECONDS: "900"}}}, "customTimeouts": {"create": "40m"}}
+    assert fd.await_timeout(job, "Job") == 2400
+    job["customTimeouts"] = {}
+    assert fd.await_timeout(job, "Job") == 900
+    assert fd.await_timeout({"inputs": {"metadata": {}}}, "Job") == fd.DEFAULT_TIMEOUT["Job"] == 600
+
+
+def test_the_validation_job_is_given_its_configured_budget_in_the_real_plan():
+    """The plan records customTimeouts, so the first-deploy step shows the wait pulumi up really
+    allows the GPU validation Job (timeoutSeconds + 300 s for the node to come up)."""
+    doc = real("dev")
+    job_ = validation_job(doc)
+    budget = stack_values("dev")["gpuStack"]["validation"].get("timeoutSeconds", 1800) + 300
+    assert job_["customTimeouts"] == {"create": f"{budget}s"}
+    s = step(fd.check(doc), f"Job gpu-operator/{job_['inputs']['metadata']['name']}")
+    assert s.waits == f"the Job completes, timeout {budget} s"
