@@ -43,6 +43,37 @@ SLOWEST_FIRST = (
 )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    share_botocore_loader()
+
+
+def share_botocore_loader() -> None:
+    """Every botocore session of the test process shares one data loader (per AWS_DATA_PATH), so
+    each service model (EC2's is megabytes of JSON) is parsed once per worker instead of once per
+    session: preflight and models push make a new boto3 session per client, as they should. Within
+    a session botocore already shares its loader between clients; this extends that to sessions.
+    boto3 adds its own data directory to the loader of every session it makes: added once here."""
+    import botocore.loaders
+    import botocore.session
+
+    create_loader = botocore.loaders.create_loader
+    loaders: dict[str | None, botocore.loaders.Loader] = {}
+
+    class SearchPaths(list):
+        def append(self, path: str) -> None:
+            if path not in self:
+                super().append(path)
+
+    def shared_loader(search_path_string: str | None = None) -> botocore.loaders.Loader:
+        if search_path_string not in loaders:
+            loader = create_loader(search_path_string)
+            loader._search_paths = SearchPaths(loader.search_paths)
+            loaders[search_path_string] = loader
+        return loaders[search_path_string]
+
+    botocore.session.create_loader = shared_loader
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file stays together

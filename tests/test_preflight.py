@@ -62,9 +62,6 @@ def pool(name="inference", types=("g6.xlarge",), capacity="SPOT", minimum=0, des
             "desiredSize": desired, "maxSize": maximum, "amiType": ami}
 
 
-SESSION = boto3.session.Session()
-
-
 class FakeAws:
     """Stubbed Service Quotas / EKS / SSM clients; EC2 and STS come from moto."""
 
@@ -105,9 +102,7 @@ class FakeAws:
         return self
 
     def clients(self) -> pf.AwsClients:
-        # One boto3 session for the module: its loader parses each service model once (a new
-        # session, AwsClients' default, parses EC2's again for every test).
-        return pf.AwsClients(self.region, overrides=self.overrides, session=SESSION)
+        return pf.AwsClients(self.region, overrides=self.overrides)
 
     def verify(self):
         """Every stubbed answer was asked for, with exactly the expected parameters."""
