@@ -36,8 +36,11 @@ plan: venv
 preflight: venv
 	@$(PY) -m platformctl preflight --stack $(STACK)
 
+# Two workers (the 2-core machine CI runs on), each test file on one worker so its module fixtures
+# are built once; tests/conftest.py orders the files longest first. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: venv tools
-	@$(PY) -m pytest -q
+	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 bench: venv
 	@$(PY) -m bench

@@ -27,13 +27,15 @@ from google.protobuf import text_format
 from platformctl.cli import main
 from platformctl.models import optvenv, tritonconfig
 from platformctl.models.validate import mc, validate_repository
+from tests import venvs
 from tests.optimize_models import convnet, image_batches, mlp
 
 
 @pytest.fixture(scope="module")
 def optimize_venv():
     try:
-        return optvenv.ensure("optimize")
+        with venvs.lock():  # not created twice at once by parallel workers
+            return optvenv.ensure("optimize")
     except optvenv.VenvError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(str(exc))

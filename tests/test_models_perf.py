@@ -17,6 +17,7 @@ import pytest
 from platformctl.cli import main
 from platformctl.models import optvenv
 from tests.optimize_models import mlp
+from tests import venvs
 from tests.test_smoke import SERVER_FILES, free_port, server_venv
 
 MODEL_SETTINGS = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 64]}],
@@ -27,7 +28,8 @@ MODEL_SETTINGS = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 64]
 def onnx_server(tmp_path_factory):
     binary = server_venv("mlserver", "mlserver")
     try:
-        optvenv.ensure("optimize")
+        with venvs.lock():  # not created twice at once by parallel workers
+            optvenv.ensure("optimize")
     except optvenv.VenvError as exc:
         if os.environ.get("CI") == "true":
             pytest.fail(str(exc))

@@ -1,4 +1,7 @@
-"""`platformctl plan` as a newcomer runs it: files written, secrets hidden, manifests valid."""
+"""`platformctl plan` as a newcomer runs it: files written, secrets hidden, manifests valid.
+
+The first test runs the command as a process, as a user does; the others call the CLI's `main` in
+this process, on the harness's cached run of a committed stack where the run is not what they test."""
 
 import json
 import subprocess
@@ -10,6 +13,8 @@ import yaml
 
 import stack_config
 from platformctl import first_deploy
+from platformctl import plan as plan_command
+from platformctl.cli import main
 from platformctl.plan import write_outputs
 from tests.harness import STACKS, config_for, plan
 
@@ -23,13 +28,20 @@ PLAN_OK = (0,)
 
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory):
-    out = {}
-    for stack in STACKS:
-        directory = tmp_path_factory.mktemp(stack)
-        write_outputs(plan(stack), directory)
-        out[stack] = directory
-    return out
+def plans(written_plans):
+    return {stack: written.directory for stack, written in written_plans.items()}
+
+
+@pytest.fixture
+def cached_runs(monkeypatch):
+    """The plan command plans a committed stack from the harness's cached run (a stack file variant
+    is still run)."""
+    run_stack = plan_command.run_stack
+
+    def cached(stack, stack_file=None):
+        return run_stack(stack, stack_file=stack_file) if stack_file else plan(stack)
+
+    monkeypatch.setattr(plan_command, "run_stack", cached)
 
 
 def test_plan_command_writes_the_plan_and_prints_the_tree(tmp_path):
@@ -52,23 +64,21 @@ def test_plan_command_writes_the_plan_and_prints_the_tree(tmp_path):
     assert {"Job", "Deployment", "Release"} <= {s["title"].split()[0] for s in doc["firstDeploy"]["steps"]}
 
 
-def test_markdown_format_is_printed_for_pull_requests(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "platformctl", "plan", "--stack", "prod", "--out", str(tmp_path), "--format", "markdown"],
-        capture_output=True, text=True, cwd=PROJECT,
-    )
-    assert result.returncode in PLAN_OK, result.stderr
-    assert result.stdout.startswith("### Offline plan: `prod`")
-    assert "| `aws:eks/nodeGroup:NodeGroup` | 3 |" in result.stdout
-    assert "<details><summary>Resource tree</summary>" in result.stdout
+def test_markdown_format_is_printed_for_pull_requests(tmp_path, capsys, cached_runs):
+    code = main(["plan", "--stack", "prod", "--out", str(tmp_path), "--format", "markdown"])
+    result = capsys.readouterr()
+    assert code in PLAN_OK, result.err
+    assert result.out.startswith("### Offline plan: `prod`")
+    assert "| `aws:eks/nodeGroup:NodeGroup` | 3 |" in result.out
+    assert "<details><summary>Resource tree</summary>" in result.out
 
 
-def test_unknown_stack_is_a_clear_error(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "platformctl", "plan", "--stack", "staging", "--out", str(tmp_path / "x")],
-                            capture_output=True, text=True, cwd=PROJECT)
-    assert result.returncode == 2
-    assert "Pulumi.staging.yaml: no such stack file (stacks: dev, prod)" in result.stderr.replace("\n", " ").replace(str(PROJECT) + "/", "")
-    assert "Traceback" not in result.stderr
+def test_unknown_stack_is_a_clear_error(tmp_path, capsys):
+    code = main(["plan", "--stack", "staging", "--out", str(tmp_path / "x")])  # an uncaught exception fails the test
+    result = capsys.readouterr()
+    assert code == 2
+    assert "Pulumi.staging.yaml: no such stack file (stacks: dev, prod)" in result.err.replace("\n", " ").replace(str(PROJECT) + "/", "")
+    assert "Traceback" not in result.err
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -112,43 +122,39 @@ def test_plan_output_is_identical_between_runs(tmp_path):
     PR's plan diff shows only real changes."""
     from platformctl.mockrun import run_stack
 
-    for attempt in ("first", "second"):
-        write_outputs(run_stack("prod"), tmp_path / attempt)
+    write_outputs(plan("prod"), tmp_path / "first")  # the harness's (cached) run: an earlier run
+    write_outputs(run_stack("prod"), tmp_path / "second")
     first, second = tmp_path / "first", tmp_path / "second"
     assert (first / "plan.json").read_text() == (second / "plan.json").read_text()
     assert sorted(p.name for p in (first / "manifests").iterdir()) == sorted(p.name for p in (second / "manifests").iterdir())
 
 
-def test_json_format_prints_only_the_plan(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "platformctl", "plan", "--stack", "dev", "--out", str(tmp_path), "--format", "json"],
-        capture_output=True, text=True, cwd=PROJECT,
-    )
-    assert result.returncode in PLAN_OK, result.stderr
-    assert json.loads(result.stdout)["stack"] == "dev"
+def test_json_format_prints_only_the_plan(tmp_path, capsys, cached_runs):
+    code = main(["plan", "--stack", "dev", "--out", str(tmp_path), "--format", "json"])
+    result = capsys.readouterr()
+    assert code in PLAN_OK, result.err
+    assert json.loads(result.out)["stack"] == "dev"
 
 
-def test_a_variant_plan_goes_to_its_own_directory(tmp_path):
+def test_a_variant_plan_goes_to_its_own_directory(tmp_path, capsys, monkeypatch):
     variant = tmp_path / "my-variant.yaml"
     variant.write_text((PROJECT / "Pulumi.dev.yaml").read_text())
-    import os
+    monkeypatch.chdir(tmp_path)  # the default output directory is relative to where the command runs
 
-    result = subprocess.run([sys.executable, "-m", "platformctl", "plan", "--stack", "dev", "--stack-file", str(variant)],
-                            capture_output=True, text=True, cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(PROJECT)})
-    assert result.returncode in PLAN_OK, result.stderr
+    code = main(["plan", "--stack", "dev", "--stack-file", str(variant)])
+    result = capsys.readouterr()
+    assert code in PLAN_OK, result.err
     assert (tmp_path / "build/plan/my-variant/plan.json").exists() and not (tmp_path / "build/plan/dev").exists()
-    assert "pulumi up -s" not in result.stdout  # no deploy hint: deploying would apply the stack file, not the variant
+    assert "pulumi up -s" not in result.out  # no deploy hint: deploying would apply the stack file, not the variant
 
 
-def test_a_first_deploy_deadlock_fails_the_plan_with_exit_3(tmp_path, monkeypatch):
+def test_a_first_deploy_deadlock_fails_the_plan_with_exit_3(tmp_path, monkeypatch, cached_runs):
     """The check's verdict reaches the exit code, the terminal, plan.md and plan.json: here the real
     dev plan with a private-only API endpoint and no access rule (issue 12 finding 2)."""
     import copy
     import io
 
     from rich.console import Console
-
-    from platformctl import plan as plan_command
 
     check = first_deploy.check
 

@@ -1,19 +1,22 @@
 """`python -m platformctl policy check PLAN_JSON`: the policies over an offline plan.
 
 A deliberately bad plan must fail with exit 1 and exactly one violation per planted problem; the
-real dev and prod plans must pass every policy at their stack's configuration.
+real dev and prod plans must pass every policy at their stack's configuration. The command runs
+through the CLI's `main` in this process (`python -m platformctl` as a process: tests/test_plan.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from platformctl import policy_check
+from platformctl.cli import main
 from policy.rules import ALL_POLICIES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +25,14 @@ COMPUTED = "<computed>"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "platformctl", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    """`python -m platformctl ARGS` run from the project directory: its exit code, stdout and stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(ROOT), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:  # argparse's exit; any other exception fails the test as a traceback would
+            code = exit_.code
+    return subprocess.CompletedProcess(["platformctl", *args], code, out.getvalue(), err.getvalue())
 
 
 def resource(type_: str, name: str, inputs: dict, deps=()) -> dict:
@@ -212,12 +222,10 @@ def test_bad_policy_config_exits_2_naming_the_key(write, tmp_path):
 
 
 @pytest.mark.parametrize("stack", ["dev", "prod"])
-def test_real_stack_plans_pass_every_policy(stack, tmp_path):
-    if not (ROOT / "platformctl" / "plan.py").exists():
-        pytest.skip("platformctl plan is not written yet")
-    out = tmp_path / stack
-    run = cli("plan", "--stack", stack, "--out", str(out))
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+def test_real_stack_plans_pass_every_policy(stack, written_plans):
+    # `platformctl plan --stack <stack>`, run once per session (tests/conftest.py).
+    out, run = written_plans[stack].directory, written_plans[stack]
+    assert run.exit_code == 0, run.stdout[-3000:]
     # plan runs the policy check itself and shows it under the tree and in plan.md.
     assert "Policy check (" in run.stdout and "Policy check" in (out / "plan.md").read_text()
     result = policy_check.check_plan(json.loads((out / "plan.json").read_text()))

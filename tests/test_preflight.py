@@ -5,11 +5,8 @@ public AMI parameters (moto refuses to store names under /aws/service/)."""
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import boto3
@@ -21,6 +18,7 @@ from rich.console import Console
 
 import stack_config
 from platformctl import preflight as pf
+from platformctl.cli import main
 
 PROJECT = stack_config.PROJECT_DIR
 AL2023_X86 = "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/nvidia/recommended/image_id"
@@ -35,6 +33,9 @@ def fake_credentials(monkeypatch):
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    # preflight reads AMIs from SSM (stubbed), never EC2 images: skip moto's default AMI catalogue,
+    # which it otherwise builds for every region backend (moto 5.2.5, moto/settings.py ec2_load_default_amis).
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
 
 
 @pytest.fixture
@@ -394,26 +395,31 @@ def test_unreachable_api_gives_warnings_and_the_offline_quota_need(tmp_path):
     assert "Traceback" not in out + err
 
 
-def test_cli_honours_aws_endpoint_url_and_rejects_bad_input_cleanly(tmp_path):
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"), "COLUMNS": "1000",
-        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": "/dev/null", "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{_closed_port()}",
-    }
-    ok = subprocess.run([sys.executable, "-m", "platformctl", "preflight", "--stack", "dev"],
-                        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
-    assert ok.returncode == 0, ok.stderr
-    assert "AWS API not reachable" in ok.stdout and "Traceback" not in ok.stderr
+def test_cli_honours_aws_endpoint_url_and_rejects_bad_input_cleanly(capsys, monkeypatch):
+    """`platformctl preflight` through the CLI's `main` (in this process: the fake credentials above,
+    no profile, and every AWS call sent to AWS_ENDPOINT_URL, a closed port)."""
+    monkeypatch.setenv("COLUMNS", "1000")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.chdir(PROJECT)
 
-    missing = subprocess.run([sys.executable, "-m", "platformctl", "preflight", "--stack", "nope"],
-                             cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 2
-    assert "Pulumi.nope.yaml: no such stack file" in missing.stderr and "Traceback" not in missing.stderr
+    def cli(*args: str) -> tuple[int, str, str]:
+        try:
+            code = main(["preflight", *args])  # any other exception fails the test, as a traceback would
+        except SystemExit as exit_:  # argparse rejecting an argument
+            code = exit_.code
+        out, err = capsys.readouterr()
+        return code, out, err
 
-    discount = subprocess.run([sys.executable, "-m", "platformctl", "preflight", "--stack", "dev", "--spot-discount", "1.5"],
-                              cwd=PROJECT, env=env, capture_output=True, text=True, timeout=120)
-    assert discount.returncode == 2 and "must be in [0, 1)" in discount.stderr
+    code, out, err = cli("--stack", "dev")
+    assert code == 0, err
+    assert "AWS API not reachable" in out and "Traceback" not in err
+
+    code, _, err = cli("--stack", "nope")
+    assert code == 2
+    assert "Pulumi.nope.yaml: no such stack file" in err and "Traceback" not in err
+
+    code, _, err = cli("--stack", "dev", "--spot-discount", "1.5")
+    assert code == 2 and "must be in [0, 1)" in err
 
 
 def test_invalid_stack_config_exits_2_with_the_config_message(tmp_path):
@@ -433,10 +439,10 @@ def test_preflight_prices_what_the_plan_counts():
     from rich.console import Console
 
     from platformctl import cost, preflight as preflight_module
-    from platformctl.mockrun import run_stack
+    from tests.harness import plan
 
     facts = preflight_module._plan_facts("dev", stack_config.PROJECT_DIR, Console(file=io.StringIO()))
-    assert facts is not None and facts == cost.facts_from_plan(run_stack("dev").to_json())
+    assert facts is not None and facts == cost.facts_from_plan(plan("dev").to_json())
     assert facts.persistent_volume_gib > 0
 
 

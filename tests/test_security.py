@@ -8,8 +8,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
-import subprocess
-import sys
+import shutil
 from pathlib import Path
 
 import pulumi
@@ -17,28 +16,22 @@ import pulumi_kubernetes as k8s
 import pytest
 import yaml
 
-import stack_config
 from components import security
 from components.network import subnet_cidrs
 from platformctl import security_scan as scan
 from tests.harness import STACKS, config_for, inputs, plan, run
 
-PROJECT = stack_config.PROJECT_DIR
 
 
 # --- fixtures ----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def plans(tmp_path_factory) -> dict[str, Path]:
-    """What `platformctl plan` writes for each stack, as a user runs it."""
-    out = {}
-    for stack in STACKS:
-        directory = tmp_path_factory.mktemp(f"plan-{stack}")
-        result = subprocess.run([sys.executable, "-m", "platformctl", "plan", "--stack", stack, "--out", str(directory)],
-                                capture_output=True, text=True, cwd=PROJECT, timeout=600)
-        assert result.returncode == 0, result.stderr[-3000:]
-        out[stack] = directory
-    return out
+def plans(written_plans) -> dict[str, Path]:
+    """What `platformctl plan` writes for each stack (tests/conftest.py: the plan command's
+    function, run once per stack per worker)."""
+    for stack, written in written_plans.items():
+        assert written.exit_code == 0, f"{stack}: plan exited {written.exit_code}\n{written.stdout[-3000:]}"
+    return {stack: written.directory for stack, written in written_plans.items()}
 
 
 def checkov_or_skip(directory: Path) -> scan.CheckovReport:
@@ -50,9 +43,20 @@ def checkov_or_skip(directory: Path) -> scan.CheckovReport:
         pytest.skip(str(exc))
 
 
+def failed_in(report: scan.CheckovReport, directory: str) -> list[dict]:
+    """The failed checks of a scan over several directories that are in the files of one of them
+    (checkov's file_path is relative to the scanned root: /<directory>/<file>)."""
+    return [c for c in report.failed_checks if Path(c["file_path"]).parts[1:2] == (directory,)]
+
+
 @pytest.fixture(scope="module")
-def checkov_reports(plans) -> dict[str, scan.CheckovReport]:
-    return {stack: checkov_or_skip(plans[stack] / "manifests") for stack in STACKS}
+def checkov_stacks(plans, tmp_path_factory) -> scan.CheckovReport:
+    """One checkov run over the manifests of every stack (<root>/<stack>/*.yaml): checkov's start-up
+    is most of its time."""
+    root = tmp_path_factory.mktemp("checkov-stacks")
+    for stack in STACKS:
+        shutil.copytree(plans[stack] / "manifests", root / stack)
+    return checkov_or_skip(root)
 
 
 def objects(plan_dir: Path) -> list[dict]:
@@ -77,13 +81,14 @@ def run_under_mocks(program) -> list[dict]:
 # --- checkov -----------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stack", STACKS)
-def test_checkov_finds_no_failed_check(stack, plans, checkov_reports):
-    report = checkov_reports[stack]
+def test_checkov_finds_no_failed_check(stack, plans, checkov_stacks):
+    report = checkov_stacks
     manifests = len(list((plans[stack] / "manifests").glob("*.yaml")))
-    print(f"{stack}: checkov passed={report.passed} failed={report.failed} skipped={report.skipped} over {manifests} manifests")
+    failures = failed_in(report, stack)
+    print(f"dev+prod: checkov passed={report.passed} failed={report.failed} skipped={report.skipped}; {stack}: {manifests} manifests")
     assert report.parsing_errors == 0
-    assert report.resource_count > 0, "checkov scanned nothing: the gate would pass vacuously"
-    assert report.failed == 0, "checkov failures:\n" + "\n".join(report.failures())
+    assert manifests and report.resource_count > 0, "checkov scanned nothing: the gate would pass vacuously"
+    assert failures == [], "checkov failures:\n" + "\n".join(scan.CheckovReport(0, len(failures), 0, 0, 0, failures).failures())
 
 
 INSECURE_DEPLOYMENT = """
@@ -102,18 +107,8 @@ spec:
 """
 
 
-def test_checkov_gate_catches_an_insecure_deployment_and_honours_a_skip(tmp_path):
-    """The gate is real: an insecure Deployment fails the checks our manifests pass, and a Deployment
-    built from the helpers passes with exactly the one skip it declares."""
-    bad = tmp_path / "bad"
-    bad.mkdir()
-    (bad / "web.yaml").write_text(INSECURE_DEPLOYMENT)
-    report = checkov_or_skip(bad)
-    failed = {c["check_id"] for c in report.failed_checks}
-    assert {"CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_23", "CKV_K8S_28", "CKV_K8S_37", "CKV_K8S_38", "CKV_K8S_8", "CKV_K8S_9"} <= failed
-
-    good = tmp_path / "good"
-    good.mkdir()
+def hardened_deployment() -> dict:
+    """INSECURE_DEPLOYMENT built from the platform's helpers, declaring one checkov skip."""
     volumes, mounts = security.writable_dirs({"tmp": "/tmp"})
     deployment = yaml.safe_load(INSECURE_DEPLOYMENT)
     deployment["metadata"]["annotations"] = security.checkov_skips({"CKV_K8S_43": "tags are pinned; digests are resolved by the registry policy"})
@@ -131,11 +126,29 @@ def test_checkov_gate_catches_an_insecure_deployment_and_honours_a_skip(tmp_path
             "volumeMounts": mounts,
         }],
     }
+    return deployment
+
+
+def test_checkov_gate_catches_an_insecure_deployment_and_honours_a_skip(tmp_path):
+    """The gate is real: an insecure Deployment fails the checks our manifests pass, and a Deployment
+    built from the helpers passes with exactly the one skip it declares (one checkov run over both:
+    bad/ declares no skip, so every skip of the run is good/'s)."""
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    bad.mkdir()
+    good.mkdir()
+    (bad / "web.yaml").write_text(INSECURE_DEPLOYMENT)
+    deployment = hardened_deployment()
     policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy", "metadata": {"name": "default-deny", "namespace": "demo"},
               "spec": {"podSelector": {}, "policyTypes": ["Ingress"]}}
     (good / "web.yaml").write_text(yaml.safe_dump(deployment) + "---\n" + yaml.safe_dump(policy))
-    report = checkov_or_skip(good)
-    assert report.failed == 0, report.failures()
+    assert "checkov.io/" not in INSECURE_DEPLOYMENT
+    report = checkov_or_skip(tmp_path)
+    failed = {c["check_id"] for c in failed_in(report, "bad")}
+    assert {"CKV_K8S_16", "CKV_K8S_20", "CKV_K8S_23", "CKV_K8S_28", "CKV_K8S_37", "CKV_K8S_38", "CKV_K8S_8", "CKV_K8S_9"} <= failed
+
+    good_failures = failed_in(report, "good")
+    assert good_failures == [], scan.CheckovReport(0, len(good_failures), 0, 0, 0, good_failures).failures()
+    assert report.failed == len(failed_in(report, "bad"))  # every failure is attributed to a directory
     assert report.skipped == 1
     assert scan.pod_security_findings("web.yaml", deployment) == []
 

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from platformctl.cli import main
+from tests import venvs
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVERS = ROOT / "tests" / "servers"
@@ -49,6 +50,11 @@ def _unavailable(message: str):
 def server_venv(name: str, binary: str) -> Path:
     """Create (once per requirements version) build/venvs/<name> from
     tests/servers/requirements-<name>.txt; the path of its bin/<binary>."""
+    with venvs.lock():
+        return _server_venv(name, binary)
+
+
+def _server_venv(name: str, binary: str) -> Path:
     requirements = SERVERS / f"requirements-{name}.txt"
     venv = VENVS / name
     stamp = hashlib.sha256(requirements.read_bytes()).hexdigest()
