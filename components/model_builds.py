@@ -34,10 +34,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
 
 from components import security
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs, irsa_trust_policy
 from components.gpu_scheduling import MANAGED_BY, gpu_limits, gpu_pod_placement
 from components.model_repository import _kms_statement
 from components.s3 import bucket_arn
@@ -295,8 +299,59 @@ def trust_policy(oidc_provider_arn, oidc_issuer, build: ModelBuildConfig, deploy
     return irsa_trust_policy(oidc_provider_arn, oidc_issuer, deployment.namespace, resource_name(build))
 
 
+
+@dataclass(frozen=True)
+class ModelBuildArgs:
+    build: ModelBuildConfig
+    deployment: TritonDeploymentConfig  # the target (standard) deployment
+    bucket_name: str
+    region: str
+    partition: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    kms_key_arn: Optional[str] = None
+    # What the Job waits for: its namespace (a GPU-quota one, created before Triton), the priority
+    # classes, the pool's GPU validation Job, the bucket (the deployment's prefix marker).
+    waits_for: Sequence[pulumi.Resource] = ()
+
+
+class ModelBuild(pulumi.ComponentResource):
+    """One TensorRT build: IRSA role (read the source, write the model's two objects), its
+    ServiceAccount, DNS and HTTPS egress for the build pod (the namespace denies egress), and the
+    Job, which `pulumi up` waits for. The Job's name carries a hash of its spec: a changed build is
+    a new Job (created and awaited, then the old one deleted). Whatever serves the plan depends on
+    `job`. Pass the AWS and Kubernetes providers in `opts.providers`."""
+
+    job: k8s.batch.v1.Job
+
+    def __init__(self, name: str, args: ModelBuildArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ai-platform:inference:ModelBuild", name, None, opts)
+        build, deployment = args.build, args.deployment
+        ns, base = deployment.namespace, resource_name(build)
+        role = IrsaRole(f"{name}-role", IrsaRoleArgs(
+            args.oidc_provider_arn, args.oidc_issuer, ns, base,
+            policy=build_policy(args.partition, args.bucket_name, build, deployment, args.kms_key_arn),
+            description=f"TensorRT build {build.name}: read s3://{args.bucket_name}/{build.source}, write "
+                        f"{deployment.modelPrefix}/{build.model}/",
+            max_session_duration=3600,
+        ), pulumi.ResourceOptions(parent=self))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.waits_for))
+        sa_doc = service_account_manifest(build, deployment)
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata={**sa_doc["metadata"], "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+            automount_service_account_token=False, opts=k8s_opts)
+        policies = [security.allow_dns_egress(ns, k8s_opts, pod_labels(build), name=f"{base}-allow-dns-egress"),
+                    security.allow_https_egress(ns, pod_labels(build), k8s_opts, name=f"{base}-allow-https-egress")]
+        manifest = job_manifest(build, deployment, args.bucket_name, args.region)
+        self.job = k8s.batch.v1.Job(
+            f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account, *policies])))
+        self.job_name = manifest["metadata"]["name"]
+        self.register_outputs({"jobName": self.job_name})
+
+
 __all__ = [
-    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "build_policy", "config_key", "job_manifest", "job_name",
+    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "ModelBuild", "ModelBuildArgs", "build_policy", "config_key", "job_manifest", "job_name",
     "job_spec", "plan_key", "pod_labels", "resource_name", "service_account_manifest", "spec_hash", "tensorrt_image",
     "trtexec_args", "trust_policy",
 ]

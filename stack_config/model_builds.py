@@ -5,7 +5,7 @@ deployment's GPU pool by `trtexec` from the TensorRT container of the deployment
 A plan only loads on the TensorRT version and GPU architecture it was built with, hence the build
 on the serving pool with the matching release (components/model_builds.py).
 
-Builds on `triton` (the target deployment); not yet wired into `model.py` (see issue 14).
+Builds on `triton` (the target deployment) and `gpu_pools`; `StackConfig` calls `model_build_problems`.
 """
 
 from __future__ import annotations
@@ -92,6 +92,25 @@ def model_build_problems(builds: Sequence[ModelBuildConfig], deployments: Sequen
     `gpuStack.scheduling.gpuQuotas`, each reported under the key to change."""
     found = _entry_problems(builds, deployments)
     found += _capacity_problems(builds, deployments, pools, gpu_quotas or {})
+    if gpu_quotas is not None:
+        found += _namespace_problems(builds, deployments, gpu_quotas)
+    return found
+
+
+def _namespace_problems(builds: Sequence[ModelBuildConfig], deployments: Sequence[TritonDeploymentConfig],
+                        gpu_quotas: Mapping[str, int]) -> list[tuple[str, str]]:
+    """The Job runs in its deployment's namespace, before that deployment's Triton: the namespace
+    must exist first, i.e. be one GPU scheduling creates (a `gpuQuotas` entry), which also bounds
+    the build's GPU with Triton's."""
+    by_name = {d.name: d for d in deployments}
+    found = []
+    for index, build in enumerate(builds):
+        deployment = by_name.get(build.deployment)
+        if deployment is not None and deployment.namespace not in gpu_quotas:
+            found.append((f"modelBuilds[{index}].deployment",
+                          f"deployment {deployment.name} runs in namespace {deployment.namespace}, which has no "
+                          f"gpuStack.scheduling.gpuQuotas entry: builds run in a GPU-quota namespace (created before "
+                          f"Triton, which waits for its builds); add one sized for Triton's peak plus the builds"))
     return found
 
 
