@@ -8,7 +8,9 @@ built it. So the build runs on the deployment's own GPU pool, in `nvcr.io/nvidia
 of the same release as the deployment's `nvcr.io/nvidia/tritonserver:<yy.mm>-py3` image.
 
 The pod, in order (init containers run one after the other, each to completion):
-1. `fetch` (AWS CLI): the source ONNX from S3 to the scratch volume;
+1. `fetch` (AWS CLI): the source ONNX from S3 to the scratch volume, waiting up to
+   SOURCE_WAIT_SECONDS for it to appear (on a new account the bucket is created by the same
+   `pulumi up` that runs the Job, so the source can only be uploaded while it runs);
 2. `build` (TensorRT container, 1 GPU): `trtexec` builds the plan, then the `tensorrt` Python module
    deserialises it and writes config.pbtxt from the engine's I/O tensors. The config is generated
    here, not at `pulumi preview`: the ONNX exists only in S3, and the engine's tensors (names,
@@ -47,7 +49,7 @@ from components.model_repository import _kms_statement
 from components.s3 import bucket_arn
 from components.triton import NODE_PROVISIONING_SECONDS
 from stack_config.gpu_stack import VALIDATION_PRIORITY_CLASS
-from stack_config.model_builds import STANDARD_IMAGE_TAG, ModelBuildConfig
+from stack_config.model_builds import SOURCE_POLL_SECONDS, SOURCE_WAIT_SECONDS, STANDARD_IMAGE_TAG, ModelBuildConfig
 from stack_config.triton import TritonDeploymentConfig
 
 TENSORRT_REPOSITORY = "nvcr.io/nvidia/tensorrt"
@@ -165,6 +167,19 @@ def pod_labels(build: ModelBuildConfig) -> dict[str, str]:
     return {"app.kubernetes.io/name": "model-build", "app.kubernetes.io/instance": build.name}
 
 
+def fetch_script(bucket: str, key: str) -> str:
+    """Wait for the source (HeadObject: s3:GetObject, which the role has; without s3:ListBucket a
+    missing key answers 403, not 404), then copy it. Fails, naming the upload command, when it is
+    still missing after SOURCE_WAIT_SECONDS."""
+    url = shlex.quote(f"s3://{bucket}/{key}")
+    tries = SOURCE_WAIT_SECONDS // SOURCE_POLL_SECONDS
+    return (f"i=0; until aws s3api head-object --bucket {shlex.quote(bucket)} --key {shlex.quote(key)} >/dev/null 2>&1; "
+            f"do i=$((i+1)); if [ $i -gt {tries} ]; then echo \"{url} is missing: upload the source ONNX "
+            f"(aws s3 cp model.onnx {url})\" >&2; exit 1; fi; "
+            f"echo \"waiting for {url} ($i/{tries})\"; sleep {SOURCE_POLL_SECONDS}; done; "
+            f"aws s3 cp {url} {ONNX_PATH}")
+
+
 def _transfer_container(name: str, script: str, env: list[dict]) -> dict[str, Any]:
     return {
         "name": name,
@@ -184,7 +199,7 @@ def _containers(build: ModelBuildConfig, deployment: TritonDeploymentConfig, buc
     env = [{"name": "AWS_REGION", "value": region}, {"name": "AWS_DEFAULT_REGION", "value": region},
            {"name": "HOME", "value": "/tmp"}]
     s3 = f"s3://{bucket}"
-    fetch = _transfer_container("fetch", f"aws s3 cp {shlex.quote(f'{s3}/{build.source}')} {ONNX_PATH}", env)
+    fetch = _transfer_container("fetch", fetch_script(bucket, build.source), env)
     upload = _transfer_container("upload", " && ".join([
         f"aws s3 cp {PLAN_PATH} {shlex.quote(f'{s3}/{plan_key(build, deployment)}')}",
         f"aws s3 cp {CONFIG_PATH} {shlex.quote(f'{s3}/{config_key(build, deployment)}')}",
@@ -351,7 +366,7 @@ class ModelBuild(pulumi.ComponentResource):
 
 
 __all__ = [
-    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "ModelBuild", "ModelBuildArgs", "build_policy", "config_key", "job_manifest", "job_name",
+    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "ModelBuild", "ModelBuildArgs", "build_policy", "fetch_script", "config_key", "job_manifest", "job_name",
     "job_spec", "plan_key", "pod_labels", "resource_name", "service_account_manifest", "spec_hash", "tensorrt_image",
     "trtexec_args", "trust_policy",
 ]

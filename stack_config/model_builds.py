@@ -28,6 +28,9 @@ INPUT_NAME = r"^[A-Za-z0-9_./-]+$"
 # The Triton image flavour whose TensorRT is the one of nvcr.io/nvidia/tensorrt:<yy.mm>-py3.
 STANDARD_IMAGE_TAG = re.compile(r"^(\d{2}\.\d{2})-py3$")
 Dim = Annotated[int, Field(ge=1, le=1_000_000)]
+# How long a build Job waits for its source ONNX to appear in the bucket before failing (on a new
+# account the bucket comes with the `pulumi up` that runs the Job), and how often it looks.
+SOURCE_WAIT_SECONDS, SOURCE_POLL_SECONDS = 900, 30
 
 
 class ShapeRange(ConfigModel):
@@ -177,4 +180,4 @@ def _entry_problems(builds: Sequence[ModelBuildConfig],
     return found
 
 
-__all__ = ["STANDARD_IMAGE_TAG", "ModelBuildConfig", "ShapeRange", "model_build_problems"]
+__all__ = ["SOURCE_POLL_SECONDS", "SOURCE_WAIT_SECONDS", "STANDARD_IMAGE_TAG", "ModelBuildConfig", "ShapeRange", "model_build_problems"]

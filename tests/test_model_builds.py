@@ -24,7 +24,9 @@ Upstream facts held here:
 from __future__ import annotations
 
 import json
+import os
 import runpy
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -117,7 +119,8 @@ def test_the_job_fetches_the_source_and_uploads_plan_then_config_under_the_deplo
     manifest = mb.job_manifest(build(version=3), deployment(), BUCKET, REGION)
     spec = pod(manifest)
     assert [c["name"] for c in spec["initContainers"]] == ["fetch", "build"]
-    assert container(manifest, "fetch")["command"][-1] == f"aws s3 cp s3://{BUCKET}/sources/cv/model.onnx /work/model.onnx"
+    assert container(manifest, "fetch")["command"][-1] == mb.fetch_script(BUCKET, "sources/cv/model.onnx")
+    assert mb.fetch_script(BUCKET, "sources/cv/model.onnx").endswith(f"; aws s3 cp s3://{BUCKET}/sources/cv/model.onnx /work/model.onnx")
     upload = container(manifest, "upload")["command"][-1]
     plan = f"s3://{BUCKET}/triton/standard/text_orientation_trt/3/model.plan"
     config = f"s3://{BUCKET}/triton/standard/text_orientation_trt/config.pbtxt"
@@ -141,6 +144,39 @@ def test_a_changed_build_is_a_new_job_and_an_unchanged_one_keeps_its_name():
     assert len(names) == 5
     again = mb.job_manifest(build(), deployment(), BUCKET, REGION)["metadata"]["name"]
     assert again in names and again.startswith("model-build-cv-") and len(again) <= 63
+
+
+def _run_fetch(tmp_path: Path, missing_heads: int) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The fetch script under sh with `aws` and `sleep` stubbed: HeadObject fails `missing_heads` times."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(f"""#!/bin/sh
+echo "$*" >> {log}
+if [ "$2" = head-object ]; then
+  n=$(grep -c head-object {log}); [ "$n" -gt {missing_heads} ] || exit 254
+fi
+""")
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    done = subprocess.run(["sh", "-ec", mb.fetch_script(BUCKET, "sources/cv/model.onnx")], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    return done, log.read_text().splitlines()
+
+
+def test_fetch_waits_for_a_source_uploaded_while_pulumi_up_runs(tmp_path):
+    """On a new account the bucket comes with the same `pulumi up`: the source can only follow it."""
+    done, calls = _run_fetch(tmp_path, missing_heads=2)
+    assert done.returncode == 0, done.stderr
+    assert calls == [f"s3api head-object --bucket {BUCKET} --key sources/cv/model.onnx"] * 3 + [
+        f"s3 cp s3://{BUCKET}/sources/cv/model.onnx /work/model.onnx"]
+    assert "waiting for s3://" in done.stdout
+
+
+def test_fetch_fails_naming_the_upload_when_the_source_never_comes(tmp_path):
+    done, calls = _run_fetch(tmp_path, missing_heads=10_000)
+    assert done.returncode == 1 and len(calls) == mb.SOURCE_WAIT_SECONDS // mb.SOURCE_POLL_SECONDS + 1
+    assert f"upload the source ONNX (aws s3 cp model.onnx s3://{BUCKET}/sources/cv/model.onnx)" in done.stderr
 
 
 # --- trtexec ------------------------------------------------------------------------------------
@@ -393,7 +429,7 @@ def test_the_dev_plan_builds_the_cv_example_with_its_tritons_release_on_its_pool
                for r in run.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
     assert classes[placement["priorityClassName"]] >= config.clusterAutoscaler.expendablePodsPriorityCutoff
     bucket = config.modelRepository.bucket_name("dev", config.region)
-    assert container(job, "fetch")["command"][-1] == f"aws s3 cp s3://{bucket}/sources/text-orientation/model.onnx /work/model.onnx"
+    assert container(job, "fetch")["command"][-1] == mb.fetch_script(bucket, "sources/text-orientation/model.onnx")
     assert container(job, "upload")["command"][-1] == (
         f"aws s3 cp /work/model.plan s3://{bucket}/triton/standard/text_orientation_trt/1/model.plan && "
         f"aws s3 cp /work/config.pbtxt s3://{bucket}/triton/standard/text_orientation_trt/config.pbtxt")
