@@ -562,3 +562,13 @@ def test_the_model_build_components_role_trusts_only_its_service_account():
     job = recorded.named("model-build-cv-job", JOB_TYPE).public_inputs()
     assert job == {**job, **{k: v for k, v in mb.job_manifest(build(), deployment(), BUCKET, REGION).items()
                              if k in ("metadata", "spec")}}
+
+
+def test_the_publisher_may_upload_the_build_sources_too():
+    """The source ONNX goes to the bucket before the build (README: `aws s3 cp`, or as the publisher role)."""
+    from tests.harness import json_policy, plan
+
+    statements = json_policy(plan("dev").named("model-repository-publisher", "aws:iam/policy:Policy"))["Statement"]
+    publish = next(s for s in statements if s["Sid"] == "PublishModels")
+    assert publish["Resource"] == [f"arn:aws:s3:::ai-platform-dev-models-us-west-2/{p}/*"
+                                   for p in ("triton/standard", "triton/llm", "sources/text-orientation")]

@@ -42,7 +42,17 @@ def repository_args(args: InferenceArgs, cluster: ClusterContext) -> ModelReposi
         protect_data=args.protect_data, noncurrent_version_days=config.noncurrentVersionDays,
         noncurrent_versions_kept=config.noncurrentVersionsKept, kms_key_arn=config.kmsKeyArn,
         publisher_principal_arns=config.publisher.trustedPrincipalArns, publisher_allow_delete=config.publisher.allowDelete,
+        publisher_prefixes=publisher_prefixes(args),
     )
+
+
+def publisher_prefixes(args: InferenceArgs) -> tuple[str, ...]:
+    """With TensorRT builds, the publisher also uploads their sources (`sources/<name>/`); without,
+    the repository's default (every deployment's prefix)."""
+    if not args.builds:
+        return ()
+    sources = [build.source.rsplit("/", 1)[0] for build in args.builds]
+    return tuple(dict.fromkeys([*(d.modelPrefix for d in args.deployments), *sources]))
 
 
 class Inference(pulumi.ComponentResource):
