@@ -42,7 +42,7 @@ gpu = GpuStack("gpu-stack", GpuStackArgs(
 ), cluster, on_cluster)
 inference = Inference("inference", InferenceArgs(
     deployments=tuple(config.tritonDeployments), repository=config.modelRepository, protect_data=config.protectData,
-    openwebui=config.openWebUi,
+    openwebui=config.openWebUi, builds=tuple(config.modelBuilds),
 ), cluster, gpu.readiness, on_cluster)
 apps = Apps("apps", AppsArgs(
     openwebui=config.openWebUi, protect_data=config.protectData, hostname=config.exposure.openWebUiHostname,

@@ -8,7 +8,9 @@ built it. So the build runs on the deployment's own GPU pool, in `nvcr.io/nvidia
 of the same release as the deployment's `nvcr.io/nvidia/tritonserver:<yy.mm>-py3` image.
 
 The pod, in order (init containers run one after the other, each to completion):
-1. `fetch` (AWS CLI): the source ONNX from S3 to the scratch volume;
+1. `fetch` (AWS CLI): the source ONNX from S3 to the scratch volume, waiting up to
+   SOURCE_WAIT_SECONDS for it to appear (on a new account the bucket is created by the same
+   `pulumi up` that runs the Job, so the source can only be uploaded while it runs);
 2. `build` (TensorRT container, 1 GPU): `trtexec` builds the plan, then the `tensorrt` Python module
    deserialises it and writes config.pbtxt from the engine's I/O tensors. The config is generated
    here, not at `pulumi preview`: the ONNX exists only in S3, and the engine's tensors (names,
@@ -34,16 +36,20 @@ from __future__ import annotations
 import hashlib
 import json
 import shlex
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
 
 from components import security
-from components.iam import irsa_trust_policy
+from components.iam import IrsaRole, IrsaRoleArgs, irsa_trust_policy
 from components.gpu_scheduling import MANAGED_BY, gpu_limits, gpu_pod_placement
 from components.model_repository import _kms_statement
 from components.s3 import bucket_arn
 from components.triton import NODE_PROVISIONING_SECONDS
 from stack_config.gpu_stack import VALIDATION_PRIORITY_CLASS
-from stack_config.model_builds import STANDARD_IMAGE_TAG, ModelBuildConfig
+from stack_config.model_builds import SOURCE_POLL_SECONDS, SOURCE_WAIT_SECONDS, STANDARD_IMAGE_TAG, ModelBuildConfig
 from stack_config.triton import TritonDeploymentConfig
 
 TENSORRT_REPOSITORY = "nvcr.io/nvidia/tensorrt"
@@ -161,6 +167,19 @@ def pod_labels(build: ModelBuildConfig) -> dict[str, str]:
     return {"app.kubernetes.io/name": "model-build", "app.kubernetes.io/instance": build.name}
 
 
+def fetch_script(bucket: str, key: str) -> str:
+    """Wait for the source (HeadObject: s3:GetObject, which the role has; without s3:ListBucket a
+    missing key answers 403, not 404), then copy it. Fails, naming the upload command, when it is
+    still missing after SOURCE_WAIT_SECONDS."""
+    url = shlex.quote(f"s3://{bucket}/{key}")
+    tries = SOURCE_WAIT_SECONDS // SOURCE_POLL_SECONDS
+    return (f"i=0; until aws s3api head-object --bucket {shlex.quote(bucket)} --key {shlex.quote(key)} >/dev/null 2>&1; "
+            f"do i=$((i+1)); if [ $i -gt {tries} ]; then echo \"{url} is missing: upload the source ONNX "
+            f"(aws s3 cp model.onnx {url})\" >&2; exit 1; fi; "
+            f"echo \"waiting for {url} ($i/{tries})\"; sleep {SOURCE_POLL_SECONDS}; done; "
+            f"aws s3 cp {url} {ONNX_PATH}")
+
+
 def _transfer_container(name: str, script: str, env: list[dict]) -> dict[str, Any]:
     return {
         "name": name,
@@ -180,7 +199,7 @@ def _containers(build: ModelBuildConfig, deployment: TritonDeploymentConfig, buc
     env = [{"name": "AWS_REGION", "value": region}, {"name": "AWS_DEFAULT_REGION", "value": region},
            {"name": "HOME", "value": "/tmp"}]
     s3 = f"s3://{bucket}"
-    fetch = _transfer_container("fetch", f"aws s3 cp {shlex.quote(f'{s3}/{build.source}')} {ONNX_PATH}", env)
+    fetch = _transfer_container("fetch", fetch_script(bucket, build.source), env)
     upload = _transfer_container("upload", " && ".join([
         f"aws s3 cp {PLAN_PATH} {shlex.quote(f'{s3}/{plan_key(build, deployment)}')}",
         f"aws s3 cp {CONFIG_PATH} {shlex.quote(f'{s3}/{config_key(build, deployment)}')}",
@@ -295,8 +314,59 @@ def trust_policy(oidc_provider_arn, oidc_issuer, build: ModelBuildConfig, deploy
     return irsa_trust_policy(oidc_provider_arn, oidc_issuer, deployment.namespace, resource_name(build))
 
 
+
+@dataclass(frozen=True)
+class ModelBuildArgs:
+    build: ModelBuildConfig
+    deployment: TritonDeploymentConfig  # the target (standard) deployment
+    bucket_name: str
+    region: str
+    partition: str
+    oidc_provider_arn: pulumi.Input[str]
+    oidc_issuer: pulumi.Input[str]
+    kms_key_arn: Optional[str] = None
+    # What the Job waits for: its namespace (a GPU-quota one, created before Triton), the priority
+    # classes, the pool's GPU validation Job, the bucket (the deployment's prefix marker).
+    waits_for: Sequence[pulumi.Resource] = ()
+
+
+class ModelBuild(pulumi.ComponentResource):
+    """One TensorRT build: IRSA role (read the source, write the model's two objects), its
+    ServiceAccount, DNS and HTTPS egress for the build pod (the namespace denies egress), and the
+    Job, which `pulumi up` waits for. The Job's name carries a hash of its spec: a changed build is
+    a new Job (created and awaited, then the old one deleted). Whatever serves the plan depends on
+    `job`. Pass the AWS and Kubernetes providers in `opts.providers`."""
+
+    job: k8s.batch.v1.Job
+
+    def __init__(self, name: str, args: ModelBuildArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ai-platform:inference:ModelBuild", name, None, opts)
+        build, deployment = args.build, args.deployment
+        ns, base = deployment.namespace, resource_name(build)
+        role = IrsaRole(f"{name}-role", IrsaRoleArgs(
+            args.oidc_provider_arn, args.oidc_issuer, ns, base,
+            policy=build_policy(args.partition, args.bucket_name, build, deployment, args.kms_key_arn),
+            description=f"TensorRT build {build.name}: read s3://{args.bucket_name}/{build.source}, write "
+                        f"{deployment.modelPrefix}/{build.model}/",
+            max_session_duration=3600,
+        ), pulumi.ResourceOptions(parent=self))
+        k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.waits_for))
+        sa_doc = service_account_manifest(build, deployment)
+        service_account = k8s.core.v1.ServiceAccount(
+            f"{name}-sa", metadata={**sa_doc["metadata"], "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+            automount_service_account_token=False, opts=k8s_opts)
+        policies = [security.allow_dns_egress(ns, k8s_opts, pod_labels(build), name=f"{base}-allow-dns-egress"),
+                    security.allow_https_egress(ns, pod_labels(build), k8s_opts, name=f"{base}-allow-https-egress")]
+        manifest = job_manifest(build, deployment, args.bucket_name, args.region)
+        self.job = k8s.batch.v1.Job(
+            f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account, *policies])))
+        self.job_name = manifest["metadata"]["name"]
+        self.register_outputs({"jobName": self.job_name})
+
+
 __all__ = [
-    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "build_policy", "config_key", "job_manifest", "job_name",
+    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "ModelBuild", "ModelBuildArgs", "build_policy", "fetch_script", "config_key", "job_manifest", "job_name",
     "job_spec", "plan_key", "pod_labels", "resource_name", "service_account_manifest", "spec_hash", "tensorrt_image",
     "trtexec_args", "trust_policy",
 ]

@@ -10,6 +10,8 @@ in one of the zones. This command asks AWS (read-only) before `pulumi up`:
 - does EKS offer the Kubernetes version here, and is the NVIDIA AMI published for it?
 - is every model a Triton deployment must load at start (`modelControl.loadModels` names) already
   under its prefix of the model bucket? tritonserver exits at start on a missing one.
+- is the source ONNX of every TensorRT build (`modelBuilds[].source`) in the model bucket? The
+  build Job waits 15 minutes for a missing one, then fails, and `pulumi up` with it.
 
 A check that cannot be answered (no credentials, API unreachable, permission denied) is a warning
 that says why; only a definite "no" is a failure. Exit code 1 on any failure (or any warning with
@@ -35,6 +37,7 @@ from stack_config import ConfigError, StackConfig
 from stack_config.model import placeholder_cidrs
 from stack_config.gpu_instances import AMI_ARCH, GPU_INSTANCE_TYPES
 from stack_config.base import REGION
+from stack_config.model_builds import SOURCE_WAIT_SECONDS
 
 from . import cost
 from .aws_errors import AWS_ERRORS, UNREACHABLE, error_code, explain_error
@@ -442,6 +445,34 @@ def check_startup_models(s3: Any, bucket: str, deployments) -> list[Check]:
     return checks
 
 
+def check_build_sources(s3: Any, bucket: str, builds) -> list[Check]:
+    """One check per TensorRT build: its source ONNX should be in the bucket before `pulumi up`;
+    the Job's `fetch` waits SOURCE_WAIT_SECONDS for it, then fails, and `pulumi up` with it. No
+    bucket yet (a new account): the first `pulumi up` creates it, the source follows (a warning)."""
+    checks, wait = [], SOURCE_WAIT_SECONDS // 60
+    for index, build in enumerate(builds):
+        name, where = f"build source: {build.name}", f"s3://{bucket}/{build.source}"
+        fix = (f"upload the ONNX first: `aws s3 cp model.onnx {where}` (e.g. the INT8 output of `platformctl models "
+               f"optimize`), or remove ai-platform:modelBuilds[{index}]")
+        try:
+            listed = s3.list_objects_v2(Bucket=bucket, Prefix=build.source, MaxKeys=1).get("Contents", [])
+        except AWS_ERRORS as exc:
+            if error_code(exc) == "NoSuchBucket":
+                checks.append(Check(name, WARN, f"bucket {bucket} does not exist yet: the first `pulumi up` creates "
+                                                f"it, then its build Job waits {wait} min for {where}",
+                                    f"once the bucket exists (during that `pulumi up`): `aws s3 cp model.onnx {where}`"))
+            else:
+                checks.append(Check(name, WARN, f"not checked: {explain_error(exc, 's3:ListBucket')} ({where})",
+                                    f"make sure {where} exists before `pulumi up`"))
+            continue
+        if any(obj.get("Key") == build.source for obj in listed):
+            checks.append(Check(name, OK, f"{where} present"))
+        else:
+            checks.append(Check(name, FAIL, f"{where} missing: the build Job waits {wait} min for it, then fails, and "
+                                            "`pulumi up` with it", fix))
+    return checks
+
+
 # --- the run ------------------------------------------------------------------------------
 
 def retarget(config: StackConfig, region: str) -> StackConfig:
@@ -603,6 +634,9 @@ def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = Non
     if stack and any(d.modelControl.startup_models for d in config.tritonDeployments):
         bucket = config.modelRepository.bucket_name(stack, config.region)
         report.checks.extend(check_startup_models(clients("s3"), bucket, config.tritonDeployments))
+    if stack and config.modelBuilds:
+        bucket = config.modelRepository.bucket_name(stack, config.region)
+        report.checks.extend(check_build_sources(clients("s3"), bucket, config.modelBuilds))
     return report
 
 

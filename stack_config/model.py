@@ -25,6 +25,7 @@ from .ci import CiRoleConfig
 from .gpu_pools import ClusterAutoscalerConfig, GpuAmiType, GpuInstanceTypeName, GpuNodeGroupConfig
 from .gpu_stack import SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, GpuStackConfig
 from .gpu_stack import stack_problems as gpu_stack_problems
+from .model_builds import ModelBuildConfig, model_build_problems
 from .openwebui import OIDC_CLIENT_SECRET_KEY, ExposureConfig, OpenWebUiConfig
 from .openwebui import alb_source_problems, stack_problems as openwebui_problems
 from .triton import ModelRepositoryConfig, TritonDeploymentConfig, triton_problems
@@ -149,6 +150,7 @@ class StackConfig(ConfigModel):
     gpuStack: GpuStackConfig = GpuStackConfig()
     modelRepository: ModelRepositoryConfig = ModelRepositoryConfig()
     tritonDeployments: list[TritonDeploymentConfig] = []
+    modelBuilds: list[ModelBuildConfig] = []
     ciRole: CiRoleConfig = CiRoleConfig()
     alertSlackWebhookUrl: Optional[SecretStr] = None
     alertSmtpPassword: Optional[SecretStr] = None
@@ -181,6 +183,8 @@ class StackConfig(ConfigModel):
                                         smtp_password=self.alertSmtpPassword))
         found.extend(triton_problems(self.tritonDeployments, pools=self.gpuNodeGroups,
                                      scheduling=self.gpuStack.scheduling, exposure=self.exposure))
+        found.extend(model_build_problems(self.modelBuilds, self.tritonDeployments, self.gpuNodeGroups,
+                                          self.gpuStack.scheduling.gpuQuotas))
         found.extend(openwebui_problems(self.openWebUi, self.exposure, region=self.region,
                                         oidc_client_secret=self.openWebUiOidcClientSecret))
         found.extend(alb_source_problems(self.exposure, vpc_cidr=self.network.vpcCidr,

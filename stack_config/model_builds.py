@@ -5,7 +5,7 @@ deployment's GPU pool by `trtexec` from the TensorRT container of the deployment
 A plan only loads on the TensorRT version and GPU architecture it was built with, hence the build
 on the serving pool with the matching release (components/model_builds.py).
 
-Builds on `triton` (the target deployment); not yet wired into `model.py` (see issue 14).
+Builds on `triton` (the target deployment) and `gpu_pools`; `StackConfig` calls `model_build_problems`.
 """
 
 from __future__ import annotations
@@ -28,6 +28,9 @@ INPUT_NAME = r"^[A-Za-z0-9_./-]+$"
 # The Triton image flavour whose TensorRT is the one of nvcr.io/nvidia/tensorrt:<yy.mm>-py3.
 STANDARD_IMAGE_TAG = re.compile(r"^(\d{2}\.\d{2})-py3$")
 Dim = Annotated[int, Field(ge=1, le=1_000_000)]
+# How long a build Job waits for its source ONNX to appear in the bucket before failing (on a new
+# account the bucket comes with the `pulumi up` that runs the Job), and how often it looks.
+SOURCE_WAIT_SECONDS, SOURCE_POLL_SECONDS = 900, 30
 
 
 class ShapeRange(ConfigModel):
@@ -92,6 +95,25 @@ def model_build_problems(builds: Sequence[ModelBuildConfig], deployments: Sequen
     `gpuStack.scheduling.gpuQuotas`, each reported under the key to change."""
     found = _entry_problems(builds, deployments)
     found += _capacity_problems(builds, deployments, pools, gpu_quotas or {})
+    if gpu_quotas is not None:
+        found += _namespace_problems(builds, deployments, gpu_quotas)
+    return found
+
+
+def _namespace_problems(builds: Sequence[ModelBuildConfig], deployments: Sequence[TritonDeploymentConfig],
+                        gpu_quotas: Mapping[str, int]) -> list[tuple[str, str]]:
+    """The Job runs in its deployment's namespace, before that deployment's Triton: the namespace
+    must exist first, i.e. be one GPU scheduling creates (a `gpuQuotas` entry), which also bounds
+    the build's GPU with Triton's."""
+    by_name = {d.name: d for d in deployments}
+    found = []
+    for index, build in enumerate(builds):
+        deployment = by_name.get(build.deployment)
+        if deployment is not None and deployment.namespace not in gpu_quotas:
+            found.append((f"modelBuilds[{index}].deployment",
+                          f"deployment {deployment.name} runs in namespace {deployment.namespace}, which has no "
+                          f"gpuStack.scheduling.gpuQuotas entry: builds run in a GPU-quota namespace (created before "
+                          f"Triton, which waits for its builds); add one sized for Triton's peak plus the builds"))
     return found
 
 
@@ -158,4 +180,4 @@ def _entry_problems(builds: Sequence[ModelBuildConfig],
     return found
 
 
-__all__ = ["STANDARD_IMAGE_TAG", "ModelBuildConfig", "ShapeRange", "model_build_problems"]
+__all__ = ["SOURCE_POLL_SECONDS", "SOURCE_WAIT_SECONDS", "STANDARD_IMAGE_TAG", "ModelBuildConfig", "ShapeRange", "model_build_problems"]

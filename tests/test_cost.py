@@ -83,8 +83,9 @@ def test_spot_pools_are_priced_at_the_stated_discount(dev):
     default = cost.estimate(dev)
     half = cost.estimate(dev, spot_discount=0.5)
 
-    assert default.item("GPU pool inference").peak_hourly == pytest.approx(2 * G5_XLARGE * 0.4)
-    assert half.item("GPU pool inference").peak_hourly == pytest.approx(2 * G5_XLARGE * 0.5)
+    # dev's pool: maxSize 3 (Triton's two GPUs and a TensorRT build's)
+    assert default.item("GPU pool inference").peak_hourly == pytest.approx(3 * G5_XLARGE * 0.4)
+    assert half.item("GPU pool inference").peak_hourly == pytest.approx(3 * G5_XLARGE * 0.5)
     assert half.item("System nodes").peak_hourly == pytest.approx(3 * M7I_LARGE * 0.5)  # dev's system pool is SPOT too
     prod = stack_config.load_from_files("prod")
     assert cost.estimate(prod, spot_discount=0.5).item("System nodes").peak_hourly == cost.estimate(prod).item("System nodes").peak_hourly  # on-demand
@@ -212,7 +213,7 @@ def test_live_prices_come_from_the_pricing_api(dev):
 
     stub.assert_no_pending_responses()
     assert est.item("System nodes").idle_hourly == pytest.approx(2 * 0.107)
-    assert est.item("GPU pool inference").peak_hourly == pytest.approx(2 * 1.123 * 0.4)
+    assert est.item("GPU pool inference").peak_hourly == pytest.approx(3 * 1.123 * 0.4)
     assert est.price_source.startswith("AWS Pricing API (live)")
     assert "fixed rates (EKS, NAT, EBS, load balancer) are us-east-1's: the table has no eu-west-1" in est.notes
 
@@ -231,7 +232,7 @@ def test_live_price_failure_falls_back_to_the_table_and_says_so(dev):
                "table price (2025-06-01) used" == n for n in est.notes)
     assert any(n.startswith("live price of g6.xlarge: no on-demand Linux product found") for n in est.notes)
     # asked in order m6i.large, g6.xlarge (table 0.8048), g5.xlarge (live 0.9, now the dearest)
-    assert est.item("GPU pool inference").peak_hourly == pytest.approx(2 * 0.9 * 0.4)
+    assert est.item("GPU pool inference").peak_hourly == pytest.approx(3 * 0.9 * 0.4)
 
 
 def test_plan_facts_count_load_balancers_keys_and_endpoints(dev):

@@ -410,8 +410,9 @@ def test_real_dev_plan_with_an_expendable_validation_job_deadlocks():
 
 def test_real_dev_plan_converges_with_the_job_above_the_cutoff_and_ordered_before_triton():
     """Priority alone is not enough at dev's maxSize 2: Triton's two pods take both GPUs while the
-    Job runs. Ordered first (Triton depends on it), the Job's GPU is free again before they start."""
-    doc = real("dev")
+    Job runs. Ordered first (Triton depends on it), the Job's GPU is free again before they start.
+    (dev without its TensorRT build, whose Job also orders standard's Triton after validation.)"""
+    doc = copy.deepcopy(plan_with("dev", modelBuilds=[]).to_json())
     job_ = validation_job(doc)
     doc["resources"].append(priority_class("batch-scalable", 0))
     job_["inputs"]["spec"]["template"]["spec"]["priorityClassName"] = "batch-scalable"

@@ -200,9 +200,14 @@ def test_operator_is_installed_after_the_monitoring_stack(stack):
 
 # --- validation Jobs -----------------------------------------------------------------------------
 
+def validation_jobs(run):
+    """The GPU validation Jobs (gpu-operator namespace), not the TensorRT build Jobs (modelBuilds)."""
+    return [j for j in run.of_type(JOB) if j.public_inputs()["metadata"]["namespace"] == "gpu-operator"]
+
+
 def test_dev_validates_every_gpu_pool_after_the_operator():
     run = harness.plan("dev")
-    jobs = run.of_type(JOB)
+    jobs = validation_jobs(run)
     pools = [p.name for p in harness.config_for("dev").gpuNodeGroups]
     assert sorted(j.public_inputs()["metadata"]["name"] for j in jobs) == sorted(f"gpu-validation-{p}" for p in pools)
     operator = run.named("gpu-operator-release", RELEASE)
@@ -321,7 +326,7 @@ def test_dev_first_deploy_converges():
     wanted and the Job (lower priority) lost."""
     run, config = harness.plan("dev"), harness.config_for("dev")
     priorities, cutoff = _priority_values(run), _cutoff(run)
-    jobs = {j.public_inputs()["spec"]["template"]["spec"]["nodeSelector"][POOL_LABEL]: j for j in run.of_type(JOB)}
+    jobs = {j.public_inputs()["spec"]["template"]["spec"]["nodeSelector"][POOL_LABEL]: j for j in validation_jobs(run)}
     deployments = [d for d in run.of_type("kubernetes:apps/v1:Deployment")
                    if d.public_inputs()["spec"]["template"]["spec"].get("nodeSelector", {}).get(POOL_LABEL)]
     assert deployments
@@ -359,11 +364,13 @@ def test_a_cutoff_above_the_gpu_pods_priority_is_a_config_error():
 
 
 def test_without_triton_waiting_for_validation_dev_would_deadlock():
-    """The counting behind the ordering: dev's pool offers 2 GPUs (maxSize 2 x 1) and Triton's first
-    replicas take both; a validation Job running beside them would need a third and stay Pending."""
+    """The counting behind the ordering: a pool of 2 GPUs (dev's before its third, for TensorRT
+    builds) and Triton's first replicas take both; a validation Job running beside them would need
+    a third and stay Pending."""
     from stack_config.gpu_stack import first_deploy_capacity_problems
     config = harness.config_for("dev")
-    args = (config.gpuStack.validation, config.gpuNodeGroups, config.tritonDeployments)
+    pools = [config.gpuNodeGroups[0].model_copy(update={"maxSize": 2}), *config.gpuNodeGroups[1:]]
+    args = (config.gpuStack.validation, pools, config.tritonDeployments)
     assert first_deploy_capacity_problems(*args) == []
     assert first_deploy_capacity_problems(*args, triton_waits_for_validation=False) == [(
         "gpuNodeGroups[0].maxSize",
@@ -415,7 +422,9 @@ def test_only_gpu_pods_tolerate_the_gpu_taint_and_they_carry_limits_pool_and_pri
     gpu_pods = []
     for resource, pod in _pod_specs(run):
         tolerates = any(t.get("key") == GPU_TAINT["key"] for t in pod.get("tolerations", []))
-        gpu_limits = [c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu") for c in pod["containers"]]
+        # init containers too: a TensorRT build Job's GPU is its `build` init container's
+        gpu_limits = [c.get("resources", {}).get("limits", {}).get("nvidia.com/gpu")
+                      for c in pod["containers"] + pod.get("initContainers", [])]
         if not tolerates:
             assert not any(gpu_limits), f"{resource.name} requests GPUs without tolerating the GPU taint"
             continue

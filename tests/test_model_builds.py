@@ -1,6 +1,7 @@
 """TensorRT builds on the GPU pool (`modelBuilds`, issue 14): the config section's checks and the
 rendered build Job, IAM policy and trust (components/model_builds.py), and the first-deploy check
-walking the Job in a synthetic plan. Not wired into the stack yet (issue 13's layers first).
+walking the Job in a synthetic plan; then the wiring: dev's build in the plan (ModelBuild in the
+Inference layer), its IRSA role and egress, Triton waiting for it, and the capacity checks.
 
 Upstream facts held here:
 - [trtexec] NVIDIA/TensorRT tag v10.11 (NvInferVersion.h: 10.11), samples/common/sampleOptions.cpp:
@@ -23,7 +24,9 @@ Upstream facts held here:
 from __future__ import annotations
 
 import json
+import os
 import runpy
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -116,7 +119,8 @@ def test_the_job_fetches_the_source_and_uploads_plan_then_config_under_the_deplo
     manifest = mb.job_manifest(build(version=3), deployment(), BUCKET, REGION)
     spec = pod(manifest)
     assert [c["name"] for c in spec["initContainers"]] == ["fetch", "build"]
-    assert container(manifest, "fetch")["command"][-1] == f"aws s3 cp s3://{BUCKET}/sources/cv/model.onnx /work/model.onnx"
+    assert container(manifest, "fetch")["command"][-1] == mb.fetch_script(BUCKET, "sources/cv/model.onnx")
+    assert mb.fetch_script(BUCKET, "sources/cv/model.onnx").endswith(f"; aws s3 cp s3://{BUCKET}/sources/cv/model.onnx /work/model.onnx")
     upload = container(manifest, "upload")["command"][-1]
     plan = f"s3://{BUCKET}/triton/standard/text_orientation_trt/3/model.plan"
     config = f"s3://{BUCKET}/triton/standard/text_orientation_trt/config.pbtxt"
@@ -140,6 +144,39 @@ def test_a_changed_build_is_a_new_job_and_an_unchanged_one_keeps_its_name():
     assert len(names) == 5
     again = mb.job_manifest(build(), deployment(), BUCKET, REGION)["metadata"]["name"]
     assert again in names and again.startswith("model-build-cv-") and len(again) <= 63
+
+
+def _run_fetch(tmp_path: Path, missing_heads: int) -> tuple[subprocess.CompletedProcess, list[str]]:
+    """The fetch script under sh with `aws` and `sleep` stubbed: HeadObject fails `missing_heads` times."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "calls"
+    bin_dir.mkdir()
+    (bin_dir / "aws").write_text(f"""#!/bin/sh
+echo "$*" >> {log}
+if [ "$2" = head-object ]; then
+  n=$(grep -c head-object {log}); [ "$n" -gt {missing_heads} ] || exit 254
+fi
+""")
+    (bin_dir / "sleep").write_text("#!/bin/sh\n")
+    for stub in bin_dir.iterdir():
+        stub.chmod(0o755)
+    done = subprocess.run(["sh", "-ec", mb.fetch_script(BUCKET, "sources/cv/model.onnx")], capture_output=True, text=True,
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+    return done, log.read_text().splitlines()
+
+
+def test_fetch_waits_for_a_source_uploaded_while_pulumi_up_runs(tmp_path):
+    """On a new account the bucket comes with the same `pulumi up`: the source can only follow it."""
+    done, calls = _run_fetch(tmp_path, missing_heads=2)
+    assert done.returncode == 0, done.stderr
+    assert calls == [f"s3api head-object --bucket {BUCKET} --key sources/cv/model.onnx"] * 3 + [
+        f"s3 cp s3://{BUCKET}/sources/cv/model.onnx /work/model.onnx"]
+    assert "waiting for s3://" in done.stdout
+
+
+def test_fetch_fails_naming_the_upload_when_the_source_never_comes(tmp_path):
+    done, calls = _run_fetch(tmp_path, missing_heads=10_000)
+    assert done.returncode == 1 and len(calls) == mb.SOURCE_WAIT_SECONDS // mb.SOURCE_POLL_SECONDS + 1
+    assert f"upload the source ONNX (aws s3 cp model.onnx s3://{BUCKET}/sources/cv/model.onnx)" in done.stderr
 
 
 # --- trtexec ------------------------------------------------------------------------------------
@@ -357,3 +394,181 @@ def test_a_build_beside_serving_replicas_must_fit_the_pool_and_the_quota():
     assert "pool inference offers 2 GPUs; Triton may hold 1 and the 2 build(s)" in problems["modelBuilds[1].deployment"]
     problems = dict(model_build_problems([build()], [serving], [pool], {"inference": 1}))
     assert "namespace inference offers 1 GPUs" in problems["modelBuilds[0].deployment"]
+
+
+# --- wired into the stack: the dev plan (tests/harness.py) -----------------------------------------
+# dev declares one build: the CV example (rapidocr's text-orientation classifier, input `x`
+# [batch, 3, H, W], static Q/DQ INT8 from `models optimize --calibration`) into `standard`.
+
+JOB_TYPE, DEPLOYMENT_TYPE = "kubernetes:batch/v1:Job", "kubernetes:apps/v1:Deployment"
+
+
+def dev_build_job(run):
+    [job] = [j for j in run.of_type(JOB_TYPE) if j.name == "model-build-text-orientation-job"]
+    return job
+
+
+def test_the_dev_plan_builds_the_cv_example_with_its_tritons_release_on_its_pool():
+    from tests.harness import config_for, plan
+
+    run, config = plan("dev"), config_for("dev")
+    [spec] = [b for b in config.modelBuilds if b.name == "text-orientation"]
+    standard = next(d for d in config.tritonDeployments if d.name == spec.deployment)
+    job = dev_build_job(run).public_inputs()
+    triton = run.named("triton-standard-deployment", DEPLOYMENT_TYPE).public_inputs()
+    triton_image = triton["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container(job, "build")["image"].rsplit(":", 1)[1] == triton_image.rsplit(":", 1)[1] == "25.06-py3"
+    assert container(job, "build")["image"].startswith("nvcr.io/nvidia/tensorrt:")
+    placement = pod(job)
+    assert placement["nodeSelector"] == triton["spec"]["template"]["spec"]["nodeSelector"] == {"ai-platform/gpu-pool": "inference"}
+    assert {"key": "nvidia.com/gpu", "operator": "Equal", "value": "true", "effect": "NoSchedule"} in placement["tolerations"]
+    assert container(job, "build")["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert job["metadata"]["namespace"] == standard.namespace  # the namespace's GPU quota counts it
+    # [cutoff] the pool idles at zero: the build's pod must make the autoscaler add a node
+    classes = {r.public_inputs()["metadata"]["name"]: r.public_inputs()["value"]
+               for r in run.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")}
+    assert classes[placement["priorityClassName"]] >= config.clusterAutoscaler.expendablePodsPriorityCutoff
+    bucket = config.modelRepository.bucket_name("dev", config.region)
+    assert container(job, "fetch")["command"][-1] == mb.fetch_script(bucket, "sources/text-orientation/model.onnx")
+    assert container(job, "upload")["command"][-1] == (
+        f"aws s3 cp /work/model.plan s3://{bucket}/triton/standard/text_orientation_trt/1/model.plan && "
+        f"aws s3 cp /work/config.pbtxt s3://{bucket}/triton/standard/text_orientation_trt/config.pbtxt")
+    args = container(job, "build")["command"][4:]
+    assert "--int8" in args and "--minShapes=x:1x3x48x192" in args and "--maxShapes=x:32x3x48x192" in args
+
+
+def test_the_dev_build_runs_under_its_own_least_privilege_irsa_role():
+    from tests.harness import json_policy, plan
+
+    run = plan("dev")
+    component = run.named("model-build-text-orientation", "ai-platform:inference:ModelBuild")
+    assert component.parent_type == "ai-platform:layers:Inference"
+    role_component = run.named("model-build-text-orientation-role", "ai-platform:iam:IrsaRole")
+    assert role_component.parent == component.urn
+    policy = run.named("model-build-text-orientation-role", "aws:iam/rolePolicy:RolePolicy")
+    assert policy.parent == role_component.urn
+    statements = json_policy(policy)["Statement"]
+    bucket = "arn:aws:s3:::ai-platform-dev-models-us-west-2"
+    assert [(s["Action"], s["Resource"]) for s in statements] == [
+        ("s3:GetObject", f"{bucket}/sources/text-orientation/model.onnx"),
+        (["s3:PutObject", "s3:AbortMultipartUpload"], [f"{bucket}/triton/standard/text_orientation_trt/1/model.plan",
+                                                       f"{bucket}/triton/standard/text_orientation_trt/config.pbtxt"]),
+    ]
+    # The trust needs the cluster's OIDC issuer (unknown at preview); its subject is pinned by
+    # components.iam.irsa_trust_policy to the ServiceAccount below (test_iam holds it).
+    assert run.named("model-build-text-orientation-role", "aws:iam/role:Role").parent == role_component.urn
+    sa = run.named("model-build-text-orientation-sa", "kubernetes:core/v1:ServiceAccount").public_inputs()
+    assert sa["metadata"]["name"] == pod(dev_build_job(run).public_inputs())["serviceAccountName"]
+    assert "eks.amazonaws.com/role-arn" in sa["metadata"]["annotations"]
+
+
+def test_the_build_pod_may_resolve_names_and_reach_https_and_waits_for_both_policies():
+    """The inference namespace denies egress: without DNS and 443 the fetch from S3 (and STS for
+    IRSA) would hang until the Job's deadline."""
+    from tests.harness import plan
+
+    run = plan("dev")
+    job = dev_build_job(run)
+    labels = job.public_inputs()["spec"]["template"]["metadata"]["labels"]
+    policies = {r.public_inputs()["metadata"]["name"]: r for r in run.of_type("kubernetes:networking.k8s.io/v1:NetworkPolicy")}
+    for name, port in (("model-build-text-orientation-allow-dns-egress", 53),
+                       ("model-build-text-orientation-allow-https-egress", 443)):
+        spec = policies[name].public_inputs()["spec"]
+        assert spec["policyTypes"] == ["Egress"] and spec["podSelector"]["matchLabels"].items() <= labels.items()
+        assert port in [p["port"] for rule in spec["egress"] for p in rule["ports"]]
+        assert policies[name].urn in job.dependencies
+    assert run.named("model-build-text-orientation-sa", "kubernetes:core/v1:ServiceAccount").urn in job.dependencies
+
+
+def test_the_target_triton_waits_for_its_build_and_the_build_for_the_pools_validation():
+    from tests.harness import plan
+
+    run = plan("dev")
+    job = dev_build_job(run)
+    assert job.urn in run.named("triton-standard-deployment", DEPLOYMENT_TYPE).dependencies
+    assert job.urn not in run.named("triton-llm-deployment", DEPLOYMENT_TYPE).dependencies  # not its model
+    validation = next(j for j in run.of_type(JOB_TYPE) if j.public_inputs()["metadata"]["name"] == "gpu-validation-inference")
+    assert validation.urn in job.dependencies
+    assert run.named("cluster-autoscaler", "kubernetes:helm.sh/v3:Release").urn in job.dependencies
+
+
+def test_the_first_deploy_check_walks_the_dev_build_before_standard():
+    from tests.harness import plan
+
+    run = plan("dev")
+    report = fd.check(run.to_json())
+    name = dev_build_job(run).public_inputs()["metadata"]["name"]
+    titles = [s.title for s in report.steps]
+    build_step = tfd.step(report, f"Job inference/{name}")
+    assert build_step.status == fd.OK and "scale-up" in tfd.rules(build_step, fd.OK)
+    assert titles.index(build_step.title) < titles.index(tfd.step(report, "Deployment inference/standard").title)
+    assert report.exit_code == 0, fd.render(report)
+
+
+def test_without_its_ordering_the_dev_build_would_not_fit_a_two_gpu_quota():
+    """The dependency is what keeps the first deploy's peak at 2: with standard's Triton not waiting
+    for the build, the build, standard and llm run at once and need 3."""
+    from tests.harness import plan
+
+    doc = json.loads(json.dumps(plan("dev").to_json()))
+    job_urn = next(r["urn"] for r in doc["resources"] if r["name"] == "model-build-text-orientation-job")
+    for r in doc["resources"]:
+        if r["type"] == "kubernetes:core/v1:ResourceQuota":
+            r["inputs"]["spec"]["hard"]["requests.nvidia.com/gpu"] = "2"
+        if "TritonServer$" in r["urn"] or r["name"].startswith("triton-standard"):
+            r["dependencies"] = [d for d in r.get("dependencies", []) if d != job_urn]
+    assert fd.check(doc).exit_code == fd.EXIT_DEADLOCK
+    for r in doc["resources"]:
+        if r["name"] == "triton-standard-deployment":
+            r["dependencies"].append(job_urn)
+    assert fd.check(doc).exit_code == 0
+
+
+@pytest.mark.parametrize("pool_max, quota", [(2, 3), (3, 2)])
+def test_dev_with_no_spare_gpu_for_its_build_is_a_config_error(pool_max, quota):
+    """A later `pulumi up` that changes the build runs its Job while both Tritons hold a GPU: at
+    dev's old 2 GPUs (pool or quota) the Job would stay Pending until `pulumi up` times out."""
+    import stack_config
+    from tests.harness import stack_values
+
+    values = stack_values("dev")
+    pools = [{**values["gpuNodeGroups"][0], "maxSize": pool_max}]
+    gpu_stack = {**values["gpuStack"], "scheduling": {"gpuQuotas": {"inference": quota}}}
+    raw, secret = stack_config.read_stack_files("dev")
+    raw.update({"ai-platform:gpuNodeGroups": stack_config.engine_value(pools),
+                "ai-platform:gpuStack": stack_config.engine_value(gpu_stack)})
+    with pytest.raises(stack_config.ConfigError) as caught:
+        stack_config.parse(raw, secret, "dev")
+    scope = "pool inference offers 2" if pool_max == 2 else "namespace inference offers 2"
+    assert any(p.startswith("ai-platform:modelBuilds[0].deployment: " + scope) for p in caught.value.problems), caught.value.problems
+
+
+def test_a_build_into_a_namespace_without_a_gpu_quota_is_a_config_error():
+    """Its Job runs before Triton, so its namespace must exist first: the quota namespaces do."""
+    problems = model_build_problems([build()], [deployment(namespace="vision")], gpu_quotas={"inference": 3})
+    assert problems == [("modelBuilds[0].deployment", problems[0][1])] and "namespace vision" in problems[0][1]
+
+
+def test_the_model_build_components_role_trusts_only_its_service_account():
+    """The component on its own, with a known OIDC issuer, so the trust document is known."""
+    from tests.harness import json_policy, run
+
+    recorded = run(lambda: mb.ModelBuild("model-build-cv", mb.ModelBuildArgs(
+        build(), deployment(), BUCKET, REGION, "aws", "arn:aws:iam::123456789012:oidc-provider/oidc.example/id",
+        "oidc.example/id")))
+    trust = json_policy(recorded.named("model-build-cv-role", "aws:iam/role:Role"), "assumeRolePolicy")
+    assert trust["Statement"][0]["Condition"]["StringEquals"] == {
+        "oidc.example/id:sub": "system:serviceaccount:inference:model-build-cv", "oidc.example/id:aud": "sts.amazonaws.com"}
+    job = recorded.named("model-build-cv-job", JOB_TYPE).public_inputs()
+    assert job == {**job, **{k: v for k, v in mb.job_manifest(build(), deployment(), BUCKET, REGION).items()
+                             if k in ("metadata", "spec")}}
+
+
+def test_the_publisher_may_upload_the_build_sources_too():
+    """The source ONNX goes to the bucket before the build (README: `aws s3 cp`, or as the publisher role)."""
+    from tests.harness import json_policy, plan
+
+    statements = json_policy(plan("dev").named("model-repository-publisher", "aws:iam/policy:Policy"))["Statement"]
+    publish = next(s for s in statements if s["Sid"] == "PublishModels")
+    assert publish["Resource"] == [f"arn:aws:s3:::ai-platform-dev-models-us-west-2/{p}/*"
+                                   for p in ("triton/standard", "triton/llm", "sources/text-orientation")]

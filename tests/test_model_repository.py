@@ -269,7 +269,9 @@ def test_arns_follow_the_partition():
 def test_publisher_puts_and_lists_every_deployment_prefix_and_deletes_only_when_configured(stack):
     run = plan(stack)
     arn = f"arn:aws:s3:::{bucket_name(stack)}"
+    # and the TensorRT builds' source directories (modelBuilds: uploaded before the build)
     prefixes = [d.modelPrefix for d in config_for(stack).tritonDeployments]
+    prefixes += [b.source.rsplit("/", 1)[0] for b in config_for(stack).modelBuilds]
     document = json_policy(run.named("model-repository-publisher", "aws:iam/policy:Policy"))
     assert_least_privilege(document)
     statements = {s["Sid"]: s for s in document["Statement"]}

@@ -44,6 +44,9 @@ def moto():
         yield
 
 
+NO_BUILDS: list = []  # dev without its TensorRT build, for checks about pool shapes
+
+
 def write_stack(directory: Path, base: str = "dev", name: str = "t", **overrides) -> Path:
     """A project dir with Pulumi.yaml and Pulumi.<name>.yaml = the base stack with `overrides`
     (object keys are merged one level deep, lists replaced)."""
@@ -130,15 +133,19 @@ def checks(project: Path, fake: FakeAws, stack="t", region: str | None = None) -
 # --- a stack that fits ----------------------------------------------------------------------
 
 def test_dev_stack_that_fits_passes_every_check(moto, tmp_path):
-    write_stack(tmp_path)  # dev as shipped: us-west-2a/b, SPOT [g6.xlarge, g5.xlarge] 0..2
+    write_stack(tmp_path)  # dev as shipped: us-west-2a/b, SPOT [g6.xlarge, g5.xlarge] 0..3
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
+    s3 = boto3.client("s3", region_name="us-west-2")  # the build's source, uploaded (README, "TensorRT builds")
+    s3.create_bucket(Bucket="ai-platform-t-models-us-west-2", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(Bucket="ai-platform-t-models-us-west-2", Key="sources/text-orientation/model.onnx", Body=b"onnx")
 
     code, out, err = run(tmp_path, fake)
 
     assert code == 0, out + err
     fake.verify()  # the G *spot* and standard *spot* quotas (system pool on SPOT) were asked, nothing else
-    assert "preflight: 10 ok, 0 warn, 0 fail" in out
-    assert "needs 0 vCPUs at desired, 8 at max (inference: 0/2 nodes x 4 vCPUs); quota L-3819A6DF is 16" in out
+    assert "preflight: 11 ok, 0 warn, 0 fail" in out
+    assert "needs 0 vCPUs at desired, 12 at max (inference: 0/3 nodes x 4 vCPUs); quota L-3819A6DF is 16" in out
+    assert "s3://ai-platform-t-models-us-west-2/sources/text-orientation/model.onnx present" in out
     assert "ami-0123456789abcdef0 for Kubernetes 1.33 (inference)" in out
     assert "Estimated cost (us-west-2)" in out and "Traceback" not in out + err
 
@@ -165,7 +172,7 @@ def test_instance_facts_come_from_ec2_and_size_the_quota_need(moto, tmp_path):
 def test_zone_without_the_type_fails_and_suggests_types_and_zones(moto, tmp_path):
     # moto (like us-west-2 today) has g5.xlarge in a, b, c but not d; g6.xlarge is in all four.
     write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2d"]},
-                gpuNodeGroups=[pool(types=["g5.xlarge"])])
+                gpuNodeGroups=[pool(types=["g5.xlarge"])], modelBuilds=NO_BUILDS)
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     code, out, _ = run(tmp_path, fake)
@@ -183,7 +190,7 @@ def test_zone_without_the_type_fails_and_suggests_types_and_zones(moto, tmp_path
 
 def test_mixed_pool_covering_every_zone_only_warns(moto, tmp_path):
     write_stack(tmp_path, network={"availabilityZones": ["us-west-2a", "us-west-2d"]},
-                gpuNodeGroups=[pool(types=["g6.xlarge", "g5.xlarge"])])
+                gpuNodeGroups=[pool(types=["g6.xlarge", "g5.xlarge"])], modelBuilds=NO_BUILDS)
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     report = checks(tmp_path, fake)
@@ -197,7 +204,7 @@ def test_mixed_pool_covering_every_zone_only_warns(moto, tmp_path):
 
 def test_region_without_the_type_fails_with_the_suggested_alternative(moto, tmp_path):
     # eu-west-1 offers g5.xlarge and g4dn.xlarge but no g6.xlarge (moto's data, as in AWS).
-    write_stack(tmp_path, gpuNodeGroups=[pool(types=["g6.xlarge"])])
+    write_stack(tmp_path, gpuNodeGroups=[pool(types=["g6.xlarge"])], modelBuilds=NO_BUILDS)
     fake = FakeAws("eu-west-1").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
 
     code, out, _ = run(tmp_path, fake, region="eu-west-1")
@@ -288,8 +295,8 @@ def test_quota_not_visible_is_a_warning_not_a_failure(moto, tmp_path):
 
     assert code == 0, out
     assert "quota L-3819A6DF not visible in us-west-2 (NoSuchResourceException)" in out
-    assert "'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8" in out
-    assert "preflight: 9 ok, 1 warn, 0 fail" in out
+    assert "'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 12" in out
+    assert "preflight: 9 ok, 2 warn, 0 fail" in out  # and the build's source: no bucket yet
 
     strict = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-34B43A08", 640).eks_version().ami()
     assert run(tmp_path, strict, strict=True)[0] == 1
@@ -319,7 +326,7 @@ def test_ec2_denied_falls_back_to_the_local_table_for_vcpus(tmp_path):
     sts_stub = Stubber(sts)
     sts_stub.add_response("get_caller_identity", {"Account": "111122223333", "Arn": "arn:aws:iam::111122223333:user/ops", "UserId": "X"})
     sts_stub.activate()
-    fake = FakeAws("us-west-2").quota("L-3819A6DF", 8).eks_version().ami()
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 12).eks_version().ami()
     fake.overrides.update({"ec2": ec2, "sts": sts})
 
     report = checks(tmp_path, fake)
@@ -327,7 +334,7 @@ def test_ec2_denied_falls_back_to_the_local_table_for_vcpus(tmp_path):
     assert report.by_name("zones").detail == "not checked: permission denied (UnauthorizedOperation): needs ec2:DescribeAvailabilityZones"
     assert report.by_name("offerings").status == "warn"
     assert "quota figures use the local table" in report.by_name("instance types").detail
-    assert report.by_name("quota G spot").status == "ok"  # 8 vCPUs from the local table (2 x g6.xlarge)
+    assert report.by_name("quota G spot").status == "ok"  # 12 vCPUs from the local table (3 x g6.xlarge)
     assert report.by_name("quota (other)").detail == "no vCPU quota bucket known for m5.large, m6a.large, m6i.large, m7i.large; not checked"
     fake.verify()
 
@@ -361,7 +368,7 @@ def test_each_ami_type_is_looked_up_at_its_own_parameter(moto, tmp_path):
     write_stack(tmp_path, gpuNodeGroups=[
         pool("inference", types=["g6.xlarge"]),
         pool("arm", types=["g5g.xlarge"], ami="BOTTLEROCKET_ARM_64_NVIDIA"),
-    ])
+    ], modelBuilds=NO_BUILDS)
     fake = (FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version()
             .ami().ami("/aws/service/bottlerocket/aws-k8s-1.33-nvidia/arm64/latest/image_id", "ami-0bbbbbbbbbbbbbbbb"))
 
@@ -389,8 +396,8 @@ def test_unreachable_api_gives_warnings_and_the_offline_quota_need(tmp_path):
     assert "AWS API not reachable" in out
     assert "check network access to the AWS API" in out and "configure AWS credentials" not in out
     assert "Live prices skipped (AWS API not reachable" in out  # no minute of pricing timeouts
-    assert "needs 0 vCPUs at desired, 8 at max; not checked" in out
-    assert "make sure 'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 8 in us-west-2" in out
+    assert "needs 0 vCPUs at desired, 12 at max; not checked" in out
+    assert "make sure 'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 12 in us-west-2" in out
     assert "Estimated cost (us-west-2)" in out  # the estimate needs no AWS
     assert "Traceback" not in out + err
 
@@ -575,3 +582,23 @@ def test_the_readme_iam_policy_grants_every_action_preflight_calls():
     called = set().union(*(_actions_named_in_calls(PROJECT / "platformctl" / f"{m}.py") for m in ("preflight", "cost", "prices")))
     assert "s3:ListBucket" in called and "pricing:GetProducts" in called
     assert called - {"sts:GetCallerIdentity"} - granted == set()
+
+
+def test_a_build_source_missing_from_the_bucket_fails_and_no_bucket_yet_warns(moto, tmp_path):
+    """The build Job's fetch waits SOURCE_WAIT_SECONDS for its source, then fails, and `pulumi up`
+    with it (components/model_builds.py fetch_script). On a new account the bucket comes with the
+    first `pulumi up`: the source can only follow it (a warning, naming the upload)."""
+    write_stack(tmp_path)  # dev as shipped: one build, source sources/text-orientation/model.onnx
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
+    where = "s3://ai-platform-t-models-us-west-2/sources/text-orientation/model.onnx"
+    new_account = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
+    assert new_account.status == "warn" and "does not exist yet" in new_account.detail
+    assert f"aws s3 cp model.onnx {where}" in new_account.fix
+
+    s3 = boto3.client("s3", region_name="us-west-2")
+    s3.create_bucket(Bucket="ai-platform-t-models-us-west-2", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
+    s3.put_object(Bucket="ai-platform-t-models-us-west-2", Key="sources/text-orientation/model.onnx.bak", Body=b"")  # not it
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
+    missing = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
+    assert missing.status == "fail" and f"{where} missing" in missing.detail and "waits 15 min" in missing.detail
+    assert f"aws s3 cp model.onnx {where}" in missing.fix

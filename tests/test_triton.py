@@ -430,9 +430,9 @@ def test_more_gpus_per_replica_than_a_node_has_is_refused():
 
 def test_peak_gpus_beyond_the_namespace_quota_and_the_pool_are_named():
     found = problems_with("dev", tritonDeployments=deployments_with("dev", 0, maxReplicas=2, rolloutStrategy="surge"))
-    assert ("ai-platform:gpuNodeGroups[0].maxSize: pool inference offers 2 GPUs at maxSize 2 but Triton needs up to 4 "
+    assert ("ai-platform:gpuNodeGroups[0].maxSize: pool inference offers 3 GPUs at maxSize 3 but Triton needs up to 4 "
             "(standard: (2 max + 1 surge) x 1 GPU; llm: (1 max) x 1 GPU)") in found
-    assert any(p.startswith("ai-platform:gpuStack.scheduling.gpuQuotas.inference: is 2 but Triton in namespace inference needs up to 4")
+    assert any(p.startswith("ai-platform:gpuStack.scheduling.gpuQuotas.inference: is 3 but Triton in namespace inference needs up to 4")
                for p in found), found
 
 

@@ -1,20 +1,23 @@
 """Inference layer: the S3 model repository (with a read-only IRSA role per Triton deployment), the
-prometheus-adapter that Triton's HPAs read, and the Triton fleet."""
+prometheus-adapter that Triton's HPAs read, the TensorRT builds (`modelBuilds`: one Job each, which
+the target Triton Deployment waits for) and the Triton fleet."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Optional
 
 import pulumi
 
 from components.layers.context import ClusterContext, moved
 from components.layers.gpu_stack import GpuStackReadiness
+from components.model_builds import ModelBuild, ModelBuildArgs
 from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
 from components.openwebui import LABELS as OPENWEBUI_POD_LABELS
 from components.triton import TritonServer, TritonServerArgs, service_account_name
 from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
 from stack_config.gpu_stack import TRITON_WAITS_FOR_VALIDATION
+from stack_config.model_builds import ModelBuildConfig
 from stack_config.openwebui import OpenWebUiConfig
 from stack_config.triton import ModelRepositoryConfig, TritonDeploymentConfig
 
@@ -26,6 +29,8 @@ class InferenceArgs:
     protect_data: bool
     # OpenWebUI calls the OpenAI port of every `llm` deployment, from its configured namespace.
     openwebui: OpenWebUiConfig
+    # TensorRT builds, each into a standard deployment's prefix (stack config `modelBuilds`).
+    builds: tuple[ModelBuildConfig, ...] = ()
 
 
 def repository_args(args: InferenceArgs, cluster: ClusterContext) -> ModelRepositoryArgs:
@@ -37,7 +42,17 @@ def repository_args(args: InferenceArgs, cluster: ClusterContext) -> ModelReposi
         protect_data=args.protect_data, noncurrent_version_days=config.noncurrentVersionDays,
         noncurrent_versions_kept=config.noncurrentVersionsKept, kms_key_arn=config.kmsKeyArn,
         publisher_principal_arns=config.publisher.trustedPrincipalArns, publisher_allow_delete=config.publisher.allowDelete,
+        publisher_prefixes=publisher_prefixes(args),
     )
+
+
+def publisher_prefixes(args: InferenceArgs) -> tuple[str, ...]:
+    """With TensorRT builds, the publisher also uploads their sources (`sources/<name>/`); without,
+    the repository's default (every deployment's prefix)."""
+    if not args.builds:
+        return ()
+    sources = [build.source.rsplit("/", 1)[0] for build in args.builds]
+    return tuple(dict.fromkeys([*(d.modelPrefix for d in args.deployments), *sources]))
 
 
 class Inference(pulumi.ComponentResource):
@@ -59,9 +74,14 @@ class Inference(pulumi.ComponentResource):
             adapter = PrometheusAdapter("prometheus-adapter", PrometheusAdapterArgs(monitoring=gpu.monitoring), moved(self, cluster.cluster))
         # Quota namespaces already exist (GPU scheduling); the first deployment in any other creates it.
         namespaces = dict(gpu.namespaces)
+        build_jobs = self._builds(args, cluster, gpu, repository, namespaces)
         for deployment in args.deployments:
-            server = TritonServer(f"triton-{deployment.name}", self._server_args(
-                args, deployment, cluster, gpu, repository, adapter, namespaces), moved(self, cluster.cluster))
+            server_args = self._server_args(args, deployment, cluster, gpu, repository, adapter, namespaces)
+            # Triton starts once its plans are in the repository; the first deploy's GPU peak stays
+            # the larger of the build and Triton, not their sum.
+            server_args = replace(server_args, repository_objects=[
+                *server_args.repository_objects, *build_jobs.get(deployment.name, [])])
+            server = TritonServer(f"triton-{deployment.name}", server_args, moved(self, cluster.cluster))
             namespaces.setdefault(deployment.namespace, server.namespace_resource)
             self.servers[deployment.name] = server
         self.exports = {"modelBucket": repository.bucket_name, "modelPublisherPolicyArn": repository.publisher_policy_arn}
@@ -74,6 +94,27 @@ class Inference(pulumi.ComponentResource):
     def openai_base_urls(self) -> list[pulumi.Output[str]]:
         """Triton's OpenAI frontend of every `llm` deployment, in config order."""
         return [server.openai_base_url for server in self.servers.values() if server.openai_base_url]
+
+    def _builds(self, args: InferenceArgs, cluster: ClusterContext, gpu: GpuStackReadiness,
+                repository: ModelRepository, namespaces: dict) -> dict[str, list[pulumi.Resource]]:
+        """One ModelBuild per `modelBuilds` entry; the Jobs per target deployment. The config checks
+        hold that each target is a standard deployment in a namespace GPU scheduling creates."""
+        by_name = {d.name: d for d in args.deployments}
+        jobs: dict[str, list[pulumi.Resource]] = {}
+        for build in args.builds:
+            deployment = by_name[build.deployment]
+            validation_job = gpu.validation_jobs.get(deployment.gpuPool) if TRITON_WAITS_FOR_VALIDATION else None
+            waits = [namespaces[deployment.namespace], *gpu.priority_classes, repository.prefix_markers[deployment.name],
+                     *([validation_job] if validation_job else []),
+                     # its pod scales the pool from zero
+                     *cluster.gpu_node_groups, *([cluster.autoscaler] if cluster.autoscaler else [])]
+            model_build = ModelBuild(f"model-build-{build.name}", ModelBuildArgs(
+                build=build, deployment=deployment, bucket_name=args.repository.bucket_name(cluster.stack, cluster.region),
+                region=cluster.region, partition=cluster.partition, oidc_provider_arn=cluster.oidc_provider_arn,
+                oidc_issuer=cluster.oidc_issuer, kms_key_arn=args.repository.kmsKeyArn, waits_for=waits,
+            ), pulumi.ResourceOptions(parent=self, depends_on=[cluster.cluster]))
+            jobs.setdefault(deployment.name, []).append(model_build.job)
+        return jobs
 
     @staticmethod
     def _server_args(args: InferenceArgs, deployment: TritonDeploymentConfig, cluster: ClusterContext,
