@@ -852,6 +852,30 @@ def _model_finding(model: str, repositories: list[str], plan: Plan) -> Finding:
                    "or start without --load-model and load it later")
 
 
+_S3_READ = re.compile(r"head-object --bucket '?([^' ]+)'? --key '?([^' ]+)'?")
+
+
+def objects_read_at_start(w: Workload) -> list[tuple[str, str]]:
+    """(bucket, key) a pod's init containers wait for with `aws s3api head-object` (a TensorRT
+    build's source ONNX: components/model_builds.fetch_script)."""
+    found = []
+    for container in _containers(w.pod, "initContainers"):
+        script = " ".join(str(a) for key in ("command", "args") if isinstance(container.get(key), list) for a in container[key])
+        found += _S3_READ.findall(script)
+    return found
+
+
+def _source_finding(bucket: str, key: str, plan: Plan) -> Finding:
+    """A build Job waits (a bounded time) for its source; the plan sees only what the stack puts there."""
+    if (bucket, key) in {(_inputs(o).get("bucket"), _inputs(o).get("key")) for o in plan.of_type(*S3_OBJECTS)}:
+        return Finding(OK, "models", f"the stack puts the source s3://{bucket}/{key}")
+    return Finding(WARN, "models",
+                   f"waits for s3://{bucket}/{key}, which nothing in the stack puts there: on a new account the bucket is created "
+                   "by this same `pulumi up`, so the Job fails after its wait unless the source is uploaded meanwhile",
+                   f"upload it once the bucket exists (aws s3 cp model.onnx s3://{bucket}/{key}; README, TensorRT builds); "
+                   "platformctl preflight checks it")
+
+
 def models_loaded_at_start(w: Workload) -> list[tuple[str, list[str]]]:
     """Models a container must load at start: (model, repositories) for explicit model control."""
     wanted = []
@@ -1016,6 +1040,7 @@ def check(doc: dict[str, Any]) -> Report:
         step.findings += check_placement(w, node_groups)
         step.findings += check_scale_up(w, by_name, scaler)
         step.findings += [_model_finding(model, repos, plan) for model, repos in models_loaded_at_start(w)]
+        step.findings += [_source_finding(bucket, key, plan) for bucket, key in objects_read_at_start(w)]
     capacity, pool_peaks = check_capacity(ws, by_name, plan)
     quotas, quota_peaks = check_quotas(ws, plan)
     for urn, found in [*capacity.items(), *quotas.items()]:

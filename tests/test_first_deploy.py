@@ -24,6 +24,7 @@ Upstream behaviour the rules encode (each test names the one it relies on):
 from __future__ import annotations
 
 import copy
+import re
 from typing import Any
 
 import pytest
@@ -502,3 +503,19 @@ def test_the_validation_job_is_given_its_configured_budget_in_the_real_plan():
     assert job_["customTimeouts"] == {"create": f"{budget}s"}
     s = step(fd.check(doc), f"Job gpu-operator/{job_['inputs']['metadata']['name']}")
     assert s.waits == f"the Job completes, timeout {budget} s"
+
+
+def test_a_build_source_the_stack_does_not_put_in_the_bucket_is_flagged():
+    """dev's TensorRT build Job waits (bounded) for its source ONNX with `aws s3api head-object`
+    (components/model_builds.fetch_script); on a new account nothing is there unless uploaded while
+    `pulumi up` runs: a warning naming the upload, and ok once the stack itself puts the object."""
+    doc = real("dev")
+    jobs = of(doc, "kubernetes:batch/v1:Job", lambda r: r["inputs"]["metadata"]["name"].startswith("model-build-"))
+    assert len(jobs) == 1
+    title = f"Job inference/{jobs[0]['inputs']['metadata']['name']}"
+    finding, = [f for f in step(fd.check(doc), title).findings if f.rule == "models"]
+    assert finding.status == fd.WARN and "sources/text-orientation/model.onnx" in finding.message and "aws s3 cp" in finding.fix
+    bucket, key = re.search(r"s3://([^/]+)/(\S+?),", finding.message).groups()
+    doc["resources"].append(res(fd.S3_OBJECTS[0], "source", {"bucket": bucket, "key": key}))
+    finding, = [f for f in step(fd.check(doc), title).findings if f.rule == "models"]
+    assert finding.status == fd.OK
