@@ -30,6 +30,7 @@ foundation = Foundation("foundation", FoundationArgs(
     stack=stack, region=config.region, partition=config.partition, network=config.network, cluster=config.cluster,
     gpu_node_groups=tuple(config.gpuNodeGroups), cluster_autoscaler=config.clusterAutoscaler, ci_role=config.ciRole,
     exposure=config.exposure, gpu_provisioner=config.gpuProvisioner, tags=tags,
+    keep_gpu_node_groups=config.keepGpuNodeGroups,
 ), pulumi.ResourceOptions(providers={"aws": aws_provider}))
 cluster = foundation.context
 on_cluster = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": cluster.k8s_provider})

@@ -334,17 +334,20 @@ GpuProvisioner = Literal["nodeGroups", "karpenter"]
 
 
 def provisioner_problems(provisioner: str, pools: list[GpuNodeGroupConfig], autoscaler: ClusterAutoscalerConfig,
-                         autoscaler_set: bool) -> list[tuple[str, str]]:
+                         autoscaler_set: bool, keep_node_groups: bool = False) -> list[tuple[str, str]]:
     """What `gpuProvisioner: karpenter` cannot do (docs/karpenter.md): warm nodes (a NodePool has no
-    minimum), the mixed MIG strategy (pods ask nvidia.com/mig-<profile>, a resource no instance type
-    offers in Karpenter's eyes, so it never launches a node for them), and cluster-autoscaler
-    settings (no autoscaler runs; set clusterAutoscaler.enabled: false or drop the key)."""
+    minimum; allowed while `keepGpuNodeGroups` keeps the node groups, which hold them), the mixed MIG
+    strategy (pods ask nvidia.com/mig-<profile>, a resource no instance type offers in Karpenter's
+    eyes, so it never launches a node for them), and cluster-autoscaler settings (no autoscaler
+    runs; set clusterAutoscaler.enabled: false or drop the key)."""
     if provisioner != "karpenter":
+        if keep_node_groups:
+            return [("keepGpuNodeGroups", "only applies with gpuProvisioner karpenter (node groups are kept anyway)")]
         return []
     found = []
     for index, pool in enumerate(pools):
         for key in ("minSize", "desiredSize"):
-            if getattr(pool, key) > 0:
+            if getattr(pool, key) > 0 and not keep_node_groups:
                 found.append((f"gpuNodeGroups[{index}].{key}", f"{getattr(pool, key)}: gpuProvisioner karpenter keeps "
                                "no warm GPU nodes (a NodePool has no minimum); set 0 or use gpuProvisioner nodeGroups"))
         if pool.sharing is not None and pool.sharing.mode == "mig" and pool.sharing.effective_mig_strategy == "mixed":

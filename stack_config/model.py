@@ -148,6 +148,8 @@ class StackConfig(ConfigModel):
     gpuNodeGroups: Annotated[list[GpuNodeGroupConfig], Field(min_length=1)]
     clusterAutoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
     gpuProvisioner: GpuProvisioner = "nodeGroups"
+    # With gpuProvisioner karpenter: keep the GPU managed node groups (no autoscaler) while moving.
+    keepGpuNodeGroups: bool = False
     gpuStack: GpuStackConfig = GpuStackConfig()
     modelRepository: ModelRepositoryConfig = ModelRepositoryConfig()
     tritonDeployments: list[TritonDeploymentConfig] = []
@@ -179,7 +181,7 @@ class StackConfig(ConfigModel):
             found.append(("network.availabilityZones", f"{', '.join(foreign)} not in region {self.region}"))
         found.extend(endpoint_problems(self))
         found.extend(provisioner_problems(self.gpuProvisioner, self.gpuNodeGroups, self.clusterAutoscaler,
-                                          "clusterAutoscaler" in self.model_fields_set))
+                                          "clusterAutoscaler" in self.model_fields_set, self.keepGpuNodeGroups))
         found.extend(gpu_stack_problems(self.gpuStack, pools=self.gpuNodeGroups, autoscaler=self.clusterAutoscaler,
                                         triton=self.tritonDeployments, slack_webhook=self.alertSlackWebhookUrl,
                                         smtp_password=self.alertSmtpPassword, provisioner=self.gpuProvisioner))

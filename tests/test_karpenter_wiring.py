@@ -192,3 +192,27 @@ def test_node_groups_mode_plans_no_karpenter(stack):
     run = plan(stack)
     assert not run.of_type(NODE_POOL) and not run.of_type(NODE_CLASS) and not run.of_type("aws:sqs/queue:Queue")
     assert all(km.DISCOVERY_TAG not in (r.public_inputs().get("tags") or {}) for r in run.of_type("aws:ec2/subnet:Subnet"))
+
+
+# --- moving between the modes: keepGpuNodeGroups -----------------------------------------------
+
+def test_keep_gpu_node_groups_only_with_karpenter_and_then_allows_warm_node_groups():
+    assert any("keepGpuNodeGroups" in p for p in _problems(network=NETWORK, keepGpuNodeGroups=True, gpuNodeGroups=[_pool()]))
+    values = {"aws:region": "us-west-2", "ai-platform:network": stack_config.engine_value(NETWORK),
+              "ai-platform:gpuProvisioner": "karpenter", "ai-platform:keepGpuNodeGroups": "true",
+              "ai-platform:gpuNodeGroups": stack_config.engine_value([_pool(minSize=1, desiredSize=1)])}
+    assert stack_config.parse(values, stack="test").keepGpuNodeGroups
+
+
+def test_keeping_node_groups_keeps_their_urns_beside_the_node_pools_without_autoscaler():
+    """The move keeps the node groups' nodes (same URNs: nothing replaced) while Karpenter is added;
+    GPU pods wait for both; only Karpenter adds capacity (no cluster-autoscaler)."""
+    before = plan("dev")
+    during = plan_with("dev", gpuProvisioner="karpenter", keepGpuNodeGroups=True, clusterAutoscaler={"enabled": False})
+    groups = lambda run: {r.urn: r.public_inputs() for r in run.of_type(NODE_GROUP)}  # noqa: E731
+    assert groups(during) == groups(before)
+    assert "cluster-autoscaler" not in _charts(during) and during.of_type(NODE_POOL)
+    job = next(r for r in during.of_type("kubernetes:batch/v1:Job") if "validate" in r.name)
+    gpu_group = next(r.urn for r in during.of_type(NODE_GROUP) if r.name != "cluster-system")
+    assert {gpu_group, during.of_type(NODE_POOL)[0].urn} <= set(job.dependencies)
+    assert first_deploy.check(during.to_json()).exit_code == 0

@@ -35,6 +35,7 @@ class FoundationArgs:
     exposure: ExposureConfig
     # nodeGroups: a managed node group per GPU pool + cluster-autoscaler; karpenter: a NodePool per pool.
     gpu_provisioner: str = "nodeGroups"
+    keep_gpu_node_groups: bool = False  # karpenter: node groups stay beside the NodePools (moving between modes)
     tags: Mapping[str, str] = field(default_factory=dict)  # the provider's default tags, for Karpenter's nodes
 
     @property
@@ -128,7 +129,7 @@ class Foundation(pulumi.ComponentResource):
     context: ClusterContext
     network: Network
     cluster: Cluster
-    gpu_node_groups: list[GpuNodeGroup]  # empty with gpuProvisioner karpenter
+    gpu_node_groups: list[GpuNodeGroup]  # empty with gpuProvisioner karpenter (unless keepGpuNodeGroups)
     karpenter: Optional[Karpenter]
     exports: dict[str, Any]
 
@@ -139,19 +140,19 @@ class Foundation(pulumi.ComponentResource):
         self.gpu_node_groups, self.karpenter = [], None
         capacity: tuple[pulumi.Resource, ...] = ()
         autoscaler = None  # scales a GPU pool up from zero (for the validation Jobs, too)
-        if args.karpenter:
-            self.karpenter = Karpenter("karpenter", karpenter_args(args, cluster),
-                                       pulumi.ResourceOptions(parent=self, providers=[cluster.k8s_provider], depends_on=[cluster]))
-            autoscaler, capacity = self.karpenter.release, tuple(self.karpenter.node_pools)
-        else:
+        if not args.karpenter or args.keep_gpu_node_groups:
             self.gpu_node_groups = [
                 GpuNodeGroup(f"gpu-{pool.name}", gpu_node_group_args(args, pool, cluster, self.network), moved(self))
                 for pool in args.gpu_node_groups
             ]
             capacity = tuple(self.gpu_node_groups)
-            if args.cluster_autoscaler.enabled:
-                autoscaler = ClusterAutoscaler("cluster-autoscaler", autoscaler_args(args, cluster, self.gpu_node_groups),
-                                               moved(self, providers=[cluster.k8s_provider])).release
+        if args.karpenter:
+            self.karpenter = Karpenter("karpenter", karpenter_args(args, cluster),
+                                       pulumi.ResourceOptions(parent=self, providers=[cluster.k8s_provider], depends_on=[cluster]))
+            autoscaler, capacity = self.karpenter.release, (*capacity, *self.karpenter.node_pools)
+        elif args.cluster_autoscaler.enabled:
+            autoscaler = ClusterAutoscaler("cluster-autoscaler", autoscaler_args(args, cluster, self.gpu_node_groups),
+                                           moved(self, providers=[cluster.k8s_provider])).release
         self.exports = {}
         if args.ci_role.enabled:
             ci = CiRole("ci", ci_role_args(args, cluster), moved(self))
