@@ -216,3 +216,33 @@ def test_keeping_node_groups_keeps_their_urns_beside_the_node_pools_without_auto
     gpu_group = next(r.urn for r in during.of_type(NODE_GROUP) if r.name != "cluster-system")
     assert {gpu_group, during.of_type(NODE_POOL)[0].urn} <= set(job.dependencies)
     assert first_deploy.check(during.to_json()).exit_code == 0
+
+
+# --- cost and preflight in karpenter mode ---------------------------------------------------------
+
+from platformctl import cost, preflight  # noqa: E402
+
+
+def _karpenter_config():
+    return stack_config.load_from_files("dev").model_copy(update={"gpuProvisioner": "karpenter"})
+
+
+def test_cost_prices_a_node_pool_at_zero_idle_and_on_demand_at_peak():
+    """SPOT pools' NodePools allow on-demand (karpenter_manifests.CAPACITY_TYPES): the budget's peak
+    must not assume spot prices."""
+    nodegroups, karpenter = cost.estimate(stack_config.load_from_files("dev")), cost.estimate(_karpenter_config())
+    pool = karpenter.item("GPU NodePool inference")
+    assert pool.idle_hourly == 0
+    assert pool.peak_hourly > nodegroups.item("GPU pool inference").peak_hourly  # dev's pool is SPOT
+
+
+def test_preflight_counts_the_on_demand_fallback_quota_and_the_pinned_ami():
+    groups = preflight.node_groups(_karpenter_config())
+    fallback = [g for g in groups if g.label == "inference (on-demand fallback)"]
+    assert fallback and fallback[0].capacity == "ON_DEMAND" and fallback[0].max == 2
+    assert not any("fallback" in g.label for g in preflight.node_groups(stack_config.load_from_files("dev")))
+    # aws/karpenter-provider-aws v1.14.0 pkg/providers/amifamily/al2023.go `resolvePath`
+    assert preflight.pinned_ami_parameter("1.33", "AL2023_x86_64_NVIDIA") == (
+        "/aws/service/eks/optimized-ami/1.33/amazon-linux-2023/x86_64/nvidia/"
+        "amazon-eks-node-al2023-x86_64-nvidia-1.33-v20260714/image_id")
+    assert preflight.pinned_ami_parameter("1.33", "BOTTLEROCKET_x86_64_NVIDIA") is None
