@@ -23,14 +23,14 @@ except stack_config.ConfigError as error:
     raise pulumi.RunError(str(error)) from None  # one message, no traceback, nothing registered
 
 stack = pulumi.get_stack()
-aws_provider = aws.Provider("aws", region=config.region, default_tags=aws.ProviderDefaultTagsArgs(tags={
-    "Project": "ai-platform", "Stack": stack, "Owner": config.owner, "CostCenter": config.costCenter, "ManagedBy": "pulumi",
-}))
+tags = {"Project": "ai-platform", "Stack": stack, "Owner": config.owner, "CostCenter": config.costCenter, "ManagedBy": "pulumi"}
+aws_provider = aws.Provider("aws", region=config.region, default_tags=aws.ProviderDefaultTagsArgs(tags=tags))
 
 foundation = Foundation("foundation", FoundationArgs(
     stack=stack, region=config.region, partition=config.partition, network=config.network, cluster=config.cluster,
     gpu_node_groups=tuple(config.gpuNodeGroups), cluster_autoscaler=config.clusterAutoscaler, ci_role=config.ciRole,
-    exposure=config.exposure,
+    exposure=config.exposure, gpu_provisioner=config.gpuProvisioner, tags=tags,
+    keep_gpu_node_groups=config.keepGpuNodeGroups,
 ), pulumi.ResourceOptions(providers={"aws": aws_provider}))
 cluster = foundation.context
 on_cluster = pulumi.ResourceOptions(providers={"aws": aws_provider, "kubernetes": cluster.k8s_provider})
@@ -59,8 +59,9 @@ exports = {
     "privateSubnetIds": cluster.private_subnet_ids,
     "gpuNodeGroups": [
         {"name": pool.name, "instanceTypes": pool.instanceTypes, "capacityType": pool.capacityType,
-         "minSize": pool.minSize, "maxSize": pool.maxSize, "nodeGroupName": group.node_group_name}
-        for pool, group in zip(config.gpuNodeGroups, foundation.gpu_node_groups)
+         "minSize": pool.minSize, "maxSize": pool.maxSize, "nodeGroupName": group.node_group_name if group else None}
+        # gpuProvisioner karpenter: no node groups; the pool is the NodePool of the same name.
+        for pool, group in zip(config.gpuNodeGroups, foundation.gpu_node_groups or [None] * len(config.gpuNodeGroups))
     ],
     "grafanaUrl": gpu.grafana_url,
     "alertmanagerUrl": gpu.monitoring.alertmanager_url,

@@ -140,6 +140,7 @@ class Cluster(pulumi.ComponentResource):
     oidc_issuer: pulumi.Output[str]  # issuer host/path without https://, as IRSA conditions use it
     kubeconfig: pulumi.Output[str]  # secret
     node_role_arn: pulumi.Output[str]
+    node_role_name: pulumi.Output[str]
     cluster_security_group_id: pulumi.Output[str]
     k8s_provider: k8s.Provider
 
@@ -175,6 +176,7 @@ class Cluster(pulumi.ComponentResource):
         self.name = cluster.name
         self.endpoint = cluster.endpoint
         self.node_role_arn = node_role.arn
+        self.node_role_name = node_role.name
         self.cluster_security_group_id = cluster_security_group_id
         self.register_outputs({
             "name": self.name,

@@ -331,6 +331,14 @@ def controller_policies(s: ControllerScope) -> dict[str, str]:
     }
 
 
+def controller_policy(s: ControllerScope) -> str:
+    """The statements of `controller_policies` in one document, for the one inline policy of the
+    controller's IRSA role: compact, they stay under IAM's 10,240-character inline limit per role
+    (test_karpenter_wiring holds it for the longest names this stack makes)."""
+    statements = [st for doc in controller_policies(s).values() for st in json.loads(doc)["Statement"]]
+    return json.dumps({"Version": "2012-10-17", "Statement": statements}, separators=(",", ":"))
+
+
 # The interruption queue: EventBridge delivers these events, the controller drains nodes ahead of them.
 INTERRUPTION_QUEUE_RETENTION_SECONDS = 300
 INTERRUPTION_RULES: dict[str, dict] = {

@@ -9,6 +9,8 @@ from typing import Optional
 import pulumi
 import pulumi_aws as aws
 
+from components.karpenter_manifests import DISCOVERY_TAG
+
 
 @dataclass(frozen=True)
 class NetworkArgs:
@@ -20,6 +22,9 @@ class NetworkArgs:
     existing_vpc_id: Optional[str] = None
     existing_public_subnet_ids: tuple[str, ...] = ()
     existing_private_subnet_ids: tuple[str, ...] = ()
+    # gpuProvisioner karpenter: private subnets carry `karpenter.sh/discovery: <cluster>` (the
+    # EC2NodeClasses select them by it). Off, nothing about the subnets changes.
+    karpenter_discovery: bool = False
 
 
 def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
@@ -33,6 +38,12 @@ def subnet_cidrs(vpc_cidr: str, zone_count: int) -> tuple[list[str], list[str]]:
 
 def cluster_tag(args: NetworkArgs) -> dict[str, str]:
     return {f"kubernetes.io/cluster/{args.cluster_name}": "shared"}
+
+
+def private_subnet_tags(args: NetworkArgs) -> dict[str, str]:
+    """Tags private subnets carry beside their name (a tag change updates a subnet in place)."""
+    discovery = {DISCOVERY_TAG: args.cluster_name} if args.karpenter_discovery else {}
+    return {"kubernetes.io/role/internal-elb": "1", **cluster_tag(args), **discovery}
 
 
 class Network(pulumi.ComponentResource):
@@ -86,6 +97,10 @@ class Network(pulumi.ComponentResource):
                 for key, value in {f"kubernetes.io/role/{role}": "1", **cluster_tag(args)}.items():
                     aws.ec2.Tag(f"{name}-{subnet_id}-{key.rsplit('/', 1)[-1]}", resource_id=subnet_id, key=key, value=value,
                                 opts=pulumi.ResourceOptions(parent=self))
+        if args.karpenter_discovery:
+            for subnet_id in args.existing_private_subnet_ids:
+                aws.ec2.Tag(f"{name}-{subnet_id}-karpenter-discovery", resource_id=subnet_id, key=DISCOVERY_TAG,
+                            value=args.cluster_name, opts=pulumi.ResourceOptions(parent=self))
 
     def _public_subnets(self, name: str, args: NetworkArgs, vpc: aws.ec2.Vpc) -> tuple[list[aws.ec2.Subnet], list[pulumi.Output[str]]]:
         """A public subnet per zone (the ALB, the NAT gateways) routed to the internet gateway; the NAT gateway IDs."""
@@ -136,7 +151,7 @@ class Network(pulumi.ComponentResource):
                 vpc_id=vpc.id,
                 availability_zone=zone,
                 cidr_block=private_cidrs[index],
-                tags={"Name": f"{args.cluster_name}-private-{zone}", "kubernetes.io/role/internal-elb": "1", **cluster_tag(args)},
+                tags={"Name": f"{args.cluster_name}-private-{zone}", **private_subnet_tags(args)},
                 opts=child,
             )
             route_table = aws.ec2.RouteTable(

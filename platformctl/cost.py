@@ -393,7 +393,16 @@ def _node_items(config: StackConfig, prices: PriceBook, spot_discount: float, no
         "System nodes", list(system.instanceTypes), system.capacityType,
         system.minSize, system.maxSize, prices, spot_discount, notes,
     )]
+    karpenter = config.gpuProvisioner == "karpenter"
     for pool in config.gpuNodeGroups:
+        if karpenter:
+            # The pool's NodePool: no node while idle; at most maxSize nodes (its nvidia.com/gpu
+            # limit), and a SPOT pool may get on-demand nodes (fallback), so its peak is on-demand.
+            items.append(_group_item(
+                f"GPU NodePool {pool.name}", list(pool.instanceTypes), "ON_DEMAND", 0, pool.maxSize, prices, spot_discount, notes))
+            if pool.capacityType == "SPOT":
+                notes.append(f"GPU NodePool {pool.name}: spot with on-demand fallback, priced on-demand at peak")
+            continue
         items.append(_group_item(
             f"GPU pool {pool.name}", list(pool.instanceTypes), pool.capacityType,
             pool.minSize, pool.maxSize, prices, spot_discount, notes,

@@ -84,6 +84,7 @@ WORKLOAD_TYPES = {
 }
 RELEASE = "kubernetes:helm.sh/v3:Release"
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 ASG_TAG = "aws:autoscaling/tag:Tag"
 CLUSTER = "aws:eks/cluster:Cluster"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
@@ -253,6 +254,7 @@ class Pool:
     asg_tags: dict[str, str]
     nodegroup_tags: dict[str, str]
     known: bool = True  # labels and taints known at preview
+    karpenter: bool = False  # a Karpenter NodePool (starts with no nodes; max_size from its GPU limit)
 
     def _generic_labels(self) -> dict[str, str]:
         labels = {"kubernetes.io/os": "linux"}
@@ -262,6 +264,8 @@ class Pool:
 
     def node_labels(self) -> dict[str, str]:
         """Labels a node of the group carries: the group's, plus those EKS and the kubelet set."""
+        if self.karpenter:  # Karpenter labels its nodes with the pool and capacity type (karpenter.sh/v1 well-known labels)
+            return {**self._generic_labels(), "karpenter.sh/nodepool": self.name, **self.labels}
         return {**self._generic_labels(), "eks.amazonaws.com/capacityType": self.capacity_type or "ON_DEMAND", **self.labels}
 
     def _template(self, kind: str, source: dict[str, str]) -> dict[str, str]:
@@ -347,6 +351,47 @@ def pools(plan: Plan) -> list[Pool]:
             known=_known(labels) and taints_known,
         ))
     return found
+
+
+def _requirement(spec: dict[str, Any], key: str) -> list[str]:
+    for req in _get(spec, "template", "spec", "requirements", default=[]) or []:
+        if isinstance(req, dict) and req.get("key") == key and req.get("operator") == "In" and _known(req.get("values")):
+            return [v for v in req["values"] if _known(v)]
+    return []
+
+
+def node_pools(plan: Plan) -> list[Pool]:
+    """Karpenter NodePools as pools: labels and taints from the node template, instance types from
+    the `node.kubernetes.io/instance-type In` requirement, no nodes at the start (a NodePool has no
+    minimum), and as many nodes as the `nvidia.com/gpu` limit holds (karpenter.sh/v1 NodePool
+    spec.limits: Karpenter launches no node that would take the pool past it)."""
+    from stack_config.gpu_instances import GPU_INSTANCE_TYPES
+
+    found = []
+    for resource in plan.of_type(NODE_POOL):
+        inputs = _inputs(resource)
+        spec = inputs.get("spec") or {}
+        labels = _get(spec, "template", "metadata", "labels", default={})
+        taints = _get(spec, "template", "spec", "taints", default=[])
+        types = _requirement(spec, "node.kubernetes.io/instance-type")
+        gpus = GPU_INSTANCE_TYPES[types[0]].gpus if types and types[0] in GPU_INSTANCE_TYPES else None
+        limit = _int(_get(spec, "limits", "nvidia.com/gpu"))
+        found.append(Pool(
+            name=_get(inputs, "metadata", "name", default=resource["name"]), urn=resource["urn"],
+            labels=labels if _known(labels) else {}, taints=[dict(t) for t in taints] if _known(taints) else [],
+            min_size=0, desired=0, max_size=limit // gpus if limit is not None and gpus else None,
+            instance_types=types, capacity_type=",".join(_requirement(spec, "karpenter.sh/capacity-type")),
+            asg_tags={}, nodegroup_tags={}, known=_known(labels) and _known(taints), karpenter=True,
+        ))
+    return found
+
+
+def karpenter_controller(plan: Plan) -> Optional[str]:
+    """The Karpenter controller release's name, if the stack installs it."""
+    for release in plan.of_type(RELEASE):
+        if str(_inputs(release).get("chart", "")).rsplit("/", 1)[-1] == "karpenter":
+            return release["name"]
+    return None
 
 
 # --- cluster-autoscaler -------------------------------------------------------------------------
@@ -583,8 +628,31 @@ def check_placement(w: Workload, node_groups: list[Pool]) -> list[Finding]:
 
 # --- rule: scale-up from zero -------------------------------------------------------------------
 
-def _scale_up_problems(w: Workload, pool: Pool, scaler: Optional[Autoscaler]) -> list[Finding]:
+def _karpenter_problems(w: Workload, pool: Pool, controller: Optional[str]) -> list[Finding]:
+    """What keeps Karpenter from launching a node of the NodePool for the pod: no controller, a
+    limit below one node, no allowed type with the GPUs asked for. Labels and taints were matched
+    by placement (the NodePool's template is the node). No priority cut-off: Karpenter provisions
+    for every pod kube-scheduler marks Unschedulable (kubernetes-sigs/karpenter v1.14.0
+    pkg/utils/pod/scheduling.go `IsProvisionable`)."""
+    if controller is None:
+        return [Finding(FAIL, "scale-up", f"NodePool {pool.name} starts with no nodes and the stack installs no Karpenter controller",
+                        "install Karpenter (gpuProvisioner: karpenter) or use node groups")]
+    found = []
+    if pool.max_size is not None and pool.max_size < 1:
+        found.append(Finding(FAIL, "scale-up", f"NodePool {pool.name}'s nvidia.com/gpu limit holds no node of its type",
+                             f"raise {pool.name}'s maxSize"))
+    for resource, count in sorted(w.requests.items()):
+        per_node, source = pool.advertised(resource)
+        if per_node is None or per_node < count:
+            found.append(Finding(FAIL, "scale-up", f"NodePool {pool.name} allows no instance type with {count} {resource} "
+                                 f"({per_node or 0} per node, {source})", "allow an instance type with enough GPUs"))
+    return found
+
+
+def _scale_up_problems(w: Workload, pool: Pool, scaler: Optional[Autoscaler], controller: Optional[str] = None) -> list[Finding]:
     """What keeps cluster-autoscaler from adding a node of `pool` for the pod (FAQ.md, aws/README.md)."""
+    if pool.karpenter:
+        return _karpenter_problems(w, pool, controller)
     if scaler is None:
         return [Finding(FAIL, "scale-up", f"{pool.name} starts with 0 nodes and the stack installs no cluster-autoscaler: nothing adds a node",
                         f"raise {pool.name}'s desiredSize or enable the cluster-autoscaler")]
@@ -643,7 +711,8 @@ def _template_problems(w: Workload, pool: Pool) -> list[Finding]:
     return found
 
 
-def check_scale_up(w: Workload, by_name: dict[str, Pool], scaler: Optional[Autoscaler]) -> list[Finding]:
+def check_scale_up(w: Workload, by_name: dict[str, Pool], scaler: Optional[Autoscaler],
+                   controller: Optional[str] = None) -> list[Finding]:
     """A pod whose node groups all start with 0 nodes runs only once the autoscaler adds one."""
     candidates = [by_name[name] for name in w.candidates]
     if not candidates:
@@ -652,8 +721,11 @@ def check_scale_up(w: Workload, by_name: dict[str, Pool], scaler: Optional[Autos
         return [Finding(WARN, "scale-up", "a node group's desiredSize is unknown at preview")]
     if any(p.desired > 0 for p in candidates):
         return []  # nodes exist from the start; the capacity rule checks they suffice
-    outcomes = {p.name: _scale_up_problems(w, p, scaler) for p in candidates}
+    outcomes = {p.name: _scale_up_problems(w, p, scaler, controller) for p in candidates}
     viable = [name for name, found in outcomes.items() if not any(f.status == FAIL for f in found)]
+    if viable and by_name[viable[0]].karpenter:
+        return outcomes[viable[0]] + [Finding(OK, "scale-up", f"NodePool {viable[0]} starts with no nodes; Karpenter launches "
+                                              f"one ({controller}; no priority cut-off)")]
     if viable:
         name = viable[0]
         advertises = f", node template advertises {_labels({k: str(v) for k, v in w.requests.items()})}" if w.requests else ""
@@ -1032,13 +1104,14 @@ def in_order(steps: dict[str, Step], plan: Plan) -> list[Step]:
 def check(doc: dict[str, Any]) -> Report:
     """The first-deploy check over a plan (plan.json's shape)."""
     plan = Plan(doc)
-    node_groups, scaler, ws = pools(plan), autoscaler(plan), workloads(plan)
+    node_groups, scaler, ws = pools(plan) + node_pools(plan), autoscaler(plan), workloads(plan)
+    controller = karpenter_controller(plan)
     by_name = {p.name: p for p in node_groups}
     steps: dict[str, Step] = {}
     for w in ws:
         step = steps[w.urn] = workload_step(w)
         step.findings += check_placement(w, node_groups)
-        step.findings += check_scale_up(w, by_name, scaler)
+        step.findings += check_scale_up(w, by_name, scaler, controller)
         step.findings += [_model_finding(model, repos, plan) for model, repos in models_loaded_at_start(w)]
         step.findings += [_source_finding(bucket, key, plan) for bucket, key in objects_read_at_start(w)]
     capacity, pool_peaks = check_capacity(ws, by_name, plan)

@@ -167,6 +167,10 @@ def node_groups(config: StackConfig) -> list[Group]:
     for index, pool in enumerate(config.gpuNodeGroups):
         groups.append(Group(pool.name, f"ai-platform:gpuNodeGroups[{index}]", tuple(pool.instanceTypes),
                             pool.capacityType, pool.desiredSize, pool.maxSize))
+        if config.gpuProvisioner == "karpenter" and pool.capacityType == "SPOT":
+            # The pool's NodePool allows spot and on-demand: when spot runs dry, on-demand quota is drawn.
+            groups.append(Group(f"{pool.name} (on-demand fallback)", f"ai-platform:gpuNodeGroups[{index}]",
+                                tuple(pool.instanceTypes), "ON_DEMAND", 0, pool.maxSize))
     return groups
 
 
@@ -408,6 +412,33 @@ def check_ami(ssm: Any, region: str, version: str, ami_type: str, pools: list[st
     return Check(name, OK, f"{value} for Kubernetes {version} ({', '.join(pools)})")
 
 
+def pinned_ami_parameter(version: str, ami_type: str) -> str | None:
+    """The SSM parameter Karpenter resolves an EC2NodeClass's pinned AL2023 alias through
+    (aws/karpenter-provider-aws v1.14.0 pkg/providers/amifamily/al2023.go `resolvePath`); None for
+    Bottlerocket (its nvidia variant is checked through the recommended parameter above)."""
+    from components.karpenter_manifests import AMI_ALIASES, AMI_FAMILY
+
+    if AMI_FAMILY.get(ami_type) != "AL2023":
+        return None
+    release = AMI_ALIASES["AL2023"].split("@", 1)[1]
+    arch = "arm64" if "ARM_64" in ami_type else "x86_64"
+    return (f"/aws/service/eks/optimized-ami/{version}/amazon-linux-2023/{arch}/nvidia/"
+            f"amazon-eks-node-al2023-{arch}-nvidia-{version}-{release}/image_id")
+
+
+def check_pinned_ami(ssm: Any, region: str, version: str, parameter: str, pools: list[str]) -> Check:
+    name = f"AMI pin {parameter.rsplit('/', 2)[-2]}"
+    try:
+        value = ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+    except AWS_ERRORS as exc:
+        if error_code(exc) in ("ParameterNotFound", "ParameterVersionNotFound"):
+            return Check(name, FAIL, f"the pinned Karpenter AMI release does not exist for Kubernetes {version} in {region} "
+                         f"({parameter}); the EC2NodeClass would never be ready ({', '.join(pools)})",
+                         "pin a release published for this Kubernetes version (components/karpenter_manifests.py AMI_ALIASES)")
+        return Check(name, WARN, f"not checked: {explain_error(exc, 'ssm:GetParameter')} ({parameter})")
+    return Check(name, OK, f"{value} for Kubernetes {version} ({', '.join(pools)})")
+
+
 def check_startup_models(s3: Any, bucket: str, deployments) -> list[Check]:
     """One check per deployment that names models to load at start (explicit mode): each must
     have objects under `<prefix>/<model>/` in the bucket, or tritonserver exits at start
@@ -618,6 +649,9 @@ def _version_checks(config: StackConfig, clients: AwsClients, report: Report) ->
         ami_pools.setdefault(pool.amiType, []).append(pool.name)
     for ami_type, pools in ami_pools.items():
         report.add(check_ami(ssm, region, version, ami_type, pools))
+        pinned = pinned_ami_parameter(version, ami_type) if config.gpuProvisioner == "karpenter" else None
+        if pinned:
+            report.add(check_pinned_ami(ssm, region, version, pinned, pools))
 
 
 def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = None) -> Report:

@@ -41,6 +41,10 @@ POOL_SELECTOR_KEYS = (POOL_LABEL, "eks.amazonaws.com/nodegroup")
 GPU_FAMILIES = frozenset(t.family for t in GPU_INSTANCE_TYPES.values())
 
 NODE_GROUP = "aws:eks/nodeGroup:NodeGroup"
+# Karpenter NodePools (gpuProvisioner karpenter) are judged like node groups, through node_pool_props.
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+GPU_POOL_TYPES = frozenset({NODE_GROUP, NODE_POOL})
+KARPENTER_CAPACITY = {"spot": "SPOT", "on-demand": "ON_DEMAND", "reserved": "RESERVED"}
 # Where each workload kind keeps its pod spec.
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "kubernetes:core/v1:Pod": ("spec",),
@@ -522,6 +526,39 @@ def check_gpu_taint_reserved(resource_type: str, props: Mapping[str, Any], setti
         f"(only DaemonSets in namespaces {', '.join(settings.allowedDaemonSetNamespaces)} may keep it)")]
 
 
+def _requirement_values(spec: Any, key: str) -> list[Any]:
+    for index, req in enumerate(_list(spec, "template", "spec", "requirements")):
+        where = f"spec.template.spec.requirements[{index}]"
+        if _get(req, "key", where=where) == key and _get(req, "operator", where=where) == "In":
+            return _list(req, "values", where=where)
+    return []
+
+
+def node_pool_props(props: Mapping[str, Any]) -> dict[str, Any]:
+    """A Karpenter NodePool (karpenter.sh/v1) in a managed node group's terms: instance types from
+    its `node.kubernetes.io/instance-type In` requirement, capacity types from
+    `karpenter.sh/capacity-type`, the node template's labels and taints (Kubernetes effects), and
+    as maxSize the most nodes its `limits[nvidia.com/gpu]` admits (of its smallest allowed type);
+    `gpuLimit` keeps the limit itself for the GPU budget."""
+    spec = _get(props, "spec", default={})
+    types = _requirement_values(spec, "node.kubernetes.io/instance-type")
+    limit = _get(spec, "limits", GPU_RESOURCE)
+    gpus = [GPU_INSTANCE_TYPES[t].gpus for t in types if t in GPU_INSTANCE_TYPES]
+    capacity = [KARPENTER_CAPACITY.get(str(c), str(c)) for c in _requirement_values(spec, "karpenter.sh/capacity-type")]
+    return {
+        "instanceTypes": types, "capacityTypes": capacity or ["ON_DEMAND"],
+        "labels": dict(_get(spec, "template", "metadata", "labels", default={})),
+        "taints": _list(spec, "template", "spec", "taints"),
+        "scalingConfig": {"maxSize": int(limit) // min(gpus) if limit is not None and gpus else None},
+        "gpuLimit": None if limit is None else int(limit),
+        "nodeGroupName": _get(props, "metadata", "name", default=""),
+    }
+
+
+def _as_node_group(resource_type: str, props: Mapping[str, Any]) -> Mapping[str, Any]:
+    return node_pool_props(props) if resource_type == NODE_POOL else props
+
+
 def _node_group_is_gpu(props: Mapping[str, Any]) -> bool:
     ami = _get(props, "amiType", default="")
     if "NVIDIA" in ami or "GPU" in ami:
@@ -544,8 +581,12 @@ def _taints(props: Mapping[str, Any]) -> list[tuple[str, str, str]]:
 
 @_guard
 def check_gpu_node_group_tainted(resource_type: str, props: Mapping[str, Any], settings: Any = None) -> list[Violation]:
-    """A node group with an NVIDIA AMI or GPU instance family carries the nvidia.com/gpu NoSchedule taint."""
-    if resource_type != NODE_GROUP or not _node_group_is_gpu(props):
+    """A node group (or Karpenter NodePool) with an NVIDIA AMI or GPU instance family carries the
+    nvidia.com/gpu NoSchedule taint."""
+    if resource_type not in GPU_POOL_TYPES:
+        return []
+    props = _as_node_group(resource_type, props)
+    if not _node_group_is_gpu(props):
         return []
     key, value, effect = GPU_TAINT
     if any(k == key and e == effect for k, _, e in _taints(props)):
@@ -558,8 +599,11 @@ def check_gpu_node_group_tainted(resource_type: str, props: Mapping[str, Any], s
 
 @_guard
 def check_gpu_node_group_limits(resource_type: str, props: Mapping[str, Any], settings: GpuNodeGroupLimitsSettings) -> list[Violation]:
-    """GPU node groups use allowed instance types and capacity types, and maxSize <= cap."""
-    if resource_type != NODE_GROUP or not _node_group_is_gpu(props):
+    """GPU node groups (and NodePools) use allowed instance types and capacity types, and maxSize <= cap."""
+    if resource_type not in GPU_POOL_TYPES:
+        return []
+    props = _as_node_group(resource_type, props)
+    if not _node_group_is_gpu(props):
         return []
     found = []
     types = _list(props, "instanceTypes")
@@ -575,11 +619,14 @@ def check_gpu_node_group_limits(resource_type: str, props: Mapping[str, Any], se
         found.append(Violation(
             f"scalingConfig.maxSize={_num(max_size)} exceeds the cap of {settings.maxSize} nodes per GPU pool; "
             f"fix: lower maxSize (gpuNodeGroups[].maxSize) to {settings.maxSize} or less"))
-    capacity = _get(props, "capacityType", default="ON_DEMAND")
-    if capacity not in settings.allowedCapacityTypes:
-        found.append(Violation(
-            f"capacityType={capacity} is not allowed for this stack; fix: set capacityType to "
-            f"{' or '.join(settings.allowedCapacityTypes)}"))
+    pool_capacity = _get(props, "capacityTypes", default=None)
+    for capacity in pool_capacity or [_get(props, "capacityType", default="ON_DEMAND")]:
+        if capacity not in settings.allowedCapacityTypes:
+            fallback = (" (a NodePool of a SPOT pool falls back to on-demand: karpenter.sh/capacity-type allows both)"
+                        if pool_capacity and "SPOT" in pool_capacity else "")
+            found.append(Violation(
+                f"capacityType={capacity} is not allowed for this stack{fallback}; fix: set capacityType to "
+                f"{' or '.join(settings.allowedCapacityTypes)}"))
     return found
 
 
@@ -681,18 +728,22 @@ class _Pool:
 def _gpu_pools(resources: Sequence[StackResource]) -> tuple[list[_Pool], list[Violation]]:
     pools, notes = [], []
     for r in resources:
-        if r.type != NODE_GROUP:
+        if r.type not in GPU_POOL_TYPES:
             continue
         try:
-            if not _node_group_is_gpu(r.props):
+            props = _as_node_group(r.type, r.props)
+            if not _node_group_is_gpu(props):
                 continue
-            labels = dict(_get(r.props, "labels", default={}))
+            labels = dict(_get(props, "labels", default={}))
             if any(is_unknown(v) for v in labels.values()):
                 raise _Unknown("labels")
-            group_name = _get(r.props, "nodeGroupName", default=r.name)
-            labels.setdefault("eks.amazonaws.com/nodegroup", str(group_name))
-            labels.setdefault("eks.amazonaws.com/capacityType", str(_get(r.props, "capacityType", default="ON_DEMAND")))
-            pools.append(_Pool(r, labels.get(POOL_LABEL, r.name), labels, _taints(r.props)))
+            group_name = _get(props, "nodeGroupName", default=r.name)
+            if r.type == NODE_POOL:  # Karpenter's own node labels (karpenter.sh/v1 well-known labels)
+                labels.setdefault("karpenter.sh/nodepool", str(group_name))
+            else:
+                labels.setdefault("eks.amazonaws.com/nodegroup", str(group_name))
+                labels.setdefault("eks.amazonaws.com/capacityType", str(_get(props, "capacityType", default="ON_DEMAND")))
+            pools.append(_Pool(r, labels.get(POOL_LABEL, r.name), labels, _taints(props)))
         except _Unknown as exc:
             notes.append(not_evaluated(f"node group {r.name} {exc.path}", r.urn))
     return pools, notes
@@ -703,6 +754,15 @@ def check_gpu_budget(resources: Sequence[StackResource], settings: GpuBudgetSett
     pools, notes = _gpu_pools(resources)
     total, parts = 0, []
     for pool in pools:
+        if pool.resource.type == NODE_POOL:  # the limit is the GPU count itself
+            limit = node_pool_props(pool.resource.props)["gpuLimit"]
+            if limit is None:
+                notes.append(Violation(f"NodePool {pool.name} has no {GPU_RESOURCE} limit: it can grow without bound; "
+                                       f"fix: set spec.limits[{GPU_RESOURCE}]", pool.resource.urn))
+                continue
+            total += limit
+            parts.append(f"{pool.name}: limit {limit} GPU")
+            continue
         try:
             max_size = _get(pool.resource.props, "scalingConfig", "maxSize", default=None)
             types = _list(pool.resource.props, "instanceTypes")
@@ -802,13 +862,13 @@ ALL_POLICIES: list[PolicyDef] = [
     PolicyDef(
         "gpu-node-group-tainted",
         "GPU node groups carry the nvidia.com/gpu NoSchedule taint.",
-        "resource", check_gpu_node_group_tainted, resource_types=frozenset({NODE_GROUP}),
+        "resource", check_gpu_node_group_tainted, resource_types=GPU_POOL_TYPES,
         remediation="Add taint {key: nvidia.com/gpu, value: 'true', effect: NO_SCHEDULE} to the node group.",
     ),
     PolicyDef(
         "gpu-node-group-limits",
         "GPU node groups use allowed instance and capacity types and stay under the maxSize cap.",
-        "resource", check_gpu_node_group_limits, GpuNodeGroupLimitsSettings, frozenset({NODE_GROUP}),
+        "resource", check_gpu_node_group_limits, GpuNodeGroupLimitsSettings, GPU_POOL_TYPES,
         remediation="Change gpuNodeGroups[] in Pulumi.<stack>.yaml to fit the stack's policy config.",
     ),
     PolicyDef(

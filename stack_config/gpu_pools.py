@@ -326,3 +326,34 @@ class ClusterAutoscalerConfig(ConfigModel):
     # Pending pods with a lower priority never cause a scale-up (--expendable-pods-priority-cutoff).
     # The platform's GPU pods (validation 0, Triton 100000) must stay at or above it.
     expendablePodsPriorityCutoff: Annotated[int, Field(ge=-2147483648, le=1000000000)] = DEFAULT_EXPENDABLE_PODS_PRIORITY_CUTOFF
+
+
+# --- who provisions GPU nodes ------------------------------------------------------------------
+
+GpuProvisioner = Literal["nodeGroups", "karpenter"]
+
+
+def provisioner_problems(provisioner: str, pools: list[GpuNodeGroupConfig], autoscaler: ClusterAutoscalerConfig,
+                         autoscaler_set: bool, keep_node_groups: bool = False) -> list[tuple[str, str]]:
+    """What `gpuProvisioner: karpenter` cannot do (docs/karpenter.md): warm nodes (a NodePool has no
+    minimum; allowed while `keepGpuNodeGroups` keeps the node groups, which hold them), the mixed MIG
+    strategy (pods ask nvidia.com/mig-<profile>, a resource no instance type offers in Karpenter's
+    eyes, so it never launches a node for them), and cluster-autoscaler settings (no autoscaler
+    runs; set clusterAutoscaler.enabled: false or drop the key)."""
+    if provisioner != "karpenter":
+        if keep_node_groups:
+            return [("keepGpuNodeGroups", "only applies with gpuProvisioner karpenter (node groups are kept anyway)")]
+        return []
+    found = []
+    for index, pool in enumerate(pools):
+        for key in ("minSize", "desiredSize"):
+            if getattr(pool, key) > 0 and not keep_node_groups:
+                found.append((f"gpuNodeGroups[{index}].{key}", f"{getattr(pool, key)}: gpuProvisioner karpenter keeps "
+                               "no warm GPU nodes (a NodePool has no minimum); set 0 or use gpuProvisioner nodeGroups"))
+        if pool.sharing is not None and pool.sharing.mode == "mig" and pool.sharing.effective_mig_strategy == "mixed":
+            found.append((f"gpuNodeGroups[{index}].sharing.migStrategy", "mixed: pods ask nvidia.com/mig-<profile>, "
+                          "which Karpenter cannot provision a node for; use migStrategy single or gpuProvisioner nodeGroups"))
+    if autoscaler_set and autoscaler.enabled:
+        found.append(("clusterAutoscaler", "does not apply with gpuProvisioner karpenter (no cluster-autoscaler runs): "
+                      "remove the key or set clusterAutoscaler.enabled: false"))
+    return found

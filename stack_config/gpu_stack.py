@@ -139,7 +139,7 @@ class GpuStackConfig(ConfigModel):
 
 def stack_problems(gpu_stack: GpuStackConfig, *, pools: Sequence[GpuNodeGroupConfig], autoscaler: ClusterAutoscalerConfig,
                    triton: Sequence[TritonDeploymentConfig], slack_webhook: Optional[SecretStr],
-                   smtp_password: Optional[SecretStr]) -> list[tuple[str, str]]:
+                   smtp_password: Optional[SecretStr], provisioner: str = "nodeGroups") -> list[tuple[str, str]]:
     """Checks across `gpuStack`, the GPU pools, the autoscaler, Triton and the top-level secret keys
     (`slack_webhook` is alertSlackWebhookUrl, `smtp_password` alertSmtpPassword); called from
     StackConfig's validator."""
@@ -153,7 +153,10 @@ def stack_problems(gpu_stack: GpuStackConfig, *, pools: Sequence[GpuNodeGroupCon
         if url != OFFLINE_SECRET_PLACEHOLDER and not re.fullmatch(r"https://hooks\.slack\.com/\S+", url):
             # Never echo the value: it is a credential.
             found.append((SLACK_WEBHOOK_KEY, "not a Slack incoming-webhook URL (https://hooks.slack.com/...)"))
-    found.extend(scale_up_problems(gpu_stack.validation, pools, autoscaler, triton))
+    if provisioner != "karpenter":
+        # Karpenter launches a node for any pod kube-scheduler marked Unschedulable, whatever its
+        # priority (kubernetes-sigs/karpenter v1.14.0 pkg/utils/pod/scheduling.go `IsProvisionable`).
+        found.extend(scale_up_problems(gpu_stack.validation, pools, autoscaler, triton))
     found.extend(first_deploy_capacity_problems(gpu_stack.validation, pools, triton))
     email = alerting.email
     if alerting.receiver == "email" and email is not None and email.authUsername and smtp_password is None:

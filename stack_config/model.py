@@ -22,7 +22,8 @@ from .base import (
     scaling_problems,
 )
 from .ci import CiRoleConfig
-from .gpu_pools import ClusterAutoscalerConfig, GpuAmiType, GpuInstanceTypeName, GpuNodeGroupConfig
+from .gpu_pools import ClusterAutoscalerConfig, GpuAmiType, GpuInstanceTypeName, GpuNodeGroupConfig, GpuProvisioner
+from .gpu_pools import provisioner_problems
 from .gpu_stack import SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, GpuStackConfig
 from .gpu_stack import stack_problems as gpu_stack_problems
 from .model_builds import ModelBuildConfig, model_build_problems
@@ -147,6 +148,9 @@ class StackConfig(ConfigModel):
     cluster: ClusterConfig = ClusterConfig()
     gpuNodeGroups: Annotated[list[GpuNodeGroupConfig], Field(min_length=1)]
     clusterAutoscaler: ClusterAutoscalerConfig = ClusterAutoscalerConfig()
+    gpuProvisioner: GpuProvisioner = "nodeGroups"
+    # With gpuProvisioner karpenter: keep the GPU managed node groups (no autoscaler) while moving.
+    keepGpuNodeGroups: bool = False
     gpuStack: GpuStackConfig = GpuStackConfig()
     modelRepository: ModelRepositoryConfig = ModelRepositoryConfig()
     tritonDeployments: list[TritonDeploymentConfig] = []
@@ -178,9 +182,11 @@ class StackConfig(ConfigModel):
         if foreign:
             found.append(("network.availabilityZones", f"{', '.join(foreign)} not in region {self.region}"))
         found.extend(endpoint_problems(self))
+        found.extend(provisioner_problems(self.gpuProvisioner, self.gpuNodeGroups, self.clusterAutoscaler,
+                                          "clusterAutoscaler" in self.model_fields_set, self.keepGpuNodeGroups))
         found.extend(gpu_stack_problems(self.gpuStack, pools=self.gpuNodeGroups, autoscaler=self.clusterAutoscaler,
                                         triton=self.tritonDeployments, slack_webhook=self.alertSlackWebhookUrl,
-                                        smtp_password=self.alertSmtpPassword))
+                                        smtp_password=self.alertSmtpPassword, provisioner=self.gpuProvisioner))
         found.extend(triton_problems(self.tritonDeployments, pools=self.gpuNodeGroups,
                                      scheduling=self.gpuStack.scheduling, exposure=self.exposure))
         found.extend(model_build_problems(self.modelBuilds, self.tritonDeployments, self.gpuNodeGroups,

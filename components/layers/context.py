@@ -40,10 +40,11 @@ class ClusterContext:
     k8s_provider: k8s.Provider
     # Kubernetes objects wait for the cluster (its node group, add-ons, access entries).
     cluster: pulumi.Resource
-    # Scales a GPU pool up from zero; None when the autoscaler is off.
+    # Scales a GPU pool up from zero (cluster-autoscaler, or the Karpenter controller); None when off.
     autoscaler: Optional[pulumi.Resource]
     # The AWS Load Balancer Controller release: whatever asks for a load balancer waits for it.
     load_balancer_controller: Optional[pulumi.Resource]
+    # The GPU pools' capacity: their managed node groups, or their Karpenter NodePools.
     gpu_node_groups: tuple[pulumi.Resource, ...]
     # The shared ALB of the UIs (None: no certificate or controller, UIs stay ClusterIP) and where
     # it connects from, decided once (components.exposure.alb_source).

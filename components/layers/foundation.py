@@ -4,8 +4,8 @@ layers on top a typed ClusterContext."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Optional
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
 
 import pulumi
 
@@ -14,6 +14,7 @@ from components.cluster import Cluster, ClusterArgs, SystemNodeGroupArgs
 from components.cluster_autoscaler import ClusterAutoscaler, ClusterAutoscalerArgs
 from components.exposure import ExposureSettings, LoadBalancerController, LoadBalancerControllerArgs, alb_source
 from components.gpu_node_group import GpuNodeGroup, GpuNodeGroupArgs
+from components.karpenter import Karpenter, KarpenterArgs
 from components.layers.context import ClusterContext, moved
 from components.network import Network, NetworkArgs
 from stack_config.gpu_stack import advertised_resources, gpu_node_labels
@@ -32,6 +33,14 @@ class FoundationArgs:
     cluster_autoscaler: ClusterAutoscalerConfig
     ci_role: CiRoleConfig
     exposure: ExposureConfig
+    # nodeGroups: a managed node group per GPU pool + cluster-autoscaler; karpenter: a NodePool per pool.
+    gpu_provisioner: str = "nodeGroups"
+    keep_gpu_node_groups: bool = False  # karpenter: node groups stay beside the NodePools (moving between modes)
+    tags: Mapping[str, str] = field(default_factory=dict)  # the provider's default tags, for Karpenter's nodes
+
+    @property
+    def karpenter(self) -> bool:
+        return self.gpu_provisioner == "karpenter"
 
     @property
     def cluster_name(self) -> str:
@@ -46,6 +55,7 @@ def network_args(args: FoundationArgs) -> NetworkArgs:
         existing_vpc_id=existing.vpcId if existing else None,
         existing_public_subnet_ids=tuple(existing.publicSubnetIds) if existing else (),
         existing_private_subnet_ids=tuple(existing.privateSubnetIds) if existing else (),
+        karpenter_discovery=args.karpenter,
     )
 
 
@@ -90,6 +100,15 @@ def autoscaler_args(args: FoundationArgs, cluster: Cluster, pools: list[GpuNodeG
     )
 
 
+def karpenter_args(args: FoundationArgs, cluster: Cluster) -> KarpenterArgs:
+    return KarpenterArgs(
+        cluster_name=args.cluster_name, region=args.region, partition=args.partition, pools=args.gpu_node_groups,
+        node_role_arn=cluster.node_role_arn, node_role_name=cluster.node_role_name,
+        oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
+        cluster_security_group_id=cluster.cluster_security_group_id, node_tags=dict(args.tags),
+    )
+
+
 def ci_role_args(args: FoundationArgs, cluster: Cluster) -> CiRoleArgs:
     config = args.ci_role
     return CiRoleArgs(
@@ -110,19 +129,28 @@ class Foundation(pulumi.ComponentResource):
     context: ClusterContext
     network: Network
     cluster: Cluster
-    gpu_node_groups: list[GpuNodeGroup]
+    gpu_node_groups: list[GpuNodeGroup]  # empty with gpuProvisioner karpenter (unless keepGpuNodeGroups)
+    karpenter: Optional[Karpenter]
     exports: dict[str, Any]
 
     def __init__(self, name: str, args: FoundationArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:layers:Foundation", name, None, opts)
         self.network = Network("network", network_args(args), moved(self))
         self.cluster = cluster = Cluster("cluster", cluster_args(args, self.network), moved(self))
-        self.gpu_node_groups = [
-            GpuNodeGroup(f"gpu-{pool.name}", gpu_node_group_args(args, pool, cluster, self.network), moved(self))
-            for pool in args.gpu_node_groups
-        ]
+        self.gpu_node_groups, self.karpenter = [], None
+        capacity: tuple[pulumi.Resource, ...] = ()
         autoscaler = None  # scales a GPU pool up from zero (for the validation Jobs, too)
-        if args.cluster_autoscaler.enabled:
+        if not args.karpenter or args.keep_gpu_node_groups:
+            self.gpu_node_groups = [
+                GpuNodeGroup(f"gpu-{pool.name}", gpu_node_group_args(args, pool, cluster, self.network), moved(self))
+                for pool in args.gpu_node_groups
+            ]
+            capacity = tuple(self.gpu_node_groups)
+        if args.karpenter:
+            self.karpenter = Karpenter("karpenter", karpenter_args(args, cluster),
+                                       pulumi.ResourceOptions(parent=self, providers=[cluster.k8s_provider], depends_on=[cluster]))
+            autoscaler, capacity = self.karpenter.release, (*capacity, *self.karpenter.node_pools)
+        elif args.cluster_autoscaler.enabled:
             autoscaler = ClusterAutoscaler("cluster-autoscaler", autoscaler_args(args, cluster, self.gpu_node_groups),
                                            moved(self, providers=[cluster.k8s_provider])).release
         self.exports = {}
@@ -131,7 +159,7 @@ class Foundation(pulumi.ComponentResource):
             self.exports["ciRoleArn"] = ci.deploy_role_arn
             if ci.preview_role_arn is not None:
                 self.exports["ciPreviewRoleArn"] = ci.preview_role_arn
-        self.context = self._context(args, autoscaler, self._load_balancer_controller(args))
+        self.context = self._context(args, autoscaler, capacity, self._load_balancer_controller(args))
         self.register_outputs({"clusterName": cluster.name})
 
     def _load_balancer_controller(self, args: FoundationArgs) -> Optional[pulumi.Resource]:
@@ -145,7 +173,7 @@ class Foundation(pulumi.ComponentResource):
             oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
         ), moved(self, cluster, providers=[cluster.k8s_provider])).release
 
-    def _context(self, args: FoundationArgs, autoscaler: Optional[pulumi.Resource],
+    def _context(self, args: FoundationArgs, autoscaler: Optional[pulumi.Resource], capacity: tuple[pulumi.Resource, ...],
                  lb_controller: Optional[pulumi.Resource]) -> ClusterContext:
         exposure, net, cluster = args.exposure, args.network, self.cluster
         settings = ExposureSettings(
@@ -161,6 +189,6 @@ class Foundation(pulumi.ComponentResource):
             cluster_security_group_id=cluster.cluster_security_group_id,
             oidc_provider_arn=cluster.oidc_provider_arn, oidc_issuer=cluster.oidc_issuer,
             k8s_provider=cluster.k8s_provider, cluster=cluster, autoscaler=autoscaler,
-            load_balancer_controller=lb_controller, gpu_node_groups=tuple(self.gpu_node_groups),
+            load_balancer_controller=lb_controller, gpu_node_groups=capacity,
             exposure=settings, alb_source=source,
         )
