@@ -68,7 +68,7 @@ import json  # noqa: E402
 from components import karpenter_manifests as km  # noqa: E402
 from platformctl import first_deploy, policy_check  # noqa: E402
 from policy import rules  # noqa: E402
-from tests.harness import COMPUTED, plan, plan_with  # noqa: E402
+from tests.harness import COMPUTED, plan, plan_with, stack_values  # noqa: E402
 from tests.karpenter_v1 import EC2NodeClass, NodePool  # noqa: E402
 
 NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
@@ -140,7 +140,8 @@ def test_node_pool_carries_the_pool_label_taint_and_gpu_limit(karpenter_dev):
     spec = karpenter_dev.of_type(NODE_POOL)[0].public_inputs()["spec"]
     assert spec["template"]["metadata"]["labels"][km.POOL_LABEL] == "inference"
     assert spec["template"]["spec"]["taints"] == [km.GPU_TAINT]
-    assert spec["limits"] == {"nvidia.com/gpu": 2}  # maxSize 2 x 1 GPU (g6.xlarge, g5.xlarge)
+    max_size = stack_values("dev")["gpuNodeGroups"][0]["maxSize"]
+    assert spec["limits"] == {"nvidia.com/gpu": max_size}  # maxSize x 1 GPU (g6.xlarge, g5.xlarge)
 
 
 def test_controller_role_policy_fits_one_inline_policy():
@@ -239,7 +240,7 @@ def test_cost_prices_a_node_pool_at_zero_idle_and_on_demand_at_peak():
 def test_preflight_counts_the_on_demand_fallback_quota_and_the_pinned_ami():
     groups = preflight.node_groups(_karpenter_config())
     fallback = [g for g in groups if g.label == "inference (on-demand fallback)"]
-    assert fallback and fallback[0].capacity == "ON_DEMAND" and fallback[0].max == 2
+    assert fallback and fallback[0].capacity == "ON_DEMAND" and fallback[0].max == stack_values("dev")["gpuNodeGroups"][0]["maxSize"]
     assert not any("fallback" in g.label for g in preflight.node_groups(stack_config.load_from_files("dev")))
     # aws/karpenter-provider-aws v1.14.0 pkg/providers/amifamily/al2023.go `resolvePath`
     assert preflight.pinned_ami_parameter("1.33", "AL2023_x86_64_NVIDIA") == (
