@@ -42,12 +42,13 @@ gpu = GpuStack("gpu-stack", GpuStackArgs(
 ), cluster, on_cluster)
 inference = Inference("inference", InferenceArgs(
     deployments=tuple(config.tritonDeployments), repository=config.modelRepository, protect_data=config.protectData,
-    openwebui=config.openWebUi,
+    openwebui=config.openWebUi, gateway=config.gateway, gateway_hostname=config.exposure.gatewayHostname,
 ), cluster, gpu.readiness, on_cluster)
+openwebui_urls, openwebui_key = inference.openwebui_endpoints(config.openWebUi)
 apps = Apps("apps", AppsArgs(
     openwebui=config.openWebUi, protect_data=config.protectData, hostname=config.exposure.openWebUiHostname,
     oidc_client_secret=secret(config.openWebUiOidcClientSecret),
-), cluster, inference.openai_base_urls, on_cluster)
+), cluster, openwebui_urls, on_cluster, openai_api_key=openwebui_key)
 
 exports = {
     **foundation.exports, **inference.exports, **apps.exports,
