@@ -32,7 +32,7 @@ import yaml
 from components import dashboards as db
 from components import gateway_config as gc
 from components import security
-from components.exposure import AlbSource, ExposureSettings, allow_alb_ingress, ui_ingress
+from components.exposure import INGRESS_CLASS, AlbSource, ExposureSettings, allow_alb_ingress, ingress_annotations
 from components.monitoring import DASHBOARD_LABEL, NAMESPACE as MONITORING_NAMESPACE
 from components.triton import endpoints as triton_endpoints
 from stack_config.gateway import GatewayConfig
@@ -182,6 +182,25 @@ class InferenceGatewayArgs:
     waits_for: Sequence[pulumi.Resource] = ()
 
 
+# /metrics is served on the API port without a key (for Prometheus): on the ALB it answers 404 from the
+# load balancer itself. aws-load-balancer-controller (docs/guide/ingress/annotations.md, "actions"): an
+# annotation `alb.ingress.kubernetes.io/actions.<name>` is the action of a path whose backend is service
+# `<name>`, port name `use-annotation`.
+METRICS_BLOCK = "block-metrics"
+METRICS_BLOCK_ACTION = json.dumps({"type": "fixed-response", "fixedResponseConfig": {
+    "contentType": "text/plain", "statusCode": "404", "messageBody": "not found"}})
+
+
+def ingress_spec(hostname: str) -> dict[str, Any]:
+    """The gateway's host on the shared ALB: /metrics blocked, everything else to the Service."""
+    def path(prefix: str, service: str, port: dict) -> dict:
+        return {"path": prefix, "pathType": "Prefix", "backend": {"service": {"name": service, "port": port}}}
+    return {"ingressClassName": INGRESS_CLASS, "tls": [{"hosts": [hostname]}],
+            "rules": [{"host": hostname, "http": {"paths": [
+                path("/metrics", METRICS_BLOCK, {"name": "use-annotation"}),
+                path("/", NAME, {"number": SERVICE_PORT})]}}]}
+
+
 def client_rules(config: GatewayConfig, pod_clients: Sequence[tuple[str, dict[str, str]]]) -> list[dict]:
     """Who may call the gateway's port: the listed pods (OpenWebUI) and config.clients."""
     peers = [security.pod_peer(ns, labels) for ns, labels in pod_clients]
@@ -283,7 +302,14 @@ class InferenceGateway(pulumi.ComponentResource):
             return
         if args.alb_source is None:
             raise ValueError("exposing the gateway needs alb_source (the ALB's subnets) for its NetworkPolicy")
-        ui_ingress(NAME, ns, args.hostname, NAME, SERVICE_PORT, LIVENESS_PATH, args.exposure,
-                   pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=waits_for)))
+        settings = args.exposure
+        annotations = {**ingress_annotations(settings.scheme, settings.certificate_arn, settings.group_name,
+                                             LIVENESS_PATH, settings.inbound_cidrs),
+                       f"alb.ingress.kubernetes.io/actions.{METRICS_BLOCK}": METRICS_BLOCK_ACTION}
+        controller = [settings.controller] if settings.controller is not None else []
+        k8s.networking.v1.Ingress(
+            NAME, metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": annotations},
+            spec=ingress_spec(args.hostname),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*waits_for, *controller])))
         allow_alb_ingress(ns, LABELS, PORT, args.alb_source, opts)
         self.url = f"https://{args.hostname}"

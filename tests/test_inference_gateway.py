@@ -139,6 +139,13 @@ def test_exposed_the_gateway_admits_the_alb_and_gets_an_ingress():
     ingress = k8s(run, "Ingress", ig.NAME)
     assert ingress["spec"]["rules"][0]["host"] == "api.dev.example.com"
     assert ingress["metadata"]["annotations"]["alb.ingress.kubernetes.io/healthcheck-path"] == ig.LIVENESS_PATH
+    # /metrics answers without a key: the ALB answers it with a fixed 404 (aws-load-balancer-controller
+    # docs/guide/ingress/annotations.md `actions.<service name>` + port `use-annotation`), listed first.
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert paths[0]["path"] == "/metrics" and paths[0]["backend"]["service"]["port"] == {"name": "use-annotation"}
+    action = json.loads(ingress["metadata"]["annotations"][f"alb.ingress.kubernetes.io/actions.{paths[0]['backend']['service']['name']}"])
+    assert action["type"] == "fixed-response" and action["fixedResponseConfig"]["statusCode"] == "404"
+    assert paths[1]["path"] == "/" and paths[1]["backend"]["service"]["name"] == ig.NAME
     objs = [inputs(r) for r in run.kubernetes_objects()]
     private = subnet_cidrs(config.network.vpcCidr, len(config.network.availabilityZones))[1]
     model = scan.NetworkModel.from_objects(objs, private)
