@@ -2,7 +2,7 @@
 
     Foundation (network, EKS, GPU node groups, autoscaler, LB controller, CI role) -> ClusterContext
       -> GpuStack (scheduling, monitoring + Grafana, GPU operator) -> readiness
-      -> Inference (model repository, prometheus-adapter, Triton fleet) -> OpenAI endpoints
+      -> Inference (model repository, prometheus-adapter, Triton fleet, inference gateway) -> OpenAI endpoints
       -> Apps (OpenWebUI)
 """
 
