@@ -94,6 +94,13 @@ def static_keys_json(limits: dict[str, Any], keys: Sequence[str]) -> str:
                        for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
 
 
+def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
+    """Of what the proxy reads once at start: config.yaml, custom_auth.py and the static keys' names and
+    limits (custom_auth caches GATEWAY_STATIC_KEYS), so changing either rolls the pods."""
+    keys = {name: limit.model_dump() for name, limit in config.staticKeys.items()}
+    return hashlib.sha256(json.dumps([data, keys], sort_keys=True).encode()).hexdigest()[:16]
+
+
 def container(config: GatewayConfig) -> dict[str, Any]:
     # TRITON_OPENAI_API_KEY is no credential (Triton's frontend takes none), but its name says key:
     # it comes from the Secret like the others, so no *_KEY variable holds a literal.
@@ -228,7 +235,7 @@ class InferenceGateway(pulumi.ComponentResource):
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": security.checkov_skips(CHECKOV_SKIPS)},
-            spec=deployment_spec(config, hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]),
+            spec=deployment_spec(config, config_hash(data, config)),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, config_map, secret, *args.waits_for]),
         )
         service = k8s.core.v1.Service(

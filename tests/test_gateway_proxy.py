@@ -255,14 +255,19 @@ def planned_gateway(tmp_path_factory, stub, mlserver):  # noqa: F811
 def test_the_planned_config_refuses_without_a_key_and_routes_both_api_families_with_one(planned_gateway):
     """The dev plan's ConfigMap (components/inference_gateway.py, rendered by gateway_config) loaded by
     the pinned proxy: 401 without a key on /v1 and on the standard deployment's pass-through; with
-    OpenWebUI's key, 200 on chat (the llm deployment is the wildcard route) and on KServe-v2 infer;
+    OpenWebUI's key, /v1/models lists exactly the model gateway.models names, 200 on chat and on
+    KServe-v2 infer;
     the probe paths of the Deployment answer without a key (/health/readiness too: the kubelet
     sends none)."""
     assert gs.request(f"{planned_gateway}/v1/chat/completions", None, CHAT)[0] == 401
     base = f"{planned_gateway}{gc.pass_through_path('standard')}"
     assert gs.request(f"{base}/models/add_sub", None)[0] == 401
     key = PLANNED_KEYS["openwebui"]["key"]
-    status, body = gs.request(f"{planned_gateway}/v1/chat/completions", key, CHAT)
+    # The model dev's gateway.models names for its llm deployment, as OpenWebUI sees it on /v1/models.
+    status, body = gs.request(f"{planned_gateway}/v1/models", key)
+    models = [m["id"] for m in body["data"]]
+    assert status == 200 and models == ["qwen2.5-0.5b-instruct"], body
+    status, body = gs.request(f"{planned_gateway}/v1/chat/completions", key, {**CHAT, "model": models[0]})
     assert status == 200 and body["choices"][0]["message"]["content"] == "pong", body
     status, body = gs.request(f"{base}/models/add_sub/infer", PLANNED_KEYS["dev-team"]["key"], ADD_SUB)
     assert status == 200, body

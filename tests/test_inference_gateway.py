@@ -256,3 +256,15 @@ def test_upstreams_follow_triton_endpoints():
     config = config_for("dev")
     for upstream, d in zip(ig.upstreams(config.tritonDeployments, {}), config.tritonDeployments):
         assert upstream.base_url == endpoints(d)["openaiUrl" if d.mode == "llm" else "httpUrl"]
+
+
+def test_a_new_key_or_limit_rolls_the_pods():
+    """custom_auth.py reads GATEWAY_STATIC_KEYS once (a Secret env var: a changed Secret alone restarts
+    nothing), so the pod template carries a hash of the config and of the keys' names and limits."""
+    def template_hash(run):
+        return k8s(run, "Deployment", ig.NAME)["spec"]["template"]["metadata"]["annotations"]["ai-platform/config-hash"]
+    gateway = stack_values("dev")["gateway"]
+    before = template_hash(plan("dev"))
+    assert before == template_hash(plan_with("dev", gateway=gateway))
+    more = {**gateway, "staticKeys": {**gateway["staticKeys"], "new-app": {"rpm": 10}}}
+    assert template_hash(plan_with("dev", gateway=more)) != before

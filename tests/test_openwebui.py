@@ -131,7 +131,8 @@ def test_a_second_llm_deployment_adds_a_second_url_with_no_other_change():
 
 
 def test_without_llm_deployments_openwebui_does_not_fall_back_to_api_openai_com():
-    run = plan_with("dev", tritonDeployments=[d for d in stack_values("dev")["tritonDeployments"] if d["mode"] != "llm"])
+    run = plan_with("dev", tritonDeployments=[d for d in stack_values("dev")["tritonDeployments"] if d["mode"] != "llm"],
+                    gateway={**stack_values("dev")["gateway"], "models": {}})
     env = env_of(run)
     assert env["ENABLE_OPENAI_API"]["value"] == "false"
     assert "OPENAI_API_BASE_URLS" not in env
