@@ -112,6 +112,8 @@ def container(config: GatewayConfig) -> dict[str, Any]:
         "name": "litellm",
         "image": f"{IMAGE_REPOSITORY}:{config.imageTag}",
         "imagePullPolicy": "Always",  # the tag is pinned; Always re-checks its digest at start
+        # The image's ENTRYPOINT is `litellm` with CMD `--port 4000` (BerriAI/litellm Dockerfile); these
+        # args replace the CMD: the same command line tests/gateway_support.py starts the proxy with.
         "args": ["--config", f"{CONFIG_DIR}/config.yaml", "--port", str(PORT), "--num_workers", "1"],
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
         "env": env,
