@@ -2,7 +2,7 @@
 
     Foundation (network, EKS, GPU node groups, autoscaler, LB controller, CI role) -> ClusterContext
       -> GpuStack (scheduling, monitoring + Grafana, GPU operator) -> readiness
-      -> Inference (model repository, prometheus-adapter, Triton fleet) -> OpenAI endpoints
+      -> Inference (model repository, prometheus-adapter, Triton fleet, inference gateway) -> OpenAI endpoints
       -> Apps (OpenWebUI)
 """
 
@@ -42,12 +42,14 @@ gpu = GpuStack("gpu-stack", GpuStackArgs(
 ), cluster, on_cluster)
 inference = Inference("inference", InferenceArgs(
     deployments=tuple(config.tritonDeployments), repository=config.modelRepository, protect_data=config.protectData,
-    openwebui=config.openWebUi, builds=tuple(config.modelBuilds),
+    openwebui=config.openWebUi, builds=tuple(config.modelBuilds), gateway=config.gateway,
+    gateway_hostname=config.exposure.gatewayHostname,
 ), cluster, gpu.readiness, on_cluster)
+openwebui_urls, openwebui_key = inference.openwebui_endpoints(config.openWebUi)
 apps = Apps("apps", AppsArgs(
     openwebui=config.openWebUi, protect_data=config.protectData, hostname=config.exposure.openWebUiHostname,
     oidc_client_secret=secret(config.openWebUiOidcClientSecret),
-), cluster, inference.openai_base_urls, on_cluster)
+), cluster, openwebui_urls, on_cluster, openai_api_key=openwebui_key)
 
 exports = {
     **foundation.exports, **inference.exports, **apps.exports,

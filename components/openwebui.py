@@ -250,6 +250,9 @@ class OpenWebUiArgs:
     workload_identity: Optional[WorkloadIdentity] = None
     # Where the ALB connects from when exposed (IP targets): the subnets it lives in.
     alb_source: Optional[AlbSource] = None
+    # The key for openai_base_urls (one, the gateway's /v1: openWebUi.viaGateway); None: Triton's
+    # frontends, which take no key (a generated placeholder).
+    openai_api_key: Optional[pulumi.Input[str]] = None
 
 
 def checkov_skip_reasons(run_as: int) -> dict[str, str]:
@@ -393,7 +396,8 @@ class OpenWebUi(pulumi.ComponentResource):
         url_count = len(args.openai_base_urls)
         secret_data: dict[str, pulumi.Input[str]] = {
             "WEBUI_SECRET_KEY": webui_secret_key.result,
-            "OPENAI_API_KEYS": placeholder_key.result.apply(lambda key: ";".join([key] * max(url_count, 1))),
+            "OPENAI_API_KEYS": pulumi.Output.from_input(args.openai_api_key or placeholder_key.result).apply(
+                lambda key: ";".join([key] * max(url_count, 1))),
         }
         if auth.mode == "builtin" and auth.adminEmail:
             admin_password = random.RandomPassword(f"{name}-admin-password", length=24, special=False,

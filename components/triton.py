@@ -250,10 +250,11 @@ def port_forward_command(config: TritonDeploymentConfig) -> str:
 
 
 def network_policies(config: TritonDeploymentConfig, openai_clients: Sequence[tuple[str, dict[str, str]]],
-                     opts: pulumi.ResourceOptions) -> None:
+                     opts: pulumi.ResourceOptions, gateway: Optional[tuple[str, dict[str, str]]] = None) -> None:
     """The namespace denies all ingress: open only what this deployment serves, each port to the
     clients the README names for it (Prometheus: metrics; OpenWebUI: the OpenAI port of `llm`;
-    `clients`: the serving ports), and let its pods out only to DNS and HTTPS (S3 model
+    `clients`: the serving ports; the inference gateway: the KServe-v2 HTTP port of `standard`, listed
+    in `openai_clients` for `llm`), and let its pods out only to DNS and HTTPS (S3 model
     repository, STS for IRSA, model hub). The internal NLB's policy comes with the NLB."""
     ns, base, pod_labels = config.namespace, resource_name(config.name), selector_labels(config.name)
     security.allow_prometheus_scrape(ns, pod_labels, [PORTS[METRICS_PORT[config.mode]]], opts, name=f"{base}-allow-prometheus")
@@ -261,6 +262,8 @@ def network_policies(config: TritonDeploymentConfig, openai_clients: Sequence[tu
         for index, (client_ns, client_labels) in enumerate(openai_clients):
             security.allow_from_pods(ns, f"{base}-allow-openai-client-{index}", pod_labels, [PORTS["openai"]],
                                      client_ns, client_labels, opts)
+    elif gateway is not None:
+        security.allow_from_pods(ns, f"{base}-allow-gateway", pod_labels, [PORTS["http"]], gateway[0], gateway[1], opts)
     if config.clients:
         peers = [security.pod_peer(client.namespace, client.podLabels) for client in config.clients]
         security.allow_ingress(ns, f"{base}-allow-clients", pod_labels,
@@ -302,6 +305,9 @@ class TritonServerArgs:
     # Pods that call the OpenAI endpoint of an `llm` deployment: (namespace, pod labels) of
     # OpenWebUI, from its config (none when OpenWebUI is off).
     openai_clients: Sequence[tuple[str, dict[str, str]]] = ()
+    # The inference gateway's pods (namespace, labels): admitted on a `standard` deployment's HTTP
+    # port (for `llm` it is one of openai_clients).
+    gateway_client: Optional[tuple[str, dict[str, str]]] = None
 
 
 def waits_for(args: TritonServerArgs) -> list[pulumi.Resource]:
@@ -361,7 +367,7 @@ class TritonServer(pulumi.ComponentResource):
         service_ports = [{"name": port, "port": PORTS[port], "targetPort": port, "protocol": "TCP",
                           "appProtocol": APP_PROTOCOL[port]} for port in MODE_PORTS[config.mode]]
         self._metrics(name, args, labels, service_ports, k8s_opts)
-        network_policies(config, args.openai_clients, k8s_opts)
+        network_policies(config, args.openai_clients, k8s_opts, args.gateway_client)
         if config.minReplicas > 1:
             k8s.policy.v1.PodDisruptionBudget(
                 f"{name}-pdb",

@@ -22,6 +22,7 @@ from .base import (
     scaling_problems,
 )
 from .ci import CiRoleConfig
+from .gateway import GatewayConfig, gateway_problems
 from .gpu_pools import ClusterAutoscalerConfig, GpuAmiType, GpuInstanceTypeName, GpuNodeGroupConfig, GpuProvisioner
 from .gpu_pools import provisioner_problems
 from .gpu_stack import SLACK_WEBHOOK_KEY, SMTP_PASSWORD_KEY, GpuStackConfig
@@ -161,6 +162,7 @@ class StackConfig(ConfigModel):
     openWebUi: OpenWebUiConfig = OpenWebUiConfig()
     exposure: ExposureConfig = ExposureConfig()
     openWebUiOidcClientSecret: Optional[SecretStr] = None
+    gateway: GatewayConfig = GatewayConfig()
 
     @property
     def partition(self) -> str:
@@ -193,6 +195,8 @@ class StackConfig(ConfigModel):
                                           self.gpuStack.scheduling.gpuQuotas))
         found.extend(openwebui_problems(self.openWebUi, self.exposure, region=self.region,
                                         oidc_client_secret=self.openWebUiOidcClientSecret))
+        found.extend(gateway_problems(self.gateway, deployments=self.tritonDeployments, via_gateway=self.openWebUi.viaGateway,
+                                      openwebui_enabled=self.openWebUi.enabled, hostname=self.exposure.gatewayHostname))
         found.extend(alb_source_problems(self.exposure, vpc_cidr=self.network.vpcCidr,
                                          brought_vpc=self.network.existingVpc is not None))
         problems(found)

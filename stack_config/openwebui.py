@@ -150,6 +150,9 @@ class OpenWebUiConfig(ConfigModel):
     runAsUser: Annotated[int, Field(ge=1)] = 10001
     auth: AuthConfig = AuthConfig()
     persistence: PersistenceConfig = PersistenceConfig()
+    # Chat traffic through the inference gateway (its own static key, limited and metered like any
+    # application) instead of straight to Triton's OpenAI frontends. Needs gateway.enabled.
+    viaGateway: bool = False
 
     @model_validator(mode="after")
     def _check(self):
@@ -172,6 +175,8 @@ class ExposureConfig(ConfigModel):
     certificateArn: Optional[Annotated[str, Field(pattern=ACM_ARN)]] = None
     openWebUiHostname: Optional[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = None
     grafanaHostname: Optional[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = None
+    # The inference gateway's API (gateway.enabled); unset: in-cluster only.
+    gatewayHostname: Optional[Annotated[str, Field(pattern=HOSTNAME, max_length=253)]] = None
     # Source ranges allowed to reach the ALB (empty: the ALB default, everyone for its scheme).
     inboundCidrs: list[Annotated[str, Field(pattern=r"^\d{1,3}(\.\d{1,3}){3}/\d{1,2}$")]] = []
     # The CIDRs of the subnets the ALB lives in, which the UIs' NetworkPolicies admit. Default: the
@@ -183,7 +188,7 @@ class ExposureConfig(ConfigModel):
 
     @property
     def hostnames(self) -> list[str]:
-        return [h for h in (self.openWebUiHostname, self.grafanaHostname) if h]
+        return [h for h in (self.openWebUiHostname, self.grafanaHostname, self.gatewayHostname) if h]
 
     @model_validator(mode="after")
     def _check(self):
@@ -191,12 +196,14 @@ class ExposureConfig(ConfigModel):
         if self.hostnames and self.certificateArn is None:
             found.append(("certificateArn", "required when a hostname is set (the ALB serves HTTPS only)"))
         if self.certificateArn is not None and not self.hostnames:
-            found.append(("certificateArn", "set, but no openWebUiHostname or grafanaHostname uses it"))
+            found.append(("certificateArn", "set, but no openWebUiHostname, grafanaHostname or gatewayHostname uses it"))
         if self.hostnames and not self.loadBalancerController:
             found.append(("loadBalancerController", "must be true when a hostname is set (nothing else serves "
                                                     "ingressClassName alb on this cluster)"))
         if self.openWebUiHostname and self.openWebUiHostname == self.grafanaHostname:
             found.append(("grafanaHostname", "must differ from openWebUiHostname (both share one ALB, routed by host)"))
+        if self.gatewayHostname and self.gatewayHostname in (self.openWebUiHostname, self.grafanaHostname):
+            found.append(("gatewayHostname", "must differ from openWebUiHostname and grafanaHostname (one ALB, routed by host)"))
         problems(found)
         return self
 

@@ -150,7 +150,9 @@ def test_dashboards_are_provisioned_as_configmaps_the_sidecar_picks_up():
     configmaps = [r.public_inputs() for r in run.of_type("kubernetes:core/v1:ConfigMap")
                   if r.public_inputs()["metadata"].get("labels", {}).get(sidecar["label"]) == sidecar["labelValue"]]
     provisioned = {name: json.loads(text) for cm in configmaps for name, text in cm["data"].items()}
-    assert provisioned == BOARDS
+    # The inference gateway brings its own board (components/inference_gateway.py, LiteLLM's metrics).
+    from components.inference_gateway import usage_dashboard
+    assert provisioned == {**BOARDS, "inference-api-usage.json": json.loads(json.dumps(usage_dashboard()))}
 
 
 def test_dcgm_dashboard_12239_is_imported_at_a_pinned_revision():

@@ -171,7 +171,7 @@ def test_annotations_add_source_ranges_only_when_set():
     ({"openWebUiHostname": "chat.example.com"},
      "ai-platform:exposure.certificateArn: required when a hostname is set (the ALB serves HTTPS only)"),
     ({"certificateArn": CERT},
-     "ai-platform:exposure.certificateArn: set, but no openWebUiHostname or grafanaHostname uses it"),
+     "ai-platform:exposure.certificateArn: set, but no openWebUiHostname, grafanaHostname or gatewayHostname uses it"),
     ({"certificateArn": CERT.replace("us-west-2", "eu-west-1"), "grafanaHostname": "grafana.example.com"},
      "ai-platform:exposure.certificateArn: is in eu-west-1, but an ALB can only use certificates of its own region (us-west-2)"),
     ({**EXPOSED, "loadBalancerController": False},

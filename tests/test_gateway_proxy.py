@@ -213,3 +213,65 @@ def test_custom_auth_names_every_bad_static_key_entry():
     assert result.returncode == 0, result.stderr[-3000:]
     for fragment in ("short: `key`", "zero: `rpm`", "dup: `key` is also", "dup: `tpm`"):
         assert fragment in result.stdout, result.stdout
+
+
+# --- the config the dev plan renders -----------------------------------------------------------
+
+PLANNED_KEYS = {"openwebui": {"key": "sk-test-openwebui-" + "d" * 24, "rpm": 1000},
+                "dev-team": {"key": "sk-test-dev-team-" + "e" * 24, "rpm": 1000}}
+
+
+def planned_config(stub_url: str, kserve_url: str) -> tuple[dict, str]:
+    """config.yaml and custom_auth.py exactly as the dev plan's ConfigMap holds them, the in-cluster
+    upstream URLs rewritten to the local stand-ins (nothing else changes)."""
+    import yaml
+
+    from components import inference_gateway as ig
+    from tests.harness import inputs, plan
+    [config_map] = [inputs(r) for r in plan("dev").kubernetes_objects()
+                    if inputs(r).get("kind") == "ConfigMap" and inputs(r)["metadata"]["name"] == ig.NAME]
+    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    for entry in config["model_list"]:
+        assert entry["litellm_params"]["api_base"].endswith(":9000/v1")
+        entry["litellm_params"]["api_base"] = f"{stub_url}/v1"
+    for route in config["general_settings"].get("pass_through_endpoints", []):
+        assert route["target"].endswith(":8000/v2")
+        route["target"] = f"{kserve_url}/v2"
+    return config, config_map["data"]["custom_auth.py"]
+
+
+@pytest.fixture(scope="module")
+def planned_gateway(tmp_path_factory, stub, mlserver):  # noqa: F811
+    config, custom_auth = planned_config(stub, mlserver)
+    assert custom_auth == gs.CUSTOM_AUTH.read_text(), "the ConfigMap ships the tested custom_auth.py"
+    env = gs.proxy_env(PLANNED_KEYS, MASTER_KEY)
+    try:
+        with gs.litellm_proxy(litellm_binary(), config, env, tmp_path_factory.mktemp("litellm-plan"), free_port()) as url:
+            yield url
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+
+
+def test_the_planned_config_refuses_without_a_key_and_routes_both_api_families_with_one(planned_gateway):
+    """The dev plan's ConfigMap (components/inference_gateway.py, rendered by gateway_config) loaded by
+    the pinned proxy: 401 without a key on /v1 and on the standard deployment's pass-through; with
+    OpenWebUI's key, /v1/models lists exactly the model gateway.models names, 200 on chat and on
+    KServe-v2 infer;
+    the probe paths of the Deployment answer without a key (/health/readiness too: the kubelet
+    sends none)."""
+    assert gs.request(f"{planned_gateway}/v1/chat/completions", None, CHAT)[0] == 401
+    base = f"{planned_gateway}{gc.pass_through_path('standard')}"
+    assert gs.request(f"{base}/models/add_sub", None)[0] == 401
+    key = PLANNED_KEYS["openwebui"]["key"]
+    # The model dev's gateway.models names for its llm deployment, as OpenWebUI sees it on /v1/models.
+    status, body = gs.request(f"{planned_gateway}/v1/models", key)
+    models = [m["id"] for m in body["data"]]
+    assert status == 200 and models == ["qwen2.5-0.5b-instruct"], body
+    status, body = gs.request(f"{planned_gateway}/v1/chat/completions", key, {**CHAT, "model": models[0]})
+    assert status == 200 and body["choices"][0]["message"]["content"] == "pong", body
+    status, body = gs.request(f"{base}/models/add_sub/infer", PLANNED_KEYS["dev-team"]["key"], ADD_SUB)
+    assert status == 200, body
+    for path in ("/health/liveliness", "/health/readiness"):
+        assert gs.request(f"{planned_gateway}{path}")[0] == 200, path
+    status, text = gs.request(f"{planned_gateway}/metrics")
+    assert status == 200 and "litellm_proxy_total_requests_metric_total" in text

@@ -83,12 +83,27 @@ def llm_urls(config):
 
 # --- connection to the platform's LLMs --------------------------------------------------------
 
+def test_via_gateway_openwebui_calls_the_gateway_with_its_own_key():
+    """openWebUi.viaGateway (on in dev and prod): one base URL, the gateway's /v1, and OPENAI_API_KEYS
+    (by secretKeyRef from OpenWebUI's Secret: a secretKeyRef cannot cross namespaces) holding the key
+    the gateway generated for its `openwebui` entry, so chat is authenticated, limited and metered."""
+    for stack in ("dev", "prod"):
+        run = plan(stack)
+        env = env_of(run)
+        assert env["OPENAI_API_BASE_URLS"]["value"] == f"{run.outputs['gatewayUrl'].value}/v1"
+        assert env["OPENAI_API_KEYS"]["valueFrom"]["secretKeyRef"]["name"] == "open-webui"
+        key = next(r for r in run.resources if r.name == "inference-gateway-key-openwebui")
+        secret = k8s_object(run, "Secret", "open-webui")
+        assert key.urn in secret.dependencies, "OpenWebUI's key is not the gateway's generated openwebui key"
+
+
 def triton_llm_exports(run):
     return [d["openaiUrl"] for d in run.outputs["tritonDeployments"].value.values() if d["mode"] == "llm"]
 
 
 def test_base_urls_are_the_llm_deployments_openai_endpoints_without_trailing_slash():
-    run, config = plan("dev"), config_for("dev")
+    """Without openWebUi.viaGateway (the committed stacks set it): straight to Triton's frontends."""
+    run, config = plan_with("dev", openWebUi=openwebui_with(viaGateway=False)), config_for("dev")
     expected = triton_llm_exports(run)
     assert expected and expected == llm_urls(config), "the dev stack has an llm deployment"
     env = env_of(run)
@@ -107,7 +122,8 @@ def test_a_second_llm_deployment_adds_a_second_url_with_no_other_change():
     pools = [{**pool, "maxSize": pool["maxSize"] + 1} for pool in values["gpuNodeGroups"]]
     gpu_stack = values["gpuStack"]
     gpu_stack["scheduling"]["gpuQuotas"] = {ns: quota + 1 for ns, quota in gpu_stack["scheduling"]["gpuQuotas"].items()}
-    run = plan_with("dev", gpuNodeGroups=pools, gpuStack=gpu_stack,
+    run = plan_with("dev", gpuNodeGroups=pools, gpuStack=gpu_stack, openWebUi=openwebui_with(viaGateway=False),
+                    gateway={**values["gateway"], "models": {"llm-large": ["large"]}},
                     tritonDeployments=[*deployments, {**llm, "name": "llm-large", "modelPrefix": "llm-large"}])
     urls = env_of(run)["OPENAI_API_BASE_URLS"]["value"].split(";")
     assert len(urls) == 2 and urls[1].startswith("http://") and urls[1].endswith(":9000/v1") and "llm-large" in urls[1]
@@ -115,7 +131,8 @@ def test_a_second_llm_deployment_adds_a_second_url_with_no_other_change():
 
 
 def test_without_llm_deployments_openwebui_does_not_fall_back_to_api_openai_com():
-    run = plan_with("dev", tritonDeployments=[d for d in stack_values("dev")["tritonDeployments"] if d["mode"] != "llm"])
+    run = plan_with("dev", tritonDeployments=[d for d in stack_values("dev")["tritonDeployments"] if d["mode"] != "llm"],
+                    gateway={**stack_values("dev")["gateway"], "models": {}})
     env = env_of(run)
     assert env["ENABLE_OPENAI_API"]["value"] == "false"
     assert "OPENAI_API_BASE_URLS" not in env

@@ -321,7 +321,8 @@ S3_IP = "52.216.0.10"  # an S3 address (us-east-1)
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_the_platform_paths_are_open(stack, plans):
-    """DNS from every pod that cannot egress freely; OpenWebUI -> Triton's OpenAI port;
+    """DNS from every pod that cannot egress freely; OpenWebUI -> the inference gateway -> Triton's
+    OpenAI port (llm) and KServe-v2 HTTP port (standard), or OpenWebUI -> Triton without the gateway;
     Prometheus -> every metrics port a ServiceMonitor/PodMonitor scrapes; the ALB -> each UI
     behind an Ingress; Triton -> S3 over HTTPS."""
     objs = objects(plans[stack])
@@ -335,12 +336,22 @@ def test_the_platform_paths_are_open(stack, plans):
 
     tritons = [(o, p) for o, p in pods if "tritonserver" in images(o)]
     webuis = [(o, p) for o, p in pods if "open-webui" in images(o)]
+    gateways = [(o, p) for o, p in pods if "berriai/litellm" in images(o)]
+    # openWebUi.viaGateway (both stacks): OpenWebUI -> the gateway -> Triton (9000 of llm, 8000 of standard).
+    callers = gateways if gateways else webuis
     for ui_obj, ui in webuis:
+        for gw_obj, gateway in gateways:
+            checked.append(f"{scan.object_id(ui_obj)} -> {scan.object_id(gw_obj)}:4000")
+            if not model.allowed(ui, gateway, 4000):
+                problems.append(f"OpenWebUI {scan.object_id(ui_obj)} cannot reach the gateway {scan.object_id(gw_obj)}")
+    for caller_obj, caller in callers:
         for tr_obj, triton in tritons:
-            if 9000 in {number for _, number in triton.ports}:
-                checked.append(f"{scan.object_id(ui_obj)} -> {scan.object_id(tr_obj)}:9000")
-                if not model.allowed(ui, triton, 9000):
-                    problems.append(f"OpenWebUI {scan.object_id(ui_obj)} cannot reach Triton {scan.object_id(tr_obj)} on 9000")
+            port = 9000 if 9000 in {number for _, number in triton.ports} else 8000
+            if port == 8000 and caller in [p for _, p in webuis]:
+                continue  # OpenWebUI speaks only the OpenAI API
+            checked.append(f"{scan.object_id(caller_obj)} -> {scan.object_id(tr_obj)}:{port}")
+            if not model.allowed(caller, triton, port):
+                problems.append(f"{scan.object_id(caller_obj)} cannot reach Triton {scan.object_id(tr_obj)} on {port}")
     for tr_obj, triton in tritons:
         checked.append(f"{scan.object_id(tr_obj)} -> S3:443")
         if not model.egress_allowed(triton, S3_IP, 443):

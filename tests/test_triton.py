@@ -559,6 +559,9 @@ class UrlPaths:
         self.webuis = [scan.pod_of(o) for o in objs if o.get("kind") == "Deployment"
                        and "open-webui" in json.dumps(o["spec"]["template"]["spec"]["containers"])]
         self.values = run.outputs["tritonDeployments"].value[deployment_config.name]
+        gateway = [r for r in run.resources if r.name == "inference-gateway-deployment"]
+        self.gateway = scan.pod_of(inputs(gateway[0])) if gateway else None
+        self.via_gateway = bool(gateway) and config.openWebUi.viaGateway
 
     def check(self, client: str, port: int) -> tuple[bool, bool]:
         """(applies to this deployment, admitted) for a client as the README names it."""
@@ -566,8 +569,16 @@ class UrlPaths:
         if client == "`clients`":
             pods = [scan.Pod(c.namespace, tuple(c.podLabels.items())) for c in self.d.clients]
             return bool(pods), all(self.model.allowed(pod, self.triton, target) for pod in pods)
-        if client == "OpenWebUI":
-            return bool(self.webuis), all(self.model.allowed(ui, self.triton, target) for ui in self.webuis)
+        if client == "OpenWebUI (without `viaGateway`)":
+            if self.via_gateway:  # it calls the gateway: Triton must not admit it any more
+                # (judged without an internal NLB's policy, which admits pod addresses by necessity)
+                assert not any(without_nlb_policies(self.model).allowed(ui, self.triton, target)
+                               for ui in self.webuis), "OpenWebUI still admitted"
+            return bool(self.webuis) and not self.via_gateway, all(self.model.allowed(ui, self.triton, target) for ui in self.webuis)
+        if client == "the inference gateway":
+            # standard: its KServe-v2 pass-through calls httpUrl; llm: its OpenAI routes call openaiUrl.
+            applies = self.gateway is not None and (self.d.mode == "standard" or port == 9000)
+            return applies, applies and self.model.allowed(self.gateway, self.triton, target)
         if client == "Prometheus":
             return True, self.model.ingress_allowed(self.triton, PROMETHEUS_POD, target)
         if client == "`kubectl port-forward`":
@@ -623,7 +634,8 @@ def variant_with_every_kind_of_client():
     deployments = deployments_with("dev", 0, clients=[{"namespace": "ci-runners"}])
     deployments[1].update(expose="internalNlb", clients=[
         {"namespace": "ci-runners", "podLabels": {"actions.github.com/scale-set-name": "ai-platform"}}])
-    overrides = {"tritonDeployments": deployments, "openWebUi": {**stack_values("dev")["openWebUi"], "namespace": "chat"}}
+    overrides = {"tritonDeployments": deployments,
+                 "openWebUi": {**stack_values("dev")["openWebUi"], "namespace": "chat", "viaGateway": False}}
     values, secret = stack_config.read_stack_files("dev")
     values.update({f"ai-platform:{key}": json.dumps(value) for key, value in overrides.items()})
     return plan_with("dev", **overrides), stack_config.parse(values, secret, "dev")
@@ -631,11 +643,14 @@ def variant_with_every_kind_of_client():
 
 def test_every_kind_of_client_reaches_the_urls_the_readme_gives_it():
     """Would have caught findings 9 and 10: OpenWebUI outside namespace `openwebui` was refused, and
-    no in-cluster client could call httpUrl/grpcUrl."""
+    no in-cluster client could call httpUrl/grpcUrl. With OpenWebUI calling Triton directly (no
+    viaGateway), both it and the gateway are admitted."""
     run, config = variant_with_every_kind_of_client()
     problems, checked = url_path_problems(run, config)
     assert not problems, "\n".join(problems)
-    for expected in ("standard.httpUrl <- `clients`", "llm.grpcUrl <- `clients`", "llm.openaiUrl <- OpenWebUI",
+    for expected in ("standard.httpUrl <- `clients`", "llm.grpcUrl <- `clients`",
+                     "llm.openaiUrl <- OpenWebUI (without `viaGateway`)", "llm.openaiUrl <- the inference gateway",
+                     "standard.httpUrl <- the inference gateway",
                      "llm.externalOpenaiUrl <- the internal NLB", "standard.metricsUrl <- Prometheus"):
         assert expected in checked, checked
 
@@ -669,7 +684,8 @@ def test_openai_clients_follow_the_openwebui_namespace_and_vanish_without_openwe
     strict = without_nlb_policies(paths.model)
     assert ui.namespace == "chat" and strict.allowed(ui, paths.triton, 9000)
     assert not strict.allowed(scan.Pod("openwebui", ui.labels), paths.triton, 9000)
-    off = plan_with("dev", openWebUi={**stack_values("dev")["openWebUi"], "enabled": False})
+    off = plan_with("dev", openWebUi={**stack_values("dev")["openWebUi"], "enabled": False},
+                    gateway={**stack_values("dev")["gateway"], "enabled": False})
     assert not [r for r in off.resources if "allow-openai-client" in r.name]
 
 

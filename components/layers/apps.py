@@ -1,4 +1,5 @@
-"""Apps layer: OpenWebUI on the `llm` Triton deployments, behind the shared ALB when exposed."""
+"""Apps layer: OpenWebUI on the `llm` Triton deployments (directly or through the inference gateway),
+behind the shared ALB when exposed."""
 
 from __future__ import annotations
 
@@ -20,10 +21,11 @@ class AppsArgs:
     oidc_client_secret: Optional[str] = None  # secret config value
 
 
-def openwebui_args(args: AppsArgs, cluster: ClusterContext, openai_base_urls: list[pulumi.Input[str]]) -> OpenWebUiArgs:
+def openwebui_args(args: AppsArgs, cluster: ClusterContext, openai_base_urls: list[pulumi.Input[str]],
+                   openai_api_key: Optional[pulumi.Input[str]] = None) -> OpenWebUiArgs:
     config, exposure = args.openwebui, cluster.exposure
     return OpenWebUiArgs(
-        config=config, openai_base_urls=openai_base_urls,
+        config=config, openai_base_urls=openai_base_urls, openai_api_key=openai_api_key,
         protect_data=args.protect_data, hostname=args.hostname if exposure else None, exposure=exposure,
         alb_source=cluster.alb_source,
         oidc_client_secret=pulumi.Output.secret(args.oidc_client_secret) if args.oidc_client_secret else None,
@@ -43,11 +45,13 @@ class Apps(pulumi.ComponentResource):
     exports: dict[str, Any]
 
     def __init__(self, name: str, args: AppsArgs, cluster: ClusterContext, openai_base_urls: list[pulumi.Input[str]],
-                 opts: Optional[pulumi.ResourceOptions] = None):
+                 opts: Optional[pulumi.ResourceOptions] = None, openai_api_key: Optional[pulumi.Input[str]] = None):
+        """`openai_base_urls`: Triton's OpenAI frontends, or the gateway's /v1 with `openai_api_key`
+        (openWebUi.viaGateway: OpenWebUI's own gateway key)."""
         super().__init__("ai-platform:layers:Apps", name, None, opts)
         self.exports = {}
         if args.openwebui.enabled:
-            openwebui = OpenWebUi("openwebui", openwebui_args(args, cluster, openai_base_urls), moved(self, cluster.cluster))
+            openwebui = OpenWebUi("openwebui", openwebui_args(args, cluster, openai_base_urls, openai_api_key), moved(self, cluster.cluster))
             self.exports["openWebUiUrl"] = openwebui.url
             if openwebui.uploads_bucket:
                 self.exports["openWebUiUploadsBucket"] = openwebui.uploads_bucket

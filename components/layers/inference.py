@@ -1,6 +1,6 @@
 """Inference layer: the S3 model repository (with a read-only IRSA role per Triton deployment), the
 prometheus-adapter that Triton's HPAs read, the TensorRT builds (`modelBuilds`: one Job each, which
-the target Triton Deployment waits for) and the Triton fleet."""
+the target Triton Deployment waits for), the Triton fleet and the inference gateway in front of it."""
 
 from __future__ import annotations
 
@@ -12,10 +12,13 @@ import pulumi
 from components.layers.context import ClusterContext, moved
 from components.layers.gpu_stack import GpuStackReadiness
 from components.model_builds import ModelBuild, ModelBuildArgs
+from components.inference_gateway import LABELS as GATEWAY_POD_LABELS
+from components.inference_gateway import InferenceGateway, InferenceGatewayArgs, upstreams
 from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
 from components.openwebui import LABELS as OPENWEBUI_POD_LABELS
 from components.triton import TritonServer, TritonServerArgs, service_account_name
 from components.triton_autoscaling import PrometheusAdapter, PrometheusAdapterArgs
+from stack_config.gateway import OPENWEBUI_KEY, GatewayConfig
 from stack_config.gpu_stack import TRITON_WAITS_FOR_VALIDATION
 from stack_config.model_builds import ModelBuildConfig
 from stack_config.openwebui import OpenWebUiConfig
@@ -31,6 +34,31 @@ class InferenceArgs:
     openwebui: OpenWebUiConfig
     # TensorRT builds, each into a standard deployment's prefix (stack config `modelBuilds`).
     builds: tuple[ModelBuildConfig, ...] = ()
+    gateway: GatewayConfig = GatewayConfig()
+    gateway_hostname: Optional[str] = None  # exposure.gatewayHostname
+
+
+def openai_clients(args: InferenceArgs) -> list[tuple[str, dict[str, str]]]:
+    """Who calls the OpenAI port of an `llm` deployment: OpenWebUI unless it goes through the
+    gateway, and the gateway (OpenWebUI first: its policy keeps index 0 while it calls directly)."""
+    clients = []
+    if args.openwebui.enabled and not (args.openwebui.viaGateway and args.gateway.enabled):
+        clients.append((args.openwebui.namespace, OPENWEBUI_POD_LABELS))
+    if args.gateway.enabled:
+        clients.append((args.gateway.namespace, GATEWAY_POD_LABELS))
+    return clients
+
+
+def gateway_args(args: InferenceArgs, cluster: ClusterContext, gpu: GpuStackReadiness) -> InferenceGatewayArgs:
+    config = args.gateway
+    via = args.openwebui.enabled and args.openwebui.viaGateway
+    return InferenceGatewayArgs(
+        config=config, upstreams=upstreams(args.deployments, config.models),
+        pod_clients=((args.openwebui.namespace, OPENWEBUI_POD_LABELS),) if via else (),
+        service_monitor_labels={"release": gpu.prometheus_release}, monitoring=gpu.monitoring,
+        hostname=args.gateway_hostname if cluster.exposure else None, exposure=cluster.exposure,
+        alb_source=cluster.alb_source, waits_for=(cluster.cluster,),
+    )
 
 
 def repository_args(args: InferenceArgs, cluster: ClusterContext) -> ModelRepositoryArgs:
@@ -60,11 +88,12 @@ class Inference(pulumi.ComponentResource):
 
     servers: dict[str, TritonServer]
     exports: dict[str, Any]
+    gateway: Optional[InferenceGateway]
 
     def __init__(self, name: str, args: InferenceArgs, cluster: ClusterContext, gpu: GpuStackReadiness,
                  opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:layers:Inference", name, None, opts)
-        self.servers, self.exports = {}, {}
+        self.servers, self.exports, self.gateway = {}, {}, None
         if not args.deployments:
             self.register_outputs({})
             return
@@ -88,6 +117,10 @@ class Inference(pulumi.ComponentResource):
         if repository.publisher_role_arn is not None:
             self.exports["modelPublisherRoleArn"] = repository.publisher_role_arn
         self.exports["tritonDeployments"] = {name: server.outputs for name, server in self.servers.items()}
+        if args.gateway.enabled:
+            self.gateway = InferenceGateway("inference-gateway", gateway_args(args, cluster, gpu),
+                                            pulumi.ResourceOptions(parent=self, depends_on=[cluster.cluster]))
+            self.exports.update({"gatewayUrl": self.gateway.url, "gatewayMasterKey": self.gateway.master_key})
         self.register_outputs({})
 
     @property
@@ -116,6 +149,13 @@ class Inference(pulumi.ComponentResource):
             jobs.setdefault(deployment.name, []).append(model_build.job)
         return jobs
 
+    def openwebui_endpoints(self, openwebui: OpenWebUiConfig) -> tuple[list[Any], Optional[pulumi.Output[str]]]:
+        """OpenWebUI's base URLs and key: the gateway's /v1 with its `openwebui` key (viaGateway,
+        when there is an llm deployment to chat with), else Triton's frontends (no key)."""
+        if self.gateway is not None and openwebui.viaGateway and self.openai_base_urls:
+            return [f"{self.gateway.url}/v1"], self.gateway.keys.get(OPENWEBUI_KEY)
+        return list(self.openai_base_urls), None
+
     @staticmethod
     def _server_args(args: InferenceArgs, deployment: TritonDeploymentConfig, cluster: ClusterContext,
                      gpu: GpuStackReadiness, repository: ModelRepository, adapter: Optional[PrometheusAdapter],
@@ -133,5 +173,6 @@ class Inference(pulumi.ComponentResource):
             monitoring=gpu.monitoring, priority_classes=gpu.priority_classes,
             metrics_adapter=adapter.release if adapter else None, gpu_validation=validation_job, load_balancer_controller=nlb,
             vpc_cidr=cluster.vpc_cidr,
-            openai_clients=[(args.openwebui.namespace, OPENWEBUI_POD_LABELS)] if args.openwebui.enabled else [],
+            openai_clients=openai_clients(args),
+            gateway_client=(args.gateway.namespace, GATEWAY_POD_LABELS) if args.gateway.enabled else None,
         )

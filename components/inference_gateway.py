@@ -1,0 +1,324 @@
+"""The inference gateway: the LiteLLM proxy (image pinned to the release the proxy tests run) in front
+of every Triton deployment, so an application has one host and one key for the OpenAI API of the `llm`
+deployments and the KServe-v2 API of the `standard` ones (components/gateway_config.py renders its
+config.yaml; static keys are checked by components/gateway/custom_auth.py, shipped in the same ConfigMap).
+
+Facts checked against LiteLLM 1.108.7 (BerriAI/litellm, the installed `litellm[proxy]==1.108.7`):
+- probes: `/health/liveliness` and `/health/readiness` (litellm/proxy/health_endpoints/_health_endpoints.py),
+  both open without a key;
+- read-only root: the proxy copies its admin UI to LITELLM_UI_PATH when set (litellm/proxy/proxy_server.py:
+  "For read-only deployments ... set LITELLM_UI_PATH to a writable emptyDir volume"), so that path and
+  /tmp are emptyDirs;
+- `custom_auth` is loaded from the directory of the config file (litellm/proxy/types_utils/utils.py
+  `get_instance_fn(value, config_file_path)`);
+- metric names (litellm/integrations/prometheus.py, litellm/types/integrations/prometheus.py): counters
+  are exposed with prometheus_client's `_total` suffix.
+Image: ghcr.io/berriai/litellm:v<version> (release v1.108.7's notes: `cosign verify ... ghcr.io/berriai/litellm:v1.108.7`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+import yaml
+
+from components import dashboards as db
+from components import gateway_config as gc
+from components import security
+from components.exposure import INGRESS_CLASS, AlbSource, ExposureSettings, allow_alb_ingress, ingress_annotations
+from components.monitoring import DASHBOARD_LABEL, NAMESPACE as MONITORING_NAMESPACE
+from components.triton import endpoints as triton_endpoints
+from stack_config.gateway import GatewayConfig
+
+IMAGE_REPOSITORY = "ghcr.io/berriai/litellm"
+NAME = "inference-gateway"
+PORT = 4000
+SERVICE_PORT = 80
+CONFIG_DIR = "/etc/litellm"
+UI_DIR = "/var/lib/litellm/ui"
+SECRET_NAME = "inference-gateway"
+LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
+CUSTOM_AUTH_SOURCE = Path(__file__).parent / "gateway" / "custom_auth.py"
+LIVENESS_PATH = "/health/liveliness"
+READINESS_PATH = "/health/readiness"
+DASHBOARD_NAME = "dashboard-inference-api-usage"
+CHECKOV_SKIPS = {
+    "CKV_K8S_35": "LiteLLM resolves os.environ/ references in its config; the values come from a Secret by reference",
+    "CKV_K8S_43": "the image tag is pinned in stack config (gateway.imageTag, the tested LiteLLM release)",
+}
+SECRET_ENV = (gc.MASTER_KEY_ENV, gc.STATIC_KEYS_ENV, gc.UPSTREAM_KEY_ENV)
+
+# What the usage dashboard queries (LiteLLM 1.108.7, litellm/types/integrations/prometheus.py).
+GATEWAY_METRICS = frozenset({
+    "litellm_proxy_total_requests_metric_total", "litellm_proxy_failed_requests_metric_total",
+    "litellm_input_tokens_metric_total", "litellm_output_tokens_metric_total", "litellm_spend_metric_total",
+    "litellm_request_total_latency_metric_bucket",
+})
+
+
+def upstreams(deployments: Sequence[Any], models: dict[str, list[str]]) -> tuple[gc.TritonUpstream, ...]:
+    """Every Triton deployment as the gateway routes it: an llm one's OpenAI frontend (with the model
+    names gateway.models lists for it), a standard one's KServe-v2 HTTP root."""
+    found = []
+    for deployment in deployments:
+        urls = triton_endpoints(deployment)
+        if deployment.mode == "llm":
+            found.append(gc.TritonUpstream(deployment.name, "llm", urls["openaiUrl"], tuple(models.get(deployment.name, ()))))
+        else:
+            found.append(gc.TritonUpstream(deployment.name, "standard", urls["httpUrl"]))
+    return tuple(found)
+
+
+def settings(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> gc.GatewaySettings:
+    prices = {m: gc.ModelPrice(p.inputCostPerToken, p.outputCostPerToken) for m, p in config.prices.items()}
+    return gc.GatewaySettings(upstreams=tuple(upstreams), auth=gc.StaticKeyAuth(), prices=prices)
+
+
+def config_map_data(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> dict[str, str]:
+    """config.yaml (secrets only as os.environ/ references) and the custom auth module beside it."""
+    rendered = gc.render(settings(config, upstreams))
+    return {"config.yaml": yaml.safe_dump(rendered, sort_keys=False),
+            f"{gc.CUSTOM_AUTH_MODULE}.py": CUSTOM_AUTH_SOURCE.read_text()}
+
+
+def static_keys_json(limits: dict[str, Any], keys: Sequence[str]) -> str:
+    """GATEWAY_STATIC_KEYS as custom_auth.parse_keys reads it; `keys` in the order of `limits`."""
+    return json.dumps({name: {"key": key, "rpm": limit.rpm, "tpm": limit.tpm}
+                       for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
+
+
+def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
+    """Of what the proxy reads once at start: config.yaml, custom_auth.py and the static keys' names and
+    limits (custom_auth caches GATEWAY_STATIC_KEYS), so changing either rolls the pods."""
+    keys = {name: limit.model_dump() for name, limit in config.staticKeys.items()}
+    return hashlib.sha256(json.dumps([data, keys], sort_keys=True).encode()).hexdigest()[:16]
+
+
+def container(config: GatewayConfig) -> dict[str, Any]:
+    # TRITON_OPENAI_API_KEY is no credential (Triton's frontend takes none), but its name says key:
+    # it comes from the Secret like the others, so no *_KEY variable holds a literal.
+    plain = {k: v for k, v in gc.upstream_env().items() if k != gc.UPSTREAM_KEY_ENV}
+    env = [{"name": k, "value": v} for k, v in {**plain, "LITELLM_UI_PATH": UI_DIR}.items()]
+    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": var}}} for var in SECRET_ENV]
+    probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
+    return {
+        "name": "litellm",
+        "image": f"{IMAGE_REPOSITORY}:{config.imageTag}",
+        "imagePullPolicy": "Always",  # the tag is pinned; Always re-checks its digest at start
+        # The image's ENTRYPOINT is `litellm` with CMD `--port 4000` (BerriAI/litellm Dockerfile); these
+        # args replace the CMD: the same command line tests/gateway_support.py starts the proxy with.
+        "args": ["--config", f"{CONFIG_DIR}/config.yaml", "--port", str(PORT), "--num_workers", "1"],
+        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        "env": env,
+        "resources": {"requests": {"cpu": config.cpu, "memory": config.memory},
+                      "limits": {"cpu": config.cpu, "memory": config.memory}},
+        "startupProbe": {**probe, "httpGet": {"path": LIVENESS_PATH, "port": "http"}, "failureThreshold": 30},
+        "livenessProbe": {**probe, "httpGet": {"path": LIVENESS_PATH, "port": "http"}},
+        "readinessProbe": {**probe, "httpGet": {"path": READINESS_PATH, "port": "http"}},
+        "securityContext": security.restricted_security_context(read_only_root=True),
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
+                         {"name": "ui", "mountPath": UI_DIR}, {"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def deployment_spec(config: GatewayConfig, config_hash: str) -> dict[str, Any]:
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": security.restricted_pod_security_context(),
+        "containers": [container(config)],
+        "volumes": [{"name": "config", "configMap": {"name": NAME}},
+                    {"name": "ui", "emptyDir": {"sizeLimit": "256Mi"}},
+                    {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
+    }
+    if config.replicas > 1:
+        pod["topologySpreadConstraints"] = [
+            {"maxSkew": 1, "topologyKey": key, "whenUnsatisfiable": when, "labelSelector": {"matchLabels": LABELS}}
+            for key, when in (("topology.kubernetes.io/zone", "ScheduleAnyway"), ("kubernetes.io/hostname", "ScheduleAnyway"))]
+    return {
+        "replicas": config.replicas,
+        "selector": {"matchLabels": LABELS},
+        "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+        # A changed config.yaml rolls the pods (LiteLLM reads it once at start).
+        "template": {"metadata": {"labels": LABELS, "annotations": {"ai-platform/config-hash": config_hash}}, "spec": pod},
+    }
+
+
+def usage_dashboard() -> dict:
+    """Grafana "Inference API usage": requests, rate-limit hits, tokens, spend, latency per key and model."""
+    rate = "sum by ({by}) (rate({metric}[5m]))"
+    layout = db._Layout()
+    layout.row("Requests")
+    layout.add(db.timeseries("Requests per key", [(rate.format(by="api_key_alias", metric="litellm_proxy_total_requests_metric_total"),
+                                                  "{{api_key_alias}}")], "reqps"), 12)
+    layout.add(db.timeseries("Rate-limited (429) per key", [(
+        'sum by (api_key_alias) (rate(litellm_proxy_failed_requests_metric_total{exception_status="429"}[5m]))',
+        "{{api_key_alias}}")], "reqps"), 12)
+    layout.row("Tokens and spend")
+    layout.add(db.timeseries("Input tokens per key", [(rate.format(by="api_key_alias", metric="litellm_input_tokens_metric_total"),
+                                                      "{{api_key_alias}}")], "short"), 8)
+    layout.add(db.timeseries("Output tokens per key", [(rate.format(by="api_key_alias", metric="litellm_output_tokens_metric_total"),
+                                                       "{{api_key_alias}}")], "short"), 8)
+    layout.add(db.table("Spend (USD, 24h) per key and model",
+                        "sum by (api_key_alias, model) (increase(litellm_spend_metric_total[24h]))"), 8)
+    layout.row("Latency")
+    layout.add(db.timeseries("Request latency p50 / p95", [
+        (f"histogram_quantile({q}, sum by (le) (rate(litellm_request_total_latency_metric_bucket[5m])))", f"p{int(q * 100)}")
+        for q in (0.5, 0.95)], "s"), 24)
+    return db.dashboard("inference-api-usage", "Inference API usage",
+                        "Requests, rate-limit hits, tokens and spend per key through the inference gateway (LiteLLM)",
+                        ["ai-platform", "gateway"], [db._datasource_variable()], layout)
+
+
+@dataclass(frozen=True)
+class InferenceGatewayArgs:
+    config: GatewayConfig
+    upstreams: tuple[gc.TritonUpstream, ...]
+    # (namespace, pod labels) that may call the gateway: OpenWebUI (viaGateway); configured
+    # clients come from config.clients.
+    pod_clients: tuple[tuple[str, dict[str, str]], ...] = ()
+    service_monitor_labels: dict[str, str] = field(default_factory=dict)
+    monitoring: Optional[pulumi.Resource] = None  # ServiceMonitor CRD, Grafana sidecar
+    hostname: Optional[str] = None
+    exposure: Optional[ExposureSettings] = None
+    alb_source: Optional[AlbSource] = None
+    waits_for: Sequence[pulumi.Resource] = ()
+
+
+# /metrics is served on the API port without a key (for Prometheus): on the ALB it answers 404 from the
+# load balancer itself. aws-load-balancer-controller (docs/guide/ingress/annotations.md, "actions"): an
+# annotation `alb.ingress.kubernetes.io/actions.<name>` is the action of a path whose backend is service
+# `<name>`, port name `use-annotation`.
+METRICS_BLOCK = "block-metrics"
+METRICS_BLOCK_ACTION = json.dumps({"type": "fixed-response", "fixedResponseConfig": {
+    "contentType": "text/plain", "statusCode": "404", "messageBody": "not found"}})
+
+
+def ingress_spec(hostname: str) -> dict[str, Any]:
+    """The gateway's host on the shared ALB: /metrics blocked, everything else to the Service."""
+    def path(prefix: str, service: str, port: dict) -> dict:
+        return {"path": prefix, "pathType": "Prefix", "backend": {"service": {"name": service, "port": port}}}
+    return {"ingressClassName": INGRESS_CLASS, "tls": [{"hosts": [hostname]}],
+            "rules": [{"host": hostname, "http": {"paths": [
+                path("/metrics", METRICS_BLOCK, {"name": "use-annotation"}),
+                path("/", NAME, {"number": SERVICE_PORT})]}}]}
+
+
+def client_rules(config: GatewayConfig, pod_clients: Sequence[tuple[str, dict[str, str]]]) -> list[dict]:
+    """Who may call the gateway's port: the listed pods (OpenWebUI) and config.clients."""
+    peers = [security.pod_peer(ns, labels) for ns, labels in pod_clients]
+    peers += [security.pod_peer(client.namespace, client.podLabels) for client in config.clients]
+    return [security.ingress_rule(peers, [PORT])] if peers else []
+
+
+class InferenceGateway(pulumi.ComponentResource):
+    """Pass the Kubernetes provider in `opts.providers`. `keys`: app name -> its key (Pulumi secret)."""
+
+    url: str
+    master_key: pulumi.Output[str]
+    keys: dict[str, pulumi.Output[str]]
+
+    def __init__(self, name: str, args: InferenceGatewayArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        super().__init__("ai-platform:inference:InferenceGateway", name, None, opts)
+        config, ns = args.config, args.config.namespace
+        namespace = security.namespace(ns, "restricted", "LiteLLM runs as a non-root uid on a read-only root filesystem",
+                                       parent=self)
+        ns_opts = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
+        data = config_map_data(config, args.upstreams)
+        config_map = k8s.core.v1.ConfigMap(f"{name}-config", metadata={"name": NAME, "namespace": ns, "labels": LABELS},
+                                           data=data, opts=ns_opts)
+        secret = self._secret(name, config, ns_opts)
+        deployment = k8s.apps.v1.Deployment(
+            f"{name}-deployment",
+            metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": security.checkov_skips(CHECKOV_SKIPS)},
+            spec=deployment_spec(config, config_hash(data, config)),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, config_map, secret, *args.waits_for]),
+        )
+        service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": NAME, "namespace": ns, "labels": {**LABELS, "ai-platform/metrics": "true"}},
+            spec={"type": "ClusterIP", "selector": LABELS,
+                  "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}]},
+            opts=ns_opts,
+        )
+        if config.replicas > 1:
+            k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata={"name": NAME, "namespace": ns, "labels": LABELS},
+                                              spec={"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}, opts=ns_opts)
+        self._observability(name, args, service, ns_opts)
+        self._policies(args, ns_opts)
+        self._way_in(name, args, [deployment], ns_opts)
+        self.register_outputs({"url": self.url})
+
+    def _secret(self, name: str, config: GatewayConfig, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
+        """The master key and the static keys, generated (LiteLLM keys start with sk-)."""
+        child = pulumi.ResourceOptions(parent=self)
+        master = random.RandomPassword(f"{name}-master-key", length=48, special=False, opts=child)
+        self.master_key = pulumi.Output.secret(master.result.apply(lambda k: f"sk-{k}"))
+        self.keys = {
+            app: pulumi.Output.secret(random.RandomPassword(f"{name}-key-{app}", length=40, special=False,
+                                                            opts=child).result.apply(lambda k: f"sk-{k}"))
+            for app in config.staticKeys}
+        keys_json = pulumi.Output.all(*self.keys.values()).apply(lambda ks: static_keys_json(config.staticKeys, ks))
+        return k8s.core.v1.Secret(
+            f"{name}-secret",
+            metadata={"name": SECRET_NAME, "namespace": config.namespace, "labels": LABELS},
+            type="Opaque",
+            string_data={gc.MASTER_KEY_ENV: self.master_key, gc.STATIC_KEYS_ENV: pulumi.Output.secret(keys_json),
+                         gc.UPSTREAM_KEY_ENV: pulumi.Output.secret(gc.upstream_env()[gc.UPSTREAM_KEY_ENV])},
+            opts=opts,
+        )
+
+    def _observability(self, name: str, args: InferenceGatewayArgs, service: pulumi.Resource,
+                       opts: pulumi.ResourceOptions) -> None:
+        """ServiceMonitor (the stack's Prometheus selects it by release label) and the usage dashboard."""
+        after_monitoring = [args.monitoring] if args.monitoring else []
+        k8s.apiextensions.CustomResource(
+            f"{name}-servicemonitor",
+            api_version="monitoring.coreos.com/v1", kind="ServiceMonitor",
+            metadata={"name": NAME, "namespace": args.config.namespace, "labels": {**LABELS, **args.service_monitor_labels}},
+            spec={"selector": {"matchLabels": {**LABELS, "ai-platform/metrics": "true"}},
+                  "namespaceSelector": {"matchNames": [args.config.namespace]},
+                  "endpoints": [{"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}]},
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[service, *after_monitoring])),
+        )
+        k8s.core.v1.ConfigMap(
+            f"{name}-dashboard",
+            metadata={"name": DASHBOARD_NAME, "namespace": MONITORING_NAMESPACE,
+                      "labels": {**LABELS, DASHBOARD_LABEL[0]: DASHBOARD_LABEL[1]}},
+            data={"inference-api-usage.json": db.render(usage_dashboard())},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=after_monitoring),
+        )
+
+    def _policies(self, args: InferenceGatewayArgs, opts: pulumi.ResourceOptions) -> None:
+        """The namespace denies ingress: Prometheus on the port (/metrics), the clients on the port."""
+        ns = args.config.namespace
+        security.allow_prometheus_scrape(ns, LABELS, [PORT], opts, name=f"{NAME}-allow-prometheus")
+        rules = client_rules(args.config, args.pod_clients)
+        if rules:
+            security.allow_ingress(ns, f"{NAME}-allow-clients", LABELS, rules, opts)
+
+    def _way_in(self, name: str, args: InferenceGatewayArgs, waits_for: list[pulumi.Resource],
+                opts: pulumi.ResourceOptions) -> None:
+        ns = args.config.namespace
+        if not (args.hostname and args.exposure):
+            self.url = f"http://{NAME}.{ns}.svc.cluster.local"
+            return
+        if args.alb_source is None:
+            raise ValueError("exposing the gateway needs alb_source (the ALB's subnets) for its NetworkPolicy")
+        settings = args.exposure
+        annotations = {**ingress_annotations(settings.scheme, settings.certificate_arn, settings.group_name,
+                                             LIVENESS_PATH, settings.inbound_cidrs),
+                       f"alb.ingress.kubernetes.io/actions.{METRICS_BLOCK}": METRICS_BLOCK_ACTION}
+        controller = [settings.controller] if settings.controller is not None else []
+        k8s.networking.v1.Ingress(
+            NAME, metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": annotations},
+            spec=ingress_spec(args.hostname),
+            opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=[*waits_for, *controller])))
+        allow_alb_ingress(ns, LABELS, PORT, args.alb_source, opts)
+        self.url = f"https://{args.hostname}"
