@@ -164,55 +164,71 @@ import json, sys
 import litellm
 from litellm.proxy._types import ConfigGeneralSettings, ConfigYAML, CoordinationRedisParams, PassThroughGenericEndpoint
 from litellm.types.router import LiteLLM_Params
-config = json.load(sys.stdin)
-unknown = [k for k in config if k not in ConfigYAML.model_fields]
-unknown += [f"general_settings.{k}" for k in config["general_settings"] if k not in ConfigGeneralSettings.model_fields]
-unknown += [f"litellm_settings.{k}" for k in config["litellm_settings"] if not hasattr(litellm, k)]
-for e in config["model_list"]:
-    unknown += [f"litellm_params.{k}" for k in e["litellm_params"] if k not in LiteLLM_Params.model_fields]
-for p in config["general_settings"].get("pass_through_endpoints", []):
-    unknown += [f"pass_through.{k}" for k in p if k not in PassThroughGenericEndpoint.model_fields]
-    PassThroughGenericEndpoint(**p)
-redis = config["general_settings"].get("coordination_redis", {})
-unknown += [f"coordination_redis.{k}" for k in redis if k not in CoordinationRedisParams.model_fields]
-print(json.dumps(unknown))
+
+def unknown_keys(config):
+    unknown = [k for k in config if k not in ConfigYAML.model_fields]
+    unknown += [f"general_settings.{k}" for k in config["general_settings"] if k not in ConfigGeneralSettings.model_fields]
+    unknown += [f"litellm_settings.{k}" for k in config["litellm_settings"] if not hasattr(litellm, k)]
+    for e in config["model_list"]:
+        unknown += [f"litellm_params.{k}" for k in e["litellm_params"] if k not in LiteLLM_Params.model_fields]
+    for p in config["general_settings"].get("pass_through_endpoints", []):
+        unknown += [f"pass_through.{k}" for k in p if k not in PassThroughGenericEndpoint.model_fields]
+        PassThroughGenericEndpoint(**p)
+    redis = config["general_settings"].get("coordination_redis", {})
+    unknown += [f"coordination_redis.{k}" for k in redis if k not in CoordinationRedisParams.model_fields]
+    return unknown
+
+def bad_keys_message(entries):
+    from custom_auth import parse_keys
+    try:
+        parse_keys(json.dumps(entries))
+    except ValueError as e:
+        return str(e)
+    return ""
+
+job = json.load(sys.stdin)
+print(json.dumps({"unknown": {mode: unknown_keys(c) for mode, c in job["configs"].items()},
+                  "bad_keys": bad_keys_message(job["bad_keys"])}))
 """
 
+BAD_KEYS = {"short": {"key": "sk-1", "rpm": 5}, "zero": {"key": "sk-" + "z" * 20, "rpm": 0},
+            "dup": {"key": "sk-" + "z" * 20, "rpm": 1, "tpm": -1}}
 
-@pytest.mark.parametrize("auth", [gc.StaticKeyAuth(), gc.DatabaseAuth()], ids=["static", "database"])
-def test_every_rendered_key_is_one_litellm_knows(auth):
+
+@pytest.fixture(scope="module")
+def litellm_checks() -> dict:
+    """One interpreter of the pinned release (importing litellm takes seconds) answers both
+    modes' schema check and the custom-auth parse of bad entries."""
+    import json
+    import subprocess
+    python = server_venv("litellm", "python")
+    configs = {}
+    for mode, auth in (("static", gc.StaticKeyAuth()), ("database", gc.DatabaseAuth())):
+        settings = gc.GatewaySettings(
+            upstreams=(gc.TritonUpstream("qwen", "llm", "http://qwen.triton.svc.cluster.local:9000/v1", ("qwen",)),
+                       gc.TritonUpstream("vision", "standard", "http://vision.triton.svc.cluster.local:8000")),
+            auth=auth, prices={"qwen": gc.ModelPrice(1e-7, 2e-7)})
+        configs[mode] = gc.render(settings)
+    result = subprocess.run([str(python), "-c", SCHEMA_CHECK], input=json.dumps({"configs": configs, "bad_keys": BAD_KEYS}),
+                            text=True, capture_output=True, timeout=120, cwd=gs.CUSTOM_AUTH.parent,
+                            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("mode", ["static", "database"])
+def test_every_rendered_key_is_one_litellm_knows(litellm_checks, mode):
     """Both modes' keys against the pinned release's own schema (litellm/proxy/_types.py ConfigYAML,
     ConfigGeneralSettings, CoordinationRedisParams, PassThroughGenericEndpoint; litellm/types/router.py
     LiteLLM_Params; `litellm_settings` keys are `litellm` module attributes). Database mode cannot
     start here (Prisma), so this is what holds its `database_url` and `coordination_redis` keys."""
-    import json
-    import subprocess
-    python = server_venv("litellm", "python")
-    settings = gc.GatewaySettings(
-        upstreams=(gc.TritonUpstream("qwen", "llm", "http://qwen.triton.svc.cluster.local:9000/v1", ("qwen",)),
-                   gc.TritonUpstream("vision", "standard", "http://vision.triton.svc.cluster.local:8000")),
-        auth=auth, prices={"qwen": gc.ModelPrice(1e-7, 2e-7)})
-    result = subprocess.run([str(python), "-c", SCHEMA_CHECK], input=json.dumps(gc.render(settings)), text=True,
-                            capture_output=True, timeout=120, env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": ""})
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+    assert litellm_checks["unknown"][mode] == []
 
 
-def test_custom_auth_names_every_bad_static_key_entry():
+def test_custom_auth_names_every_bad_static_key_entry(litellm_checks):
     """The static-key Secret is checked when the first request arrives; every bad entry is named."""
-    import json
-    import subprocess
-    python = server_venv("litellm", "python")
-    bad = {"short": {"key": "sk-1", "rpm": 5}, "zero": {"key": "sk-" + "z" * 20, "rpm": 0},
-           "dup": {"key": "sk-" + "z" * 20, "rpm": 1, "tpm": -1}}
-    code = ("import json, sys; from custom_auth import parse_keys\n"
-            "try:\n    parse_keys(sys.stdin.read())\nexcept ValueError as e:\n    print(e)")
-    result = subprocess.run([str(python), "-c", code], input=json.dumps(bad), text=True, capture_output=True,
-                            timeout=120, cwd=gs.CUSTOM_AUTH.parent,
-                            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": ""})
-    assert result.returncode == 0, result.stderr[-3000:]
     for fragment in ("short: `key`", "zero: `rpm`", "dup: `key` is also", "dup: `tpm`"):
-        assert fragment in result.stdout, result.stdout
+        assert fragment in litellm_checks["bad_keys"], litellm_checks["bad_keys"]
 
 
 # --- the config the dev plan renders -----------------------------------------------------------
