@@ -25,8 +25,14 @@ from tests.harness import COMPUTED, SECRET, STACKS, config_for, inputs, plan, pl
 
 ROOT = Path(__file__).resolve().parent.parent
 REQUIREMENTS = ROOT / "tests" / "servers" / "requirements-litellm.txt"
-LITELLM = next((ROOT / "build" / "venvs" / "litellm" / "lib").glob("python3*/site-packages/litellm"), None) \
-    if (ROOT / "build" / "venvs" / "litellm" / "lib").exists() else None
+
+
+def litellm_package() -> Path:
+    """The pinned litellm package's source, in build/venvs/litellm (built, under the venv lock, by
+    whichever test needs it first)."""
+    from tests.test_smoke import server_venv
+    venv = server_venv("litellm", "python").parent.parent
+    return next((venv / "lib").glob("python3*/site-packages/litellm"))
 PROMETHEUS = scan.Pod("monitoring", (("app.kubernetes.io/name", "prometheus"),))
 
 
@@ -184,17 +190,17 @@ def test_the_image_is_the_tested_release():
         assert {env["LITELLM_UI_PATH"], "/tmp", ig.CONFIG_DIR} <= mounts
 
 
-@pytest.mark.skipif(LITELLM is None, reason="build/venvs/litellm not built (tests/test_gateway_proxy.py builds it)")
 def test_probe_paths_and_dashboard_metrics_exist_in_the_pinned_release():
     """Probe routes in litellm/proxy/health_endpoints/_health_endpoints.py; the dashboard's metrics are
     litellm/types/integrations/prometheus.py's names (+ prometheus_client's _total/_bucket); the UI
     path is the one proxy_server.py copies its UI to when LITELLM_UI_PATH is set."""
-    health = (LITELLM / "proxy" / "health_endpoints" / "_health_endpoints.py").read_text()
+    litellm = litellm_package()
+    health = (litellm / "proxy" / "health_endpoints" / "_health_endpoints.py").read_text()
     assert f'"{ig.LIVENESS_PATH}"' in health and f'"{ig.READINESS_PATH}"' in health
-    names = (LITELLM / "types" / "integrations" / "prometheus.py").read_text()
+    names = (litellm / "types" / "integrations" / "prometheus.py").read_text()
     for metric in ig.GATEWAY_METRICS:
         assert f'"{re.sub(r"_(total|bucket)$", "", metric)}"' in names, metric
-    assert 'os.getenv("LITELLM_UI_PATH"' in (LITELLM / "proxy" / "proxy_server.py").read_text()
+    assert 'os.getenv("LITELLM_UI_PATH"' in (litellm / "proxy" / "proxy_server.py").read_text()
 
 
 def test_the_usage_dashboard():
