@@ -11,7 +11,7 @@ import ipaddress
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 PROBLEMS_ERROR = "ai_platform_problems"
@@ -94,6 +94,26 @@ IamRoleArn = Annotated[str, AfterValidator(_iam_role_arn)]
 Duration = Annotated[str, AfterValidator(_duration)]
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z]([-a-z0-9]*[a-z0-9])?$", max_length=40)]
 NamespaceName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", max_length=63)]
+# Kubernetes label keys ([prefix/]name) and values, as the API server validates them.
+LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+PodLabels = dict[Annotated[str, Field(pattern=LABEL_KEY, max_length=253)], Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]]
+
+
+class PodClientsConfig(ConfigModel):
+    """In-cluster pods a NetworkPolicy admits: the `podLabels` pods of `namespace`. Sections give
+    `podLabels` their own default label."""
+
+    namespace: NamespaceName
+    # Every label must match; never empty (that would admit the whole namespace).
+    podLabels: PodLabels
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not self.podLabels:
+            problems([("podLabels", "name at least one label: an empty selector would admit every pod of "
+                                    f"namespace {self.namespace}")])
+        return self
 Quantity = Annotated[str, Field(pattern=QUANTITY)]
 BucketName = Annotated[str, Field(pattern=BUCKET_NAME)]
 Email = Annotated[str, Field(pattern=EMAIL)]

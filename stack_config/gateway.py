@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Optional
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from .base import ConfigModel, DnsLabel, NamespaceName, problems
-from .triton import LABEL_KEY, LABEL_VALUE
+from .base import ConfigModel, DnsLabel, NamespaceName, PodClientsConfig, PodLabels
 
 # The LiteLLM release the image pins: the same as the Python package the proxy tests run
 # (tests/servers/requirements-litellm.txt). Releases are tagged `v<version>` on
@@ -26,19 +25,10 @@ OPENWEBUI_KEY = "openwebui"
 CLIENT_LABEL = {"ai-platform/gateway-client": "true"}
 
 
-class GatewayClientConfig(ConfigModel):
+class GatewayClientConfig(PodClientsConfig):
     """In-cluster pods that may call the gateway: the `podLabels` pods of `namespace`."""
 
-    namespace: NamespaceName
-    # Every label must match; never empty (that would admit the whole namespace).
-    podLabels: dict[Annotated[str, Field(pattern=LABEL_KEY, max_length=253)],
-                    Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]] = dict(CLIENT_LABEL)
-
-    @model_validator(mode="after")
-    def _check(self):
-        if not self.podLabels:
-            problems([("podLabels", f"name at least one label: an empty selector would admit every pod of {self.namespace}")])
-        return self
+    podLabels: PodLabels = dict(CLIENT_LABEL)
 
 
 class GatewayKeyConfig(ConfigModel):

@@ -12,7 +12,10 @@ from typing import Annotated, Literal, Optional, Sequence
 
 from pydantic import Field, model_validator
 
-from .base import ARN_PREFIX, REGION, BucketName, ConfigModel, DnsLabel, NamespaceName, Quantity, problems, quantity_value
+from .base import (
+    ARN_PREFIX, REGION, BucketName, ConfigModel, DnsLabel, NamespaceName, PodClientsConfig, PodLabels,
+    Quantity, problems, quantity_value,
+)
 from .gpu_pools import GpuNodeGroupConfig, GpuSchedulingConfig, advertised_gpus, advertised_resources
 from .openwebui import ExposureConfig
 
@@ -108,28 +111,15 @@ class ResourcesConfig(ConfigModel):
     memory: Quantity = "8Gi"
 
 
-# Kubernetes label keys ([prefix/]name) and values, as the API server validates them.
-LABEL_KEY = r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
-LABEL_VALUE = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
 # The label a client pod carries unless its entry names others.
 CLIENT_LABEL = {"ai-platform/triton-client": "true"}
 
 
-class TritonClientConfig(ConfigModel):
+class TritonClientConfig(PodClientsConfig):
     """In-cluster pods that may call a deployment's serving ports (KServe HTTP/gRPC, and the OpenAI
     API in `llm` mode): the `podLabels` pods of `namespace`, e.g. the smoke test's in-cluster runner."""
 
-    namespace: NamespaceName
-    # Every label must match; never empty (that would admit the whole namespace).
-    podLabels: dict[Annotated[str, Field(pattern=LABEL_KEY, max_length=253)],
-                    Annotated[str, Field(pattern=LABEL_VALUE, max_length=63)]] = dict(CLIENT_LABEL)
-
-    @model_validator(mode="after")
-    def _check(self):
-        if not self.podLabels:
-            problems([("podLabels", "name at least one label: an empty selector would admit every pod of "
-                                    f"namespace {self.namespace}")])
-        return self
+    podLabels: PodLabels = dict(CLIENT_LABEL)
 
 
 class TritonDeploymentConfig(ConfigModel):

@@ -19,6 +19,8 @@ from typing import Iterator
 
 import yaml
 
+from tests.test_smoke import stop
+
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOM_AUTH = ROOT / "components" / "gateway" / "custom_auth.py"
 STUB_MODEL = "qwen2.5-0.5b-instruct"
@@ -118,15 +120,6 @@ def wait_proxy_ready(proc: subprocess.Popen, url: str, log: Path, seconds: float
             time.sleep(0.5)
     stop(proc)
     raise RuntimeError("LiteLLM proxy did not become ready:\n" + log.read_text()[-4000:])
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=5)
 
 
 @contextlib.contextmanager

@@ -18,7 +18,7 @@ from platformctl.cli import main
 from platformctl.models import optvenv
 from tests.optimize_models import mlp
 from tests import venvs
-from tests.test_smoke import SERVER_FILES, free_port, server_venv
+from tests.test_smoke import SERVER_FILES, free_port, server_venv, stop
 
 MODEL_SETTINGS = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 64]}],
                   "outputs": [{"name": "embedding", "datatype": "FP32", "shape": [-1, 64]}]}
@@ -66,12 +66,7 @@ def onnx_server(tmp_path_factory):
             pytest.fail("MLServer did not become ready:\n" + (workdir / "server.log").read_text()[-3000:])
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
         log.close()
 
 
