@@ -22,23 +22,25 @@ import pulumi
 # left alone with one at the end (longest-processing-time first). Unlisted files follow in their
 # usual order; the order within a file is never changed.
 SLOWEST_FIRST = (
-    "test_workflows.py",  # `make plan` and the policy check as the workflow runs them, per stack
-    "test_security.py",  # checkov
+    "test_gateway_proxy.py",  # the pinned LiteLLM proxy, started twice
     "test_preflight.py",
+    "test_security.py",  # checkov
+    "test_workflows.py",  # `make plan` and the policy check as the workflow runs them, per stack
+    "test_plan.py",
     "test_models_push.py",
     "test_openwebui.py",
-    "test_smoke.py",  # MLServer and KServe's ModelServer
+    "test_triton.py",
     "test_gpu_stack.py",
     "test_foundation.py",
-    "test_plan.py",
-    "test_alerts.py",  # promtool
+    "test_smoke.py",  # MLServer and KServe's ModelServer
     "test_ci_role.py",
-    "test_policy_check.py",
-    "test_model_repository.py",
-    "test_triton.py",
     "test_models_perf.py",
+    "test_inference_gateway.py",
+    "test_model_repository.py",
+    "test_layers.py",
     "test_exposure.py",
-    "test_cost.py",
+    "test_alerts.py",  # promtool
+    "test_architecture.py",
     "test_models_optimize.py",
 )
 
