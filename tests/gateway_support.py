@@ -19,7 +19,7 @@ from typing import Iterator
 
 import yaml
 
-from tests.test_smoke import stop
+from tests.test_smoke import answers_200, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 CUSTOM_AUTH = ROOT / "components" / "gateway" / "custom_auth.py"
@@ -110,14 +110,8 @@ def proxy_env(keys: dict, master_key: str) -> dict[str, str]:
 
 
 def wait_proxy_ready(proc: subprocess.Popen, url: str, log: Path, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(f"{url}/health/liveliness", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (OSError, urllib.error.URLError):
-            time.sleep(0.5)
+    if answers_200(proc, f"{url}/health/liveliness", seconds):
+        return
     stop(proc)
     raise RuntimeError("LiteLLM proxy did not become ready:\n" + log.read_text()[-4000:])
 

@@ -49,10 +49,14 @@ def gateway(tmp_path_factory, stub, mlserver):  # noqa: F811
                    gc.TritonUpstream("vision", "standard", mlserver)),
         auth=gc.StaticKeyAuth(),
         prices={gs.STUB_MODEL: gc.ModelPrice(input_cost_per_token=1e-6, output_cost_per_token=2e-6)})
-    config = gc.render(settings)
-    env = gs.proxy_env(KEYS, MASTER_KEY)
+    yield from running_proxy(tmp_path_factory, gc.render(settings), KEYS, "litellm")
+
+
+def running_proxy(tmp_path_factory, config: dict, keys: dict, name: str):
+    """The pinned proxy on 127.0.0.1 with `config` and static `keys`, for a module-scoped fixture."""
+    env = gs.proxy_env(keys, MASTER_KEY)
     try:
-        with gs.litellm_proxy(litellm_binary(), config, env, tmp_path_factory.mktemp("litellm"), free_port()) as url:
+        with gs.litellm_proxy(litellm_binary(), config, env, tmp_path_factory.mktemp(name), free_port()) as url:
             yield url
     except RuntimeError as exc:
         pytest.fail(str(exc))
@@ -260,12 +264,7 @@ def planned_config(stub_url: str, kserve_url: str) -> tuple[dict, str]:
 def planned_gateway(tmp_path_factory, stub, mlserver):  # noqa: F811
     config, custom_auth = planned_config(stub, mlserver)
     assert custom_auth == gs.CUSTOM_AUTH.read_text(), "the ConfigMap ships the tested custom_auth.py"
-    env = gs.proxy_env(PLANNED_KEYS, MASTER_KEY)
-    try:
-        with gs.litellm_proxy(litellm_binary(), config, env, tmp_path_factory.mktemp("litellm-plan"), free_port()) as url:
-            yield url
-    except RuntimeError as exc:
-        pytest.fail(str(exc))
+    yield from running_proxy(tmp_path_factory, config, PLANNED_KEYS, "litellm-plan")
 
 
 def test_the_planned_config_refuses_without_a_key_and_routes_both_api_families_with_one(planned_gateway):

@@ -77,15 +77,22 @@ def mlserver_venv() -> Path:
     return server_venv("mlserver", "mlserver")
 
 
-def wait_ready(proc: subprocess.Popen, url: str, log: Path, what: str, seconds: float = 90) -> None:
+def answers_200(proc: subprocess.Popen, url: str, seconds: float) -> bool:
+    """Poll `url` until it answers 200 (True), the process exits or time runs out (False)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and proc.poll() is None:
         try:
-            with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=2) as response:
+            with urllib.request.urlopen(url, timeout=2) as response:
                 if response.status == 200:
-                    return
+                    return True
         except OSError:
             time.sleep(0.5)
+    return False
+
+
+def wait_ready(proc: subprocess.Popen, url: str, log: Path, what: str, seconds: float = 90) -> None:
+    if answers_200(proc, f"{url}/v2/health/ready", seconds):
+        return
     stop(proc)
     pytest.fail(f"{what} did not become ready:\n" + log.read_text()[-3000:])
 
