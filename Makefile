@@ -37,10 +37,11 @@ preflight: venv
 	@$(PY) -m platformctl preflight --stack $(STACK)
 
 # Two workers (the 2-core machine CI runs on), each test file on one worker so its module fixtures
-# are built once; tests/conftest.py orders the files longest first. TEST_WORKERS=0 runs in one process.
+# are built once; tests/conftest.py orders the files longest first, and --no-loadscope-reorder keeps
+# xdist from re-sorting them by test count (its default). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: venv tools
-	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	@$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench: venv
 	@$(PY) -m bench

@@ -18,7 +18,9 @@ from rich.console import Console
 import pulumi
 
 # The files that take longest, longest first (measured with `pytest --durations=0`). xdist hands
-# files to workers in collection order, so starting with the long ones keeps a worker from being
+# files to workers in collection order when told not to re-sort them by test count
+# (`--no-loadscope-reorder`, which `make test` passes; xdist 3.8 xdist/scheduler/loadscope.py
+# `schedule` sorts by count otherwise), so starting with the long ones keeps a worker from being
 # left alone with one at the end (longest-processing-time first). Unlisted files follow in their
 # usual order; the order within a file is never changed.
 SLOWEST_FIRST = (
