@@ -60,10 +60,11 @@ examples: venv
 	  --out $(EXAMPLES)/repo --eval $(EXAMPLES)/sources/text_orientation/eval \
 	  --calibration $(EXAMPLES)/sources/text_orientation/calibration
 	@$(PY) -m platformctl models validate $(EXAMPLES)/repo
-	@# The source of dev's TensorRT build (modelBuilds): symmetric INT8 Q/DQ, what trtexec --int8 takes.
+	@# The source of dev's TensorRT build (modelBuilds[0].sourceFile, uploaded by the stack): symmetric
+	@# INT8 Q/DQ, what trtexec --int8 takes, at build/examples/trt-source/text_orientation/1/model.onnx.
 	@rm -rf $(EXAMPLES)/trt-source
 	@$(PY) -m platformctl models optimize $(EXAMPLES)/sources/text_orientation/model.onnx --name text_orientation \
-	  --out $(EXAMPLES)/trt-source --eval $(EXAMPLES)/sources/text_orientation/eval \
+	  --version 1 --out $(EXAMPLES)/trt-source --eval $(EXAMPLES)/sources/text_orientation/eval \
 	  --calibration $(EXAMPLES)/sources/text_orientation/calibration --gpu-accelerator tensorrt
 
 clean:

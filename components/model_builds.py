@@ -9,8 +9,10 @@ of the same release as the deployment's `nvcr.io/nvidia/tritonserver:<yy.mm>-py3
 
 The pod, in order (init containers run one after the other, each to completion):
 1. `fetch` (AWS CLI): the source ONNX from S3 to the scratch volume, waiting up to
-   SOURCE_WAIT_SECONDS for it to appear (on a new account the bucket is created by the same
-   `pulumi up` that runs the Job, so the source can only be uploaded while it runs);
+   SOURCE_WAIT_SECONDS for it to appear. On a new account the bucket is created by the same
+   `pulumi up` that runs the Job: with `sourceFile` the stack uploads the source itself (an
+   `aws.s3.BucketObjectv2` the Job depends on, so the first `pulumi up` converges); without it,
+   something else must put it there while the Job waits;
 2. `build` (TensorRT container, 1 GPU): `trtexec` builds the plan, then the `tensorrt` Python module
    deserialises it and writes config.pbtxt from the engine's I/O tensors. The config is generated
    here, not at `pulumi preview`: the ONNX exists only in S3, and the engine's tensors (names,
@@ -37,9 +39,11 @@ import hashlib
 import json
 import shlex
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import pulumi
+import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 
 from components import security
@@ -73,6 +77,25 @@ HASH_LENGTH = 10
 PULUMI_TIMEOUT = "pulumi.com/timeoutSeconds"
 # Extra time `pulumi up` gives the Job beyond its own deadline before calling it failed.
 AWAIT_MARGIN_SECONDS = 300
+# Pod template annotation with the SHA-256 of the source the stack uploads (`sourceFile`): part of
+# the spec, so of the Job's name, so a new source file is a new Job (a rebuild).
+SOURCE_SHA256_ANNOTATION = "ai-platform/source-sha256"
+# ONNX has no registered media type; S3's own default for binary data.
+ONNX_CONTENT_TYPE = "application/octet-stream"
+HASH_CHUNK = 1 << 20
+
+
+def file_sha256(path: Path) -> Optional[str]:
+    """Hex SHA-256 of a file, read once in 1 MiB chunks (an ONNX can be gigabytes); None when it
+    is not a file. The same digest Pulumi keeps for a FileAsset (pulumi/pulumi
+    sdk/go/common/resource/asset/asset.go EnsureHash: sha256 of the contents)."""
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for chunk in iter(lambda: stream.read(HASH_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def tensorrt_image(triton_image_tag: str) -> str:
@@ -221,17 +244,22 @@ def _containers(build: ModelBuildConfig, deployment: TritonDeploymentConfig, buc
     return [fetch, builder], [upload]
 
 
-def job_spec(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bucket: str, region: str) -> dict[str, Any]:
+def job_spec(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bucket: str, region: str,
+             source_sha256: Optional[str] = None) -> dict[str, Any]:
     """The Job's spec (Kubernetes spelling). No ttlSecondsAfterFinished, as for the GPU validation
     Jobs: a Job deleted behind Pulumi's back would be recreated, and the build re-run, by the next
-    `pulumi up`. A changed build gets a new name instead (`job_name`)."""
+    `pulumi up`. A changed build, or a new source file (`source_sha256`), gets a new name instead
+    (`job_name`)."""
     init_containers, containers = _containers(build, deployment, bucket, region)
+    template_meta: dict[str, Any] = {"labels": {**MANAGED_BY, **pod_labels(build)}}
+    if source_sha256:
+        template_meta["annotations"] = {SOURCE_SHA256_ANNOTATION: source_sha256}
     return {
         "backoffLimit": BACKOFF_LIMIT,
         # Counted from the Job's start, Pending included: leave time to add a GPU node.
         "activeDeadlineSeconds": build.timeoutSeconds + NODE_PROVISIONING_SECONDS,
         "template": {
-            "metadata": {"labels": {**MANAGED_BY, **pod_labels(build)}},
+            "metadata": template_meta,
             "spec": {
                 **gpu_pod_placement(deployment.gpuPool, BUILD_PRIORITY_CLASS),
                 "serviceAccountName": resource_name(build),
@@ -258,9 +286,10 @@ def job_name(build: ModelBuildConfig, spec: dict[str, Any]) -> str:
     return f"{resource_name(build)}-{spec_hash(spec)}"
 
 
-def job_manifest(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bucket: str, region: str) -> dict[str, Any]:
+def job_manifest(build: ModelBuildConfig, deployment: TritonDeploymentConfig, bucket: str, region: str,
+                 source_sha256: Optional[str] = None) -> dict[str, Any]:
     """The build Job (metadata + spec), in the target deployment's namespace (its GPU quota)."""
-    spec = job_spec(build, deployment, bucket, region)
+    spec = job_spec(build, deployment, bucket, region, source_sha256)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -328,16 +357,26 @@ class ModelBuildArgs:
     # What the Job waits for: its namespace (a GPU-quota one, created before Triton), the priority
     # classes, the pool's GPU validation Job, the bucket (the deployment's prefix marker).
     waits_for: Sequence[pulumi.Resource] = ()
+    # The local file the stack uploads to `build.source` (absolute; this build's sourceFile or that
+    # of another build with the same source key) and its SHA-256 (None: not there, offline only).
+    source_path: Optional[Path] = None
+    source_sha256: Optional[str] = None
+    # The upload of `build.source` when another build already registers it (one object per key).
+    source_object: Optional[pulumi.Resource] = None
+    # What an upload waits for: the bucket and its default encryption.
+    bucket_ready: Sequence[pulumi.Resource] = ()
 
 
 class ModelBuild(pulumi.ComponentResource):
     """One TensorRT build: IRSA role (read the source, write the model's two objects), its
     ServiceAccount, DNS and HTTPS egress for the build pod (the namespace denies egress), and the
-    Job, which `pulumi up` waits for. The Job's name carries a hash of its spec: a changed build is
+    Job, which `pulumi up` waits for. With a source file, the upload of the source (`source_object`),
+    which the Job waits for. The Job's name carries a hash of its spec: a changed build or source is
     a new Job (created and awaited, then the old one deleted). Whatever serves the plan depends on
     `job`. Pass the AWS and Kubernetes providers in `opts.providers`."""
 
     job: k8s.batch.v1.Job
+    source_object: Optional[pulumi.Resource]
 
     def __init__(self, name: str, args: ModelBuildArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:inference:ModelBuild", name, None, opts)
@@ -350,6 +389,9 @@ class ModelBuild(pulumi.ComponentResource):
                         f"{deployment.modelPrefix}/{build.model}/",
             max_session_duration=3600,
         ), pulumi.ResourceOptions(parent=self))
+        self.source_object = args.source_object
+        if self.source_object is None and args.source_path is not None:
+            self.source_object = source_upload(f"{name}-source", args, self)
         k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.waits_for))
         sa_doc = service_account_manifest(build, deployment)
         service_account = k8s.core.v1.ServiceAccount(
@@ -357,16 +399,30 @@ class ModelBuild(pulumi.ComponentResource):
             automount_service_account_token=False, opts=k8s_opts)
         policies = [security.allow_dns_egress(ns, k8s_opts, pod_labels(build), name=f"{base}-allow-dns-egress"),
                     security.allow_https_egress(ns, pod_labels(build), k8s_opts, name=f"{base}-allow-https-egress")]
-        manifest = job_manifest(build, deployment, args.bucket_name, args.region)
+        manifest = job_manifest(build, deployment, args.bucket_name, args.region, args.source_sha256)
+        # The Job's fetch finds the source on its first look when the stack uploads it.
+        source = [self.source_object] if self.source_object is not None else []
         self.job = k8s.batch.v1.Job(
             f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
-            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account, *policies])))
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account, *policies, *source])))
         self.job_name = manifest["metadata"]["name"]
         self.register_outputs({"jobName": self.job_name})
 
 
+def source_upload(name: str, args: ModelBuildArgs, parent: pulumi.Resource) -> aws.s3.BucketObjectv2:
+    """The source ONNX, uploaded by the stack's own credentials (the build role stays read-only on
+    it) once the bucket and its default encryption exist; SSE-KMS as the bucket's default (its key
+    when the repository has a customer managed one) with the bucket key (components/s3.py)."""
+    kms = {"kms_key_id": args.kms_key_arn} if args.kms_key_arn else {}
+    return aws.s3.BucketObjectv2(
+        name, bucket=args.bucket_name, key=args.build.source, source=pulumi.FileAsset(str(args.source_path)),
+        content_type=ONNX_CONTENT_TYPE, server_side_encryption="aws:kms", bucket_key_enabled=True, **kms,
+        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.bucket_ready)))
+
+
 __all__ = [
-    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "ModelBuild", "ModelBuildArgs", "build_policy", "fetch_script", "config_key", "job_manifest", "job_name",
+    "AWS_CLI_IMAGE", "BUILD_PRIORITY_CLASS", "CONFIG_SCRIPT", "ModelBuild", "ModelBuildArgs", "ONNX_CONTENT_TYPE",
+    "SOURCE_SHA256_ANNOTATION", "build_policy", "fetch_script", "config_key", "file_sha256", "job_manifest", "job_name",
     "job_spec", "plan_key", "pod_labels", "resource_name", "service_account_manifest", "spec_hash", "tensorrt_image",
-    "trtexec_args", "trust_policy",
+    "source_upload", "trtexec_args", "trust_policy",
 ]

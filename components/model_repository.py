@@ -142,6 +142,8 @@ class ModelRepository(pulumi.ComponentResource):
     # The `.keep` object under each reader's prefix, by reader name (readers sharing a prefix
     # share one): Triton cannot start before it exists, so its Deployment depends on it.
     prefix_markers: dict[str, aws.s3.BucketObjectv2]
+    # The bucket and its default encryption: what an object the stack writes waits for.
+    bucket_ready: list[pulumi.Resource]
     bucket_arn: str
     reader_role_arns: dict[str, pulumi.Output[str]]
     publisher_policy_arn: pulumi.Output[str]
@@ -164,6 +166,7 @@ class ModelRepository(pulumi.ComponentResource):
             parent=self,
         )
         bucket, encryption = storage.bucket, storage.encryption
+        self.bucket_ready = [bucket, encryption]
 
         # Triton refuses to start on a repository path with no object under it ("repository
         # path is not a valid directory"), which is every prefix of a new bucket: without this

@@ -12,7 +12,9 @@ values are the same inputs), that each can finish:
   the group's node template (ASG tags) advertises the resources, labels and taints involved;
 - capacity: GPUs at the peak of the first deploy (workloads that run at the same time, by the
   dependency graph) fit the node groups' maxima and the namespaces' GPU quotas;
-- models: models Triton must load at start (explicit model control) are put there by the stack;
+- models: models Triton must load at start (explicit model control), and the source a TensorRT
+  build Job waits for, are put there by the stack (an upload from a local file counts when the
+  file exists where the plan ran);
 - API endpoint: the machine running `pulumi up` can reach the cluster's Kubernetes API.
 
 A certain deadlock is `FAIL` (the plan exits with `EXIT_DEADLOCK`); what the plan cannot know
@@ -57,6 +59,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Optional
 
 from stack_config.model import DOCUMENTATION_RANGES
+from stack_config.model_builds import producer_hint
 
 COMPUTED = "<computed>"
 OK, WARN, FAIL = "ok", "warn", "FAIL"
@@ -938,8 +941,18 @@ def objects_read_at_start(w: Workload) -> list[tuple[str, str]]:
 
 
 def _source_finding(bucket: str, key: str, plan: Plan) -> Finding:
-    """A build Job waits (a bounded time) for its source; the plan sees only what the stack puts there."""
-    if (bucket, key) in {(_inputs(o).get("bucket"), _inputs(o).get("key")) for o in plan.of_type(*S3_OBJECTS)}:
+    """A build Job waits (a bounded time) for its source; the plan sees only what the stack puts there.
+    An upload from a local file (`modelBuilds[].sourceFile`, plan.json `{"fileAsset", "exists"}`)
+    whose file is missing where the plan ran: `pulumi preview`/`up` refuse to start without it."""
+    uploads = [o for o in plan.of_type(*S3_OBJECTS) if (_inputs(o).get("bucket"), _inputs(o).get("key")) == (bucket, key)]
+    if uploads:
+        source = _inputs(uploads[0]).get("source")
+        if isinstance(source, dict) and source.get("exists") is False:
+            path = source.get("fileAsset")
+            return Finding(WARN, "models",
+                           f"the stack uploads the source s3://{bucket}/{key} from {path} (modelBuilds[].sourceFile), which does "
+                           "not exist here: `pulumi preview` and `pulumi up` refuse to start without it",
+                           f"{producer_hint(str(path))} (needed before `pulumi preview` / `pulumi up`)")
         return Finding(OK, "models", f"the stack puts the source s3://{bucket}/{key}")
     return Finding(WARN, "models",
                    f"waits for s3://{bucket}/{key}, which nothing in the stack puts there: on a new account the bucket is created "

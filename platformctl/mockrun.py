@@ -89,6 +89,8 @@ def public_value(value: Any) -> Any:
         return {k: public_value(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [public_value(v) for v in value]
+    if isinstance(value, pulumi.FileAsset):
+        return file_asset(value.path)
     if isinstance(value, pulumi.Asset) or isinstance(value, pulumi.Archive):
         return repr(value)
     if isinstance(value, float) and value.is_integer():
@@ -96,6 +98,18 @@ def public_value(value: Any) -> Any:
         # must come out as integers or the manifests would not apply (and checkov misreads them).
         return int(value)
     return value
+
+
+def file_asset(path: str) -> dict[str, Any]:
+    """A FileAsset as plan.json shows it: its path (relative to the project when under it, so plans
+    compare across checkouts) and whether the file is there; the engine reads it at preview and fails
+    on a missing one (pulumi/pulumi sdk/go/common/resource/asset/asset.go readPath)."""
+    absolute = Path(path) if Path(path).is_absolute() else stack_config.PROJECT_DIR / path
+    try:
+        shown = str(absolute.relative_to(stack_config.PROJECT_DIR))
+    except ValueError:
+        shown = str(absolute)
+    return {"fileAsset": shown, "exists": absolute.is_file()}
 
 
 def _to_state(value: Any) -> Any:

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from .base import OFFLINE_SECRET_PLACEHOLDER, PROBLEMS_ERROR
 from .model import SECRET_KEYS, GpuNodeGroupConfig, StackConfig, placeholder_cidrs
+from .model_builds import missing_source_files
 
 NAMESPACE = "ai-platform"
 REGION_KEY = "aws:region"
@@ -31,7 +32,9 @@ __all__ = [
     "load_from_files",
     "load_from_pulumi",
     "parse",
+    "mock_runtime",
     "read_stack_files",
+    "refuse_missing_source_files",
     "refuse_placeholders",
 ]
 
@@ -174,7 +177,26 @@ def load_from_pulumi() -> StackConfig:
     config = parse(values, secret, pulumi.get_stack())
     if not pulumi.runtime.is_dry_run():  # `pulumi up`, not a preview or an offline plan
         refuse_placeholders(config, pulumi.get_stack())
+    if not mock_runtime():  # `pulumi preview` or `pulumi up`: the engine reads the files to upload
+        refuse_missing_source_files(config, pulumi.get_stack())
     return config
+
+
+def mock_runtime() -> bool:
+    """True under Pulumi's mock runtime (`platformctl plan`, the tests: `pulumi.runtime.set_mocks`
+    installs a MockMonitor), False under the Pulumi CLI, whose monitor is the engine's gRPC stub."""
+    from pulumi.runtime.mocks import MockMonitor
+    from pulumi.runtime.settings import get_monitor
+
+    return isinstance(get_monitor(), MockMonitor)
+
+
+def refuse_missing_source_files(config: StackConfig, stack: str | None = None, project_dir: Path | None = None) -> None:
+    """Raise ConfigError when a TensorRT build's `sourceFile` is missing: the stack uploads it, so
+    the engine would fail on it halfway through the deploy (an offline plan only warns)."""
+    found = missing_source_files(config.modelBuilds, project_dir or PROJECT_DIR)
+    if found:
+        raise ConfigError([f"{NAMESPACE}:{key}: {message}" for key, message in found], stack)
 
 
 def refuse_placeholders(config: StackConfig, stack: str | None = None) -> None:

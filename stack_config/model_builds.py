@@ -10,8 +10,10 @@ Builds on `triton` (the target deployment) and `gpu_pools`; `StackConfig` calls 
 
 from __future__ import annotations
 
+import posixpath
 import re
-from typing import Annotated, Literal, Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Literal, Mapping, Optional, Sequence
 
 from pydantic import Field, model_validator
 
@@ -31,6 +33,9 @@ Dim = Annotated[int, Field(ge=1, le=1_000_000)]
 # How long a build Job waits for its source ONNX to appear in the bucket before failing (on a new
 # account the bucket comes with the `pulumi up` that runs the Job), and how often it looks.
 SOURCE_WAIT_SECONDS, SOURCE_POLL_SECONDS = 900, 30
+# Where `make examples` writes its output (Makefile EXAMPLES): a missing sourceFile under it is
+# produced by that command.
+EXAMPLES_DIR = "build/examples/"
 
 
 class ShapeRange(ConfigModel):
@@ -60,6 +65,11 @@ class ModelBuildConfig(ConfigModel):
     # Key of the ONNX model in the model bucket, e.g. sources/<name>/model.onnx. Outside every
     # deployment's modelPrefix (Triton would try to serve it).
     source: Annotated[str, Field(pattern=SOURCE_KEY)]
+    # A local ONNX file (relative to the project directory, e.g. what `make examples` writes) that
+    # the stack itself uploads to `source` before the build Job runs, so a first `pulumi up` on a
+    # new account converges in one pass; its SHA-256 is in the Job's name (a new file rebuilds).
+    # Unset: something else (a pipeline, `aws s3 cp`) must put `source` in the bucket.
+    sourceFile: Optional[str] = None
     # The `tritonDeployments` entry (mode standard) that serves the plan: its pool builds it, its
     # image release picks the TensorRT container, its modelPrefix receives it.
     deployment: DnsLabel
@@ -86,6 +96,53 @@ class ModelBuildConfig(ConfigModel):
     resources: ResourcesConfig = ResourcesConfig()
     # Scratch space for the ONNX, the plan and the logs (an emptyDir).
     scratchSize: Quantity = "20Gi"
+
+    @model_validator(mode="after")
+    def _check_source_file(self):
+        problems([("sourceFile", message) for message in source_file_problems(self.sourceFile, self.source)])
+        return self
+
+    @property
+    def source_file(self) -> Optional[str]:
+        """sourceFile normalised (`./a/../b.onnx` -> `b.onnx`), or None."""
+        return posixpath.normpath(self.sourceFile) if self.sourceFile else None
+
+
+def source_file_problems(path: Optional[str], key: str) -> list[str]:
+    """A sourceFile must stay inside the project directory (relative, no `..` out of it) and be an
+    ONNX file: the stack uploads it to the bucket key `key`."""
+    if path is None:
+        return []
+    found = []
+    if path.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", path) or "\\" in path:
+        found.append(f"{path!r} must be a relative path (with /) inside the project directory; the stack uploads it to "
+                     f"the bucket key {key}")
+    elif posixpath.normpath(path).split("/")[0] == "..":
+        found.append(f"{path!r} leads out of the project directory; the stack uploads it to the bucket key {key}: keep "
+                     "the file under the project (e.g. build/examples/...)")
+    if not path.endswith(".onnx"):
+        found.append(f"{path!r} is not an .onnx file; the build of the bucket key {key} takes an ONNX model")
+    return found
+
+
+def producer_hint(path: str) -> str:
+    """The command that writes a missing sourceFile."""
+    if path.startswith(EXAMPLES_DIR):
+        return "`make examples` writes it"
+    return ("write it first (e.g. `.venv/bin/python -m platformctl models optimize SRC.onnx --name NAME --out DIR`) "
+            "or point sourceFile at an existing ONNX file")
+
+
+def missing_source_files(builds: Sequence[ModelBuildConfig], project_dir: Path) -> list[tuple[str, str]]:
+    """(key path, message) for each build whose sourceFile is not a file under `project_dir`."""
+    found = []
+    for index, build in enumerate(builds):
+        if build.source_file and not (project_dir / build.source_file).is_file():
+            found.append((f"modelBuilds[{index}].sourceFile",
+                          f"{build.sourceFile} does not exist (in {project_dir}): the stack uploads it to the bucket key "
+                          f"{build.source} for build {build.name}; {producer_hint(build.source_file)}, then run "
+                          "`pulumi preview` / `pulumi up` again"))
+    return found
 
 
 def model_build_problems(builds: Sequence[ModelBuildConfig], deployments: Sequence[TritonDeploymentConfig],
@@ -148,8 +205,15 @@ def _entry_problems(builds: Sequence[ModelBuildConfig],
     by_name = {d.name: d for d in deployments}
     seen: dict[str, int] = {}
     targets: dict[tuple[str, str, int], int] = {}
+    uploads: dict[str, tuple[str, int]] = {}  # bucket key -> (sourceFile, first build uploading it)
     for index, build in enumerate(builds):
         key = f"modelBuilds[{index}]"
+        if build.source_file:
+            other = uploads.setdefault(build.source, (build.source_file, index))
+            if other[0] != build.source_file:
+                found.append((f"{key}.sourceFile", f"modelBuilds[{other[1]}] uploads {other[0]} to the same bucket key "
+                                                   f"{build.source}: one key holds one file (use another source key, or "
+                                                   "the same sourceFile)"))
         if build.name in seen:
             found.append((f"{key}.name", f"duplicate build name {build.name!r} (also modelBuilds[{seen[build.name]}])"))
         seen.setdefault(build.name, index)
@@ -180,4 +244,5 @@ def _entry_problems(builds: Sequence[ModelBuildConfig],
     return found
 
 
-__all__ = ["SOURCE_POLL_SECONDS", "SOURCE_WAIT_SECONDS", "STANDARD_IMAGE_TAG", "ModelBuildConfig", "ShapeRange", "model_build_problems"]
+__all__ = ["EXAMPLES_DIR", "SOURCE_POLL_SECONDS", "SOURCE_WAIT_SECONDS", "STANDARD_IMAGE_TAG", "ModelBuildConfig", "ShapeRange",
+           "missing_source_files", "model_build_problems", "producer_hint", "source_file_problems"]
