@@ -11,7 +11,8 @@ in one of the zones. This command asks AWS (read-only) before `pulumi up`:
 - is every model a Triton deployment must load at start (`modelControl.loadModels` names) already
   under its prefix of the model bucket? tritonserver exits at start on a missing one.
 - is the source ONNX of every TensorRT build (`modelBuilds[].source`) in the model bucket? The
-  build Job waits 15 minutes for a missing one, then fails, and `pulumi up` with it.
+  build Job waits 15 minutes for a missing one, then fails, and `pulumi up` with it. A build with
+  `sourceFile` is uploaded by the stack: that local file must exist (`pulumi up` refuses without).
 
 A check that cannot be answered (no credentials, API unreachable, permission denied) is a warning
 that says why; only a definite "no" is a failure. Exit code 1 on any failure (or any warning with
@@ -37,7 +38,7 @@ from stack_config import ConfigError, StackConfig
 from stack_config.model import placeholder_cidrs
 from stack_config.gpu_instances import AMI_ARCH, GPU_INSTANCE_TYPES
 from stack_config.base import REGION
-from stack_config.model_builds import SOURCE_WAIT_SECONDS
+from stack_config.model_builds import SOURCE_WAIT_SECONDS, producer_hint
 
 from . import cost
 from .aws_errors import AWS_ERRORS, UNREACHABLE, error_code, explain_error
@@ -483,6 +484,9 @@ def check_build_sources(s3: Any, bucket: str, builds) -> list[Check]:
     checks, wait = [], SOURCE_WAIT_SECONDS // 60
     for index, build in enumerate(builds):
         name, where = f"build source: {build.name}", f"s3://{bucket}/{build.source}"
+        if build.source_file:
+            checks.append(_source_file_check(name, where, index, build.sourceFile, build.source_file))
+            continue
         fix = (f"upload the ONNX first: `aws s3 cp model.onnx {where}` (e.g. the INT8 output of `platformctl models "
                f"optimize`), or remove ai-platform:modelBuilds[{index}]")
         try:
@@ -502,6 +506,17 @@ def check_build_sources(s3: Any, bucket: str, builds) -> list[Check]:
             checks.append(Check(name, FAIL, f"{where} missing: the build Job waits {wait} min for it, then fails, and "
                                             "`pulumi up` with it", fix))
     return checks
+
+
+def _source_file_check(name: str, where: str, index: int, given: str, path: str) -> Check:
+    """A build whose source the stack uploads (`sourceFile`): the local file must exist, else
+    `pulumi preview`/`up` refuse to start (stack_config.refuse_missing_source_files)."""
+    local = stack_config.PROJECT_DIR / path
+    if local.is_file():
+        return Check(name, OK, f"{given} ({local.stat().st_size / 1e6:.1f} MB): `pulumi up` uploads it to {where} before the build")
+    return Check(name, FAIL, f"ai-platform:modelBuilds[{index}].sourceFile {given} does not exist: `pulumi preview` and "
+                             f"`pulumi up` refuse to start without it (the stack uploads it to {where})",
+                 f"{producer_hint(path)}")
 
 
 # --- the run ------------------------------------------------------------------------------

@@ -587,8 +587,11 @@ def test_the_readme_iam_policy_grants_every_action_preflight_calls():
 def test_a_build_source_missing_from_the_bucket_fails_and_no_bucket_yet_warns(moto, tmp_path):
     """The build Job's fetch waits SOURCE_WAIT_SECONDS for its source, then fails, and `pulumi up`
     with it (components/model_builds.py fetch_script). On a new account the bucket comes with the
-    first `pulumi up`: the source can only follow it (a warning, naming the upload)."""
-    write_stack(tmp_path)  # dev as shipped: one build, source sources/text-orientation/model.onnx
+    first `pulumi up`: the source can only follow it (a warning, naming the upload). Here the
+    source key is published by something else (no sourceFile)."""
+    build = {k: v for k, v in yaml.safe_load((PROJECT / "Pulumi.dev.yaml").read_text())["config"]["ai-platform:modelBuilds"][0].items()
+             if k != "sourceFile"}
+    write_stack(tmp_path, modelBuilds=[build])  # source sources/text-orientation/model.onnx
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
     where = "s3://ai-platform-t-models-us-west-2/sources/text-orientation/model.onnx"
     new_account = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
@@ -602,3 +605,22 @@ def test_a_build_source_missing_from_the_bucket_fails_and_no_bucket_yet_warns(mo
     missing = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
     assert missing.status == "fail" and f"{where} missing" in missing.detail and "waits 15 min" in missing.detail
     assert f"aws s3 cp model.onnx {where}" in missing.fix
+
+
+def test_a_build_source_the_stack_uploads_needs_only_its_local_file(moto, tmp_path, monkeypatch):
+    """dev as shipped: `sourceFile` (what `make examples` writes) is uploaded by `pulumi up` itself,
+    so the bucket is not asked; a missing file fails (`pulumi preview`/`up` refuse to start), naming
+    the key and the command that writes it."""
+    write_stack(tmp_path)
+    monkeypatch.setattr(stack_config, "PROJECT_DIR", tmp_path)
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
+    missing = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
+    assert missing.status == "fail" and "ai-platform:modelBuilds[0].sourceFile" in missing.detail
+    assert "`make examples`" in missing.fix
+
+    source = tmp_path / "build/examples/trt-source/text_orientation/1/model.onnx"
+    source.parent.mkdir(parents=True)
+    source.write_bytes(b"onnx")
+    fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
+    present = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
+    assert present.status == "ok" and "uploads it to s3://ai-platform-t-models-us-west-2/sources/text-orientation/model.onnx" in present.detail
