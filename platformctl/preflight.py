@@ -477,7 +477,7 @@ def check_startup_models(s3: Any, bucket: str, deployments) -> list[Check]:
     return checks
 
 
-def check_build_sources(s3: Any, bucket: str, builds) -> list[Check]:
+def check_build_sources(s3: Any, bucket: str, builds, project_dir: Path | None = None) -> list[Check]:
     """One check per TensorRT build: its source ONNX should be in the bucket before `pulumi up`;
     the Job's `fetch` waits SOURCE_WAIT_SECONDS for it, then fails, and `pulumi up` with it. No
     bucket yet (a new account): the first `pulumi up` creates it, the source follows (a warning)."""
@@ -485,7 +485,8 @@ def check_build_sources(s3: Any, bucket: str, builds) -> list[Check]:
     for index, build in enumerate(builds):
         name, where = f"build source: {build.name}", f"s3://{bucket}/{build.source}"
         if build.source_file:
-            checks.append(_source_file_check(name, where, index, build.sourceFile, build.source_file))
+            local = Path(project_dir or stack_config.PROJECT_DIR) / build.source_file
+            checks.append(_source_file_check(name, where, index, build.sourceFile, local))
             continue
         fix = (f"upload the ONNX first: `aws s3 cp model.onnx {where}` (e.g. the INT8 output of `platformctl models "
                f"optimize`), or remove ai-platform:modelBuilds[{index}]")
@@ -508,15 +509,14 @@ def check_build_sources(s3: Any, bucket: str, builds) -> list[Check]:
     return checks
 
 
-def _source_file_check(name: str, where: str, index: int, given: str, path: str) -> Check:
+def _source_file_check(name: str, where: str, index: int, given: str, local: Path) -> Check:
     """A build whose source the stack uploads (`sourceFile`): the local file must exist, else
     `pulumi preview`/`up` refuse to start (stack_config.refuse_missing_source_files)."""
-    local = stack_config.PROJECT_DIR / path
     if local.is_file():
         return Check(name, OK, f"{given} ({local.stat().st_size / 1e6:.1f} MB): `pulumi up` uploads it to {where} before the build")
     return Check(name, FAIL, f"ai-platform:modelBuilds[{index}].sourceFile {given} does not exist: `pulumi preview` and "
                              f"`pulumi up` refuse to start without it (the stack uploads it to {where})",
-                 f"{producer_hint(path)}")
+                 producer_hint(given))
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -669,8 +669,9 @@ def _version_checks(config: StackConfig, clients: AwsClients, report: Report) ->
             report.add(check_pinned_ami(ssm, region, version, pinned, pools))
 
 
-def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = None) -> Report:
-    """Every check; the model-bucket check needs the stack name (the default bucket name holds it)."""
+def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = None, project_dir: Path | None = None) -> Report:
+    """Every check; the model-bucket check needs the stack name (the default bucket name holds it),
+    the build-source check the project directory (where `sourceFile`s are; default the checkout's)."""
     report = Report()
     report.add(check_api_access(config))
     if not _check_credentials(config, clients, report):
@@ -685,7 +686,7 @@ def run_checks(config: StackConfig, clients: AwsClients, stack: str | None = Non
         report.checks.extend(check_startup_models(clients("s3"), bucket, config.tritonDeployments))
     if stack and config.modelBuilds:
         bucket = config.modelRepository.bucket_name(stack, config.region)
-        report.checks.extend(check_build_sources(clients("s3"), bucket, config.modelBuilds))
+        report.checks.extend(check_build_sources(clients("s3"), bucket, config.modelBuilds, project_dir))
     return report
 
 
@@ -736,7 +737,7 @@ def preflight(
     config = retarget(config, target)
     clients = clients or AwsClients(target, endpoint_url)
 
-    report = run_checks(config, clients, stack)
+    report = run_checks(config, clients, stack, Path(project_dir))
     render(report, console, stack, target)
 
     prices = None

@@ -57,6 +57,10 @@ def write_stack(directory: Path, base: str = "dev", name: str = "t", **overrides
         current = doc["config"].get(full)
         doc["config"][full] = {**current, **value} if isinstance(current, dict) and isinstance(value, dict) else value
     (directory / f"Pulumi.{name}.yaml").write_text(yaml.safe_dump(doc))
+    for build in doc["config"].get("ai-platform:modelBuilds") or []:
+        if build.get("sourceFile"):  # as `make examples` writes it
+            (directory / build["sourceFile"]).parent.mkdir(parents=True, exist_ok=True)
+            (directory / build["sourceFile"]).write_bytes(b"onnx")
     return directory
 
 
@@ -127,7 +131,7 @@ def checks(project: Path, fake: FakeAws, stack="t", region: str | None = None) -
     config = stack_config.load_from_files(stack, project)
     if region:
         config = pf.retarget(config, region)
-    return pf.run_checks(config, fake.clients())
+    return pf.run_checks(config, fake.clients(), project_dir=project)
 
 
 # --- a stack that fits ----------------------------------------------------------------------
@@ -135,9 +139,6 @@ def checks(project: Path, fake: FakeAws, stack="t", region: str | None = None) -
 def test_dev_stack_that_fits_passes_every_check(moto, tmp_path):
     write_stack(tmp_path)  # dev as shipped: us-west-2a/b, SPOT [g6.xlarge, g5.xlarge] 0..3
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
-    s3 = boto3.client("s3", region_name="us-west-2")  # the build's source, uploaded (README, "TensorRT builds")
-    s3.create_bucket(Bucket="ai-platform-t-models-us-west-2", CreateBucketConfiguration={"LocationConstraint": "us-west-2"})
-    s3.put_object(Bucket="ai-platform-t-models-us-west-2", Key="sources/text-orientation/model.onnx", Body=b"onnx")
 
     code, out, err = run(tmp_path, fake)
 
@@ -145,7 +146,8 @@ def test_dev_stack_that_fits_passes_every_check(moto, tmp_path):
     fake.verify()  # the G *spot* and standard *spot* quotas (system pool on SPOT) were asked, nothing else
     assert "preflight: 11 ok, 0 warn, 0 fail" in out
     assert "needs 0 vCPUs at desired, 12 at max (inference: 0/3 nodes x 4 vCPUs); quota L-3819A6DF is 16" in out
-    assert "s3://ai-platform-t-models-us-west-2/sources/text-orientation/model.onnx present" in out
+    # dev's build source is its sourceFile, uploaded by `pulumi up` itself: no bucket needed before
+    assert "`pulumi up` uploads it to s3://ai-platform-t-models-us-west-2/sources/text-orientation/model.onnx" in out
     assert "ami-0123456789abcdef0 for Kubernetes 1.33 (inference)" in out
     assert "Estimated cost (us-west-2)" in out and "Traceback" not in out + err
 
@@ -296,7 +298,8 @@ def test_quota_not_visible_is_a_warning_not_a_failure(moto, tmp_path):
     assert code == 0, out
     assert "quota L-3819A6DF not visible in us-west-2 (NoSuchResourceException)" in out
     assert "'All G and VT Spot Instance Requests' (L-3819A6DF) is >= 12" in out
-    assert "preflight: 9 ok, 2 warn, 0 fail" in out  # and the build's source: no bucket yet
+    # The build's source is no warning on a new account: the stack uploads it (sourceFile).
+    assert "preflight: 10 ok, 1 warn, 0 fail" in out
 
     strict = FakeAws("us-west-2").quota("L-3819A6DF", error="NoSuchResourceException").quota("L-34B43A08", 640).eks_version().ami()
     assert run(tmp_path, strict, strict=True)[0] == 1
@@ -494,7 +497,7 @@ def explicit_standard(load_models: list[str]) -> list[dict]:
 
 def checks_with_stack(project: Path, fake: FakeAws, stack="t") -> pf.Report:
     config = stack_config.load_from_files(stack, project)
-    return pf.run_checks(config, fake.clients(), stack)
+    return pf.run_checks(config, fake.clients(), stack, project)
 
 
 def test_explicit_startup_models_missing_from_the_bucket_fail_before_deploy(moto, tmp_path):
@@ -607,19 +610,18 @@ def test_a_build_source_missing_from_the_bucket_fails_and_no_bucket_yet_warns(mo
     assert f"aws s3 cp model.onnx {where}" in missing.fix
 
 
-def test_a_build_source_the_stack_uploads_needs_only_its_local_file(moto, tmp_path, monkeypatch):
+def test_a_build_source_the_stack_uploads_needs_only_its_local_file(moto, tmp_path):
     """dev as shipped: `sourceFile` (what `make examples` writes) is uploaded by `pulumi up` itself,
     so the bucket is not asked; a missing file fails (`pulumi preview`/`up` refuse to start), naming
     the key and the command that writes it."""
-    write_stack(tmp_path)
-    monkeypatch.setattr(stack_config, "PROJECT_DIR", tmp_path)
+    write_stack(tmp_path)  # with the file, as `make examples` writes it
+    source = tmp_path / "build/examples/trt-source/text_orientation/1/model.onnx"
+    source.unlink()
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
     missing = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
     assert missing.status == "fail" and "ai-platform:modelBuilds[0].sourceFile" in missing.detail
     assert "`make examples`" in missing.fix
 
-    source = tmp_path / "build/examples/trt-source/text_orientation/1/model.onnx"
-    source.parent.mkdir(parents=True)
     source.write_bytes(b"onnx")
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
     present = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
