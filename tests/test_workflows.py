@@ -279,7 +279,8 @@ def test_preview_is_skipped_not_failed_until_the_repository_is_connected():
     # instead of failing.
     notice = step_named(job, "Not configured for this stack")
     assert notice["if"] == "matrix.role == '' || matrix.runner == ''"
-    assert all(s.get("if") == "matrix.role != '' && matrix.runner != ''" for s in job["steps"] if s is not notice)
+    # (make examples adds `&& matrix.stack == 'dev'`: test_every_stack_uploading_a_build_source_...)
+    assert all(s.get("if", "").startswith("matrix.role != '' && matrix.runner != ''") for s in job["steps"] if s is not notice)
 
 
 def _leg(job: dict, stack: str, variables: dict) -> dict:
@@ -295,7 +296,8 @@ def test_prod_preview_runs_only_on_a_runner_its_api_admits():
     PROD_RUNNER prod's preview is a notice, never a hosted-runner run; dev's stays hosted."""
     job = load(PR)["jobs"]["preview"]
     notice = step_named(job, "Not configured for this stack")
-    work = [s for s in job["steps"] if s is not notice]
+    # make examples runs only for dev (test_every_stack_uploading_a_build_source_...)
+    work = [s for s in job["steps"] if s is not notice and s.get("run") != "make examples"]
     for variables, runs in ((CONNECTED, False), ({**CONNECTED, "PROD_RUNNER": "prod-deployer"}, True)):
         leg = _leg(job, "prod", variables)
         assert evaluate(notice["if"], {"matrix": leg}) is (not runs)
@@ -476,3 +478,26 @@ def test_docs_list_every_variable_and_secret_the_workflows_read():
     assert used >= {"PULUMI_BACKEND_URL", "PULUMI_CONFIG_PASSPHRASE", "AWS_ROLE_ARN_DEV", "AWS_PREVIEW_ROLE_ARN_DEV"}
     missing = sorted(name for name in used if f"`{name}`" not in docs)
     assert not missing, f"docs/ci.md does not explain {missing}"
+
+
+def test_every_stack_uploading_a_build_source_makes_it_before_pulumi_preview_and_up():
+    """A stack whose TensorRT build has a `sourceFile` under build/examples/ uploads it itself, so a
+    real `pulumi preview`/`up` refuses to start without it (stack_config.refuse_missing_source_files):
+    the preview and deploy jobs of that stack run `make examples` before the Pulumi step, and only
+    for that stack (prod's legs skip it)."""
+    from stack_config.model_builds import EXAMPLES_DIR
+
+    needs = {s for s in STACKS if any((b.source_file or "").startswith(EXAMPLES_DIR)
+                                      for b in stack_config.load_from_files(s).modelBuilds)}
+    assert needs == {"dev"}
+    preview = load(PR)["jobs"]["preview"]
+    deploy = load(DEPLOY)["jobs"]
+    for stack in STACKS:
+        leg = {"matrix": {"stack": stack, "role": "arn", "runner": "ubuntu-24.04"}}
+        steps = [st for st in preview["steps"] if "if" not in st or evaluate(st["if"], {**event(), **leg})]
+        runs = [st.get("run", "") for st in steps]
+        pulumi_at = steps.index(steps_using({"steps": steps}, "pulumi/actions")[0])
+        assert ("make examples" in runs[:pulumi_at]) == (stack in needs), stack
+        job_steps = deploy[stack]["steps"]
+        pulumi_at = job_steps.index(steps_using(deploy[stack], "pulumi/actions")[0])
+        assert ("make examples" in [st.get("run", "") for st in job_steps[:pulumi_at]]) == (stack in needs), stack
