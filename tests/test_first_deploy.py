@@ -508,14 +508,22 @@ def test_the_validation_job_is_given_its_configured_budget_in_the_real_plan():
 def test_a_build_source_the_stack_does_not_put_in_the_bucket_is_flagged():
     """dev's TensorRT build Job waits (bounded) for its source ONNX with `aws s3api head-object`
     (components/model_builds.fetch_script); on a new account nothing is there unless uploaded while
-    `pulumi up` runs: a warning naming the upload, and ok once the stack itself puts the object."""
+    `pulumi up` runs: a warning naming the upload when the stack does not put it there (a source key
+    published by a pipeline), ok when the stack uploads it from a file that exists (dev's
+    `sourceFile`), a warning naming `make examples` when that file is missing where the plan ran."""
     doc = real("dev")
     jobs = of(doc, "kubernetes:batch/v1:Job", lambda r: r["inputs"]["metadata"]["name"].startswith("model-build-"))
     assert len(jobs) == 1
     title = f"Job inference/{jobs[0]['inputs']['metadata']['name']}"
+    upload, = [r for r in doc["resources"] if r["type"] == fd.S3_OBJECTS[0] and r["name"] == "model-build-text-orientation-source"]
+    doc["resources"].remove(upload)
     finding, = [f for f in step(fd.check(doc), title).findings if f.rule == "models"]
     assert finding.status == fd.WARN and "sources/text-orientation/model.onnx" in finding.message and "aws s3 cp" in finding.fix
     bucket, key = re.search(r"s3://([^/]+)/(\S+?),", finding.message).groups()
-    doc["resources"].append(res(fd.S3_OBJECTS[0], "source", {"bucket": bucket, "key": key}))
-    finding, = [f for f in step(fd.check(doc), title).findings if f.rule == "models"]
-    assert finding.status == fd.OK
+    assert (bucket, key) == (upload["inputs"]["bucket"], upload["inputs"]["key"])
+    for exists, status in ((True, fd.OK), (False, fd.WARN)):
+        source = {"fileAsset": "build/examples/trt-source/text_orientation/1/model.onnx", "exists": exists}
+        doc["resources"].append(res(fd.S3_OBJECTS[0], f"source-{exists}", {"bucket": bucket, "key": key, "source": source}))
+        finding, = [f for f in step(fd.check(doc), title).findings if f.rule == "models"]
+        assert finding.status == status and (exists or "`make examples`" in finding.fix)
+        doc["resources"].pop()
