@@ -90,12 +90,12 @@ def source_files(builds: tuple[ModelBuildConfig, ...]) -> dict[str, tuple[Any, O
     preview or update stops at the config (stack_config.refuse_missing_source_files); the plan
     still registers the upload and the first-deploy check warns about it."""
     found: dict[str, tuple[Any, Optional[str]]] = {}
-    for build in builds:
+    for index, build in enumerate(builds):
         if build.source_file and build.source not in found:
             path = stack_config.PROJECT_DIR / build.source_file
             digest = file_sha256(path)
             if digest is None:
-                pulumi.log.warn(f"TensorRT build {build.name}: sourceFile {build.sourceFile} does not exist; the plan uploads "
+                pulumi.log.warn(f"ai-platform:modelBuilds[{index}].sourceFile: {build.sourceFile} does not exist; the plan uploads "
                                 f"it to {build.source} anyway, `pulumi preview`/`up` refuse it "
                                 f"({stack_config.model_builds.producer_hint(build.source_file)})")
             found[build.source] = (path, digest)
