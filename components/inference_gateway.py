@@ -31,7 +31,7 @@ import yaml
 
 from components import dashboards as db
 from components import gateway_config as gc
-from components import security
+from components import managed_data, security
 from components.exposure import INGRESS_CLASS, AlbSource, ExposureSettings, allow_alb_ingress, ingress_annotations
 from components.monitoring import DASHBOARD_LABEL, NAMESPACE as MONITORING_NAMESPACE
 from components.triton import endpoints as triton_endpoints
@@ -49,11 +49,15 @@ CUSTOM_AUTH_SOURCE = Path(__file__).parent / "gateway" / "custom_auth.py"
 LIVENESS_PATH = "/health/liveliness"
 READINESS_PATH = "/health/readiness"
 DASHBOARD_NAME = "dashboard-inference-api-usage"
+CONFIG_HASH_ANNOTATION = "ai-platform/config-hash"
+SECRET_HASH_ANNOTATION = "ai-platform/secret-hash"
 CHECKOV_SKIPS = {
     "CKV_K8S_35": "LiteLLM resolves os.environ/ references in its config; the values come from a Secret by reference",
     "CKV_K8S_43": "the image tag is pinned in stack config (gateway.imageTag, the tested LiteLLM release)",
 }
 SECRET_ENV = (gc.MASTER_KEY_ENV, gc.STATIC_KEYS_ENV, gc.UPSTREAM_KEY_ENV)
+# With gateway.redis: the AUTH token in the Secret; host and port (not secret) set on the container.
+REDIS_SECRET_ENV = (gc.REDIS_PASSWORD_ENV,)
 
 # What the usage dashboard queries (LiteLLM 1.108.7, litellm/types/integrations/prometheus.py).
 GATEWAY_METRICS = frozenset({
@@ -78,7 +82,8 @@ def upstreams(deployments: Sequence[Any], models: dict[str, list[str]]) -> tuple
 
 def settings(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> gc.GatewaySettings:
     prices = {m: gc.ModelPrice(p.inputCostPerToken, p.outputCostPerToken) for m, p in config.prices.items()}
-    return gc.GatewaySettings(upstreams=tuple(upstreams), auth=gc.StaticKeyAuth(), prices=prices)
+    redis = gc.CoordinationRedis(ssl=True) if config.redis.enabled else None
+    return gc.GatewaySettings(upstreams=tuple(upstreams), auth=gc.StaticKeyAuth(), prices=prices, redis=redis)
 
 
 def config_map_data(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> dict[str, str]:
@@ -101,12 +106,24 @@ def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
     return hashlib.sha256(json.dumps([data, keys], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def container(config: GatewayConfig) -> dict[str, Any]:
+def secret_env(config: GatewayConfig) -> tuple[str, ...]:
+    """The Secret's keys, each read by the container as the environment variable of that name."""
+    return SECRET_ENV + (REDIS_SECRET_ENV if config.redis.enabled else ())
+
+
+def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = None) -> dict[str, Any]:
+    """`redis_host`: the replication group's primary endpoint (gateway.redis), which config.yaml's
+    coordination_redis reads as REDIS_HOST (TLS, port REDIS_PORT, AUTH token REDIS_PASSWORD)."""
     # TRITON_OPENAI_API_KEY is no credential (Triton's frontend takes none), but its name says key:
     # it comes from the Secret like the others, so no *_KEY variable holds a literal.
-    plain = {k: v for k, v in gc.upstream_env().items() if k != gc.UPSTREAM_KEY_ENV}
-    env = [{"name": k, "value": v} for k, v in {**plain, "LITELLM_UI_PATH": UI_DIR}.items()]
-    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": var}}} for var in SECRET_ENV]
+    plain: dict[str, Any] = {k: v for k, v in gc.upstream_env().items() if k != gc.UPSTREAM_KEY_ENV}
+    plain["LITELLM_UI_PATH"] = UI_DIR
+    if config.redis.enabled:
+        if redis_host is None:
+            raise ValueError("gateway.redis needs the replication group's endpoint")
+        plain.update({gc.REDIS_HOST_ENV: redis_host, gc.REDIS_PORT_ENV: str(managed_data.REDIS_PORT)})
+    env = [{"name": k, "value": v} for k, v in plain.items()]
+    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": var}}} for var in secret_env(config)]
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
     return {
         "name": "litellm",
@@ -128,11 +145,12 @@ def container(config: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def deployment_spec(config: GatewayConfig, config_hash: str) -> dict[str, Any]:
+def deployment_spec(config: GatewayConfig, config_hash: str, secret_hash: Optional[pulumi.Input[str]] = None,
+                    redis_host: Optional[pulumi.Input[str]] = None) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "securityContext": security.restricted_pod_security_context(),
-        "containers": [container(config)],
+        "containers": [container(config, redis_host)],
         "volumes": [{"name": "config", "configMap": {"name": NAME}},
                     {"name": "ui", "emptyDir": {"sizeLimit": "256Mi"}},
                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
@@ -145,9 +163,26 @@ def deployment_spec(config: GatewayConfig, config_hash: str) -> dict[str, Any]:
         "replicas": config.replicas,
         "selector": {"matchLabels": LABELS},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-        # A changed config.yaml rolls the pods (LiteLLM reads it once at start).
-        "template": {"metadata": {"labels": LABELS, "annotations": {"ai-platform/config-hash": config_hash}}, "spec": pod},
+        # A changed config.yaml or Secret rolls the pods (LiteLLM reads both once at start).
+        "template": {"metadata": {"labels": LABELS, "annotations": template_annotations(config_hash, secret_hash)},
+                     "spec": pod},
     }
+
+
+def template_annotations(config_hash: str, secret_hash: Optional[pulumi.Input[str]]) -> dict[str, Any]:
+    annotations: dict[str, Any] = {CONFIG_HASH_ANNOTATION: config_hash}
+    if secret_hash is not None:
+        annotations[SECRET_HASH_ANNOTATION] = secret_hash
+    return annotations
+
+
+def secret_hash(data: dict[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """A digest of the Secret's values (64 bits of SHA-256 over ~300-bit random keys: reveals none of
+    them), so a new key or Redis token rolls the pods; not a Pulumi secret, so the annotation stays
+    readable in the plan and the cluster."""
+    digest = pulumi.Output.all(**data).apply(
+        lambda values: hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16])
+    return pulumi.Output.unsecret(digest)
 
 
 def usage_dashboard() -> dict:
@@ -189,6 +224,8 @@ class InferenceGatewayArgs:
     exposure: Optional[ExposureSettings] = None
     alb_source: Optional[AlbSource] = None
     waits_for: Sequence[pulumi.Resource] = ()
+    # Where gateway.redis's replication group lives (private subnets, the cluster security group).
+    network: Optional[managed_data.ClusterNetwork] = None
 
 
 # /metrics is served on the API port without a key (for Prometheus): on the ALB it answers 404 from the
@@ -233,12 +270,16 @@ class InferenceGateway(pulumi.ComponentResource):
         data = config_map_data(config, args.upstreams)
         config_map = k8s.core.v1.ConfigMap(f"{name}-config", metadata={"name": NAME, "namespace": ns, "labels": LABELS},
                                            data=data, opts=ns_opts)
-        secret = self._secret(name, config, ns_opts)
+        redis = self._redis(name, args)
+        secret, digest = self._secret(name, config, redis, ns_opts)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": security.checkov_skips(CHECKOV_SKIPS)},
-            spec=deployment_spec(config, config_hash(data, config)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, config_map, secret, *args.waits_for]),
+            spec=deployment_spec(config, config_hash(data, config), digest,
+                                 redis.group.primary_endpoint_address if redis else None),
+            # The pods start once the replication group is available (pulumi-aws waits for it).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, config_map, secret, *args.waits_for,
+                                                                 *([redis.group] if redis else [])]),
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
@@ -255,8 +296,24 @@ class InferenceGateway(pulumi.ComponentResource):
         self._way_in(name, args, [deployment], ns_opts)
         self.register_outputs({"url": self.url})
 
-    def _secret(self, name: str, config: GatewayConfig, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
-        """The master key and the static keys, generated (LiteLLM keys start with sk-)."""
+    def _redis(self, name: str, args: InferenceGatewayArgs) -> Optional[managed_data.Valkey]:
+        """gateway.redis: LiteLLM's coordination Redis (rate-limit and spend counters shared by the
+        replicas), OpenWebUI's Valkey builder. Counters only: rebuilt in a minute, so no snapshots."""
+        rc = args.config.redis
+        if not rc.enabled:
+            return None
+        if args.network is None:
+            raise ValueError("gateway.redis needs the network (private subnets, cluster security group)")
+        return managed_data.valkey(
+            managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway"),
+            managed_data.ValkeySpec(node_type=rc.nodeType, engine_version=rc.engineVersion, nodes=rc.nodes,
+                                    description="Inference gateway (LiteLLM) rate-limit and spend counters"),
+            args.network, parent=self)
+
+    def _secret(self, name: str, config: GatewayConfig, redis: Optional[managed_data.Valkey],
+                opts: pulumi.ResourceOptions) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
+        """The master key and the static keys, generated (LiteLLM keys start with sk-), the Redis AUTH
+        token with gateway.redis; and a digest of them for the pod template."""
         child = pulumi.ResourceOptions(parent=self)
         master = random.RandomPassword(f"{name}-master-key", length=48, special=False, opts=child)
         self.master_key = pulumi.Output.secret(master.result.apply(lambda k: f"sk-{k}"))
@@ -265,14 +322,19 @@ class InferenceGateway(pulumi.ComponentResource):
                                                             opts=child).result.apply(lambda k: f"sk-{k}"))
             for app in config.staticKeys}
         keys_json = pulumi.Output.all(*self.keys.values()).apply(lambda ks: static_keys_json(config.staticKeys, ks))
-        return k8s.core.v1.Secret(
+        data: dict[str, pulumi.Input[str]] = {
+            gc.MASTER_KEY_ENV: self.master_key, gc.STATIC_KEYS_ENV: pulumi.Output.secret(keys_json),
+            gc.UPSTREAM_KEY_ENV: pulumi.Output.secret(gc.upstream_env()[gc.UPSTREAM_KEY_ENV])}
+        if redis is not None:
+            data[gc.REDIS_PASSWORD_ENV] = pulumi.Output.secret(redis.token.result)
+        secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata={"name": SECRET_NAME, "namespace": config.namespace, "labels": LABELS},
             type="Opaque",
-            string_data={gc.MASTER_KEY_ENV: self.master_key, gc.STATIC_KEYS_ENV: pulumi.Output.secret(keys_json),
-                         gc.UPSTREAM_KEY_ENV: pulumi.Output.secret(gc.upstream_env()[gc.UPSTREAM_KEY_ENV])},
+            string_data=data,
             opts=opts,
         )
+        return secret, secret_hash(data)
 
     def _observability(self, name: str, args: InferenceGatewayArgs, service: pulumi.Resource,
                        opts: pulumi.ResourceOptions) -> None:
