@@ -275,13 +275,18 @@ def config_databases(config: StackConfig) -> tuple[Database, ...]:
 
 
 def config_caches(config: StackConfig) -> tuple[CacheCluster, ...]:
-    """The ElastiCache group OpenWebUI gets with more than one replica (components/openwebui.py
-    `_redis`; the config model requires postgres for replicas > 1). Named as in the plan."""
+    """The ElastiCache groups: OpenWebUI's with more than one replica (components/openwebui.py
+    `_redis`; the config model requires postgres for replicas > 1) and the gateway's with
+    gateway.redis (components/inference_gateway.py `_redis`). Named as in the plan."""
+    caches = []
     ui = config.openWebUi
-    if not ui.enabled or ui.replicas == 1:
-        return ()
-    rc = ui.persistence.redis
-    return (CacheCluster("openwebui-redis", rc.nodeType, rc.nodes),)
+    if ui.enabled and ui.replicas > 1:
+        rc = ui.persistence.redis
+        caches.append(CacheCluster("openwebui-redis", rc.nodeType, rc.nodes))
+    gateway = config.gateway
+    if gateway.enabled and gateway.redis.enabled and config.tritonDeployments:
+        caches.append(CacheCluster("inference-gateway-redis", gateway.redis.nodeType, gateway.redis.nodes))
+    return tuple(caches)
 
 
 # Attributes of the plain on-demand node price in the AmazonElastiCache price list (each node
