@@ -46,6 +46,10 @@ UI_DIR = "/var/lib/litellm/ui"
 SECRET_NAME = "inference-gateway"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
 CUSTOM_AUTH_SOURCE = Path(__file__).parent / "gateway" / "custom_auth.py"
+SYNC_KEYS_SOURCE = Path(__file__).parent / "gateway" / "sync_keys.py"
+SYNC_JOB_LABELS = {"app.kubernetes.io/name": f"{NAME}-key-sync", "app.kubernetes.io/part-of": "ai-platform"}
+POSTGRES_USER = "litellm"
+POSTGRES_DB = "litellm"
 LIVENESS_PATH = "/health/liveliness"
 READINESS_PATH = "/health/readiness"
 DASHBOARD_NAME = "dashboard-inference-api-usage"
@@ -83,20 +87,31 @@ def upstreams(deployments: Sequence[Any], models: dict[str, list[str]]) -> tuple
 def settings(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> gc.GatewaySettings:
     prices = {m: gc.ModelPrice(p.inputCostPerToken, p.outputCostPerToken) for m, p in config.prices.items()}
     redis = gc.CoordinationRedis(ssl=True) if config.redis.enabled else None
-    return gc.GatewaySettings(upstreams=tuple(upstreams), auth=gc.StaticKeyAuth(), prices=prices, redis=redis)
+    auth = gc.DatabaseAuth() if config.authMode == "database" else gc.StaticKeyAuth()
+    return gc.GatewaySettings(upstreams=tuple(upstreams), auth=auth, prices=prices, redis=redis)
 
 
 def config_map_data(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> dict[str, str]:
     """config.yaml (secrets only as os.environ/ references) and the custom auth module beside it."""
     rendered = gc.render(settings(config, upstreams))
+    if config.authMode == "database":  # the key sync Job's script instead of the auth hook
+        return {"config.yaml": yaml.safe_dump(rendered, sort_keys=False), "sync_keys.py": SYNC_KEYS_SOURCE.read_text()}
     return {"config.yaml": yaml.safe_dump(rendered, sort_keys=False),
             f"{gc.CUSTOM_AUTH_MODULE}.py": CUSTOM_AUTH_SOURCE.read_text()}
 
 
+def database_url(host: str, port: int, password: str) -> str:
+    """Prisma's PostgreSQL URL; sslmode=require: RDS accepts TLS, nothing needs plaintext."""
+    return f"postgresql://{POSTGRES_USER}:{password}@{host}:{port}/{POSTGRES_DB}?sslmode=require"
+
+
 def static_keys_json(limits: dict[str, Any], keys: Sequence[str]) -> str:
     """GATEWAY_STATIC_KEYS as custom_auth.parse_keys reads it; `keys` in the order of `limits`."""
-    return json.dumps({name: {"key": key, "rpm": limit.rpm, "tpm": limit.tpm}
-                       for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
+    def entry(limit: Any, key: str) -> dict:
+        budget = {k: v for k, v in (("maxBudget", getattr(limit, "maxBudget", None)),
+                                    ("budgetDuration", getattr(limit, "budgetDuration", None))) if v is not None}
+        return {"key": key, "rpm": limit.rpm, "tpm": limit.tpm, **budget}
+    return json.dumps({name: entry(limit, key) for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
 
 
 def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
@@ -108,7 +123,32 @@ def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
 
 def secret_env(config: GatewayConfig) -> tuple[str, ...]:
     """The Secret's keys, each read by the container as the environment variable of that name."""
-    return SECRET_ENV + (REDIS_SECRET_ENV if config.redis.enabled else ())
+    base = SECRET_ENV if config.authMode == "static" else (gc.MASTER_KEY_ENV, gc.UPSTREAM_KEY_ENV, gc.DATABASE_URL_ENV)
+    return base + (REDIS_SECRET_ENV if config.redis.enabled else ())
+
+
+def key_sync_name(config: GatewayConfig) -> str:
+    """The sync Job's name: a hash of the key set (names, limits, budgets) and the script, so a changed
+    key set is a new Job that runs again (a Job's pod template cannot change in place)."""
+    keys = {name: limit.model_dump() for name, limit in config.staticKeys.items()}
+    digest = hashlib.sha256(json.dumps([keys, SYNC_KEYS_SOURCE.read_text()], sort_keys=True).encode()).hexdigest()[:10]
+    return f"{NAME}-key-sync-{digest}"
+
+
+def key_sync_job_spec(config: GatewayConfig) -> dict[str, Any]:
+    """The LiteLLM image's python runs sync_keys.py from the ConfigMap against the Service."""
+    env = [{"name": "GATEWAY_URL", "value": f"http://{NAME}.{config.namespace}.svc.cluster.local:{SERVICE_PORT}"},
+           {"name": gc.MASTER_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.MASTER_KEY_ENV}}},
+           {"name": "GATEWAY_KEYS", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.STATIC_KEYS_ENV}}}]
+    container = {"name": "key-sync", "image": f"{IMAGE_REPOSITORY}:{config.imageTag}", "imagePullPolicy": "Always",
+                 "command": ["python", f"{CONFIG_DIR}/sync_keys.py"], "env": env,
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+                 "securityContext": security.restricted_security_context(read_only_root=True),
+                 "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]}
+    return {"backoffLimit": 6, "template": {"metadata": {"labels": SYNC_JOB_LABELS}, "spec": {
+        "restartPolicy": "OnFailure", "automountServiceAccountToken": False,
+        "securityContext": security.restricted_pod_security_context(), "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": NAME}}]}}}
 
 
 def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = None) -> dict[str, Any]:
@@ -224,8 +264,9 @@ class InferenceGatewayArgs:
     exposure: Optional[ExposureSettings] = None
     alb_source: Optional[AlbSource] = None
     waits_for: Sequence[pulumi.Resource] = ()
-    # Where gateway.redis's replication group lives (private subnets, the cluster security group).
+    # Where gateway.redis's replication group and database mode's RDS live.
     network: Optional[managed_data.ClusterNetwork] = None
+    protect_data: bool = False  # database mode's RDS: `protect`
 
 
 # /metrics is served on the API port without a key (for Prometheus): on the ALB it answers 404 from the
@@ -251,6 +292,8 @@ def client_rules(config: GatewayConfig, pod_clients: Sequence[tuple[str, dict[st
     """Who may call the gateway's port: the listed pods (OpenWebUI) and config.clients."""
     peers = [security.pod_peer(ns, labels) for ns, labels in pod_clients]
     peers += [security.pod_peer(client.namespace, client.podLabels) for client in config.clients]
+    if config.authMode == "database":
+        peers.append(security.pod_peer(config.namespace, SYNC_JOB_LABELS))  # the key sync Job
     return [security.ingress_rule(peers, [PORT])] if peers else []
 
 
@@ -271,7 +314,8 @@ class InferenceGateway(pulumi.ComponentResource):
         config_map = k8s.core.v1.ConfigMap(f"{name}-config", metadata={"name": NAME, "namespace": ns, "labels": LABELS},
                                            data=data, opts=ns_opts)
         redis = self._redis(name, args)
-        secret, digest = self._secret(name, config, redis, ns_opts)
+        db_url = self._database(name, args)
+        secret, digest = self._secret(name, config, redis, db_url, ns_opts)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": security.checkov_skips(CHECKOV_SKIPS)},
@@ -291,6 +335,13 @@ class InferenceGateway(pulumi.ComponentResource):
         if config.replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata={"name": NAME, "namespace": ns, "labels": LABELS},
                                               spec={"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}, opts=ns_opts)
+        if config.authMode == "database":
+            # After the Deployment is ready (pulumi-kubernetes awaits its rollout) and the Service exists.
+            k8s.batch.v1.Job(f"{name}-key-sync", metadata={"name": key_sync_name(config), "namespace": ns,
+                                                           "labels": SYNC_JOB_LABELS},
+                             spec=key_sync_job_spec(config),
+                             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, service, secret],
+                                                         delete_before_replace=True))
         self._observability(name, args, service, ns_opts)
         self._policies(args, ns_opts)
         self._way_in(name, args, [deployment], ns_opts)
@@ -310,8 +361,26 @@ class InferenceGateway(pulumi.ComponentResource):
                                     description="Inference gateway (LiteLLM) rate-limit and spend counters"),
             args.network, parent=self)
 
+    def _database(self, name: str, args: InferenceGatewayArgs) -> Optional[pulumi.Output[str]]:
+        """Database mode: RDS PostgreSQL (OpenWebUI's builder), DATABASE_URL as a Pulumi secret."""
+        if args.config.authMode != "database":
+            return None
+        if args.network is None:
+            raise ValueError("gateway.authMode database needs the network (private subnets, cluster security group)")
+        pg = args.config.database
+        db = managed_data.postgres(
+            managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway"),
+            managed_data.PostgresSpec(instance_class=pg.instanceClass, engine_version=pg.engineVersion,
+                                      allocated_storage_gib=pg.allocatedStorageGiB,
+                                      max_allocated_storage_gib=pg.maxAllocatedStorageGiB,
+                                      backup_retention_days=pg.backupRetentionDays, multi_az=pg.multiAz,
+                                      db_name=POSTGRES_DB, username=POSTGRES_USER),
+            args.network, args.protect_data, parent=self)
+        return pulumi.Output.secret(pulumi.Output.all(db.instance.address, db.instance.port, db.password.result).apply(
+            lambda parts: database_url(parts[0], int(parts[1]), parts[2])))
+
     def _secret(self, name: str, config: GatewayConfig, redis: Optional[managed_data.Valkey],
-                opts: pulumi.ResourceOptions) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
+                db_url: Optional[pulumi.Output[str]], opts: pulumi.ResourceOptions) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
         """The master key and the static keys, generated (LiteLLM keys start with sk-), the Redis AUTH
         token with gateway.redis; and a digest of them for the pod template."""
         child = pulumi.ResourceOptions(parent=self)
@@ -327,6 +396,8 @@ class InferenceGateway(pulumi.ComponentResource):
             gc.UPSTREAM_KEY_ENV: pulumi.Output.secret(gc.upstream_env()[gc.UPSTREAM_KEY_ENV])}
         if redis is not None:
             data[gc.REDIS_PASSWORD_ENV] = pulumi.Output.secret(redis.token.result)
+        if db_url is not None:
+            data[gc.DATABASE_URL_ENV] = db_url
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata={"name": SECRET_NAME, "namespace": config.namespace, "labels": LABELS},

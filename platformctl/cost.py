@@ -266,12 +266,19 @@ def _group_item(
 
 
 def config_databases(config: StackConfig) -> tuple[Database, ...]:
-    """The RDS instance the config asks for (preflight has no plan to count it from)."""
+    """The RDS instances the config asks for (preflight has no plan to count them from): OpenWebUI's
+    with postgres persistence, the gateway's in authMode database. Named as in the plan."""
+    found = []
     ui = config.openWebUi
-    if not ui.enabled or ui.persistence.database != "postgres":
-        return ()
-    pg = ui.persistence.postgres
-    return (Database("openwebui-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB, pg.maxAllocatedStorageGiB),)
+    if ui.enabled and ui.persistence.database == "postgres":
+        pg = ui.persistence.postgres
+        found.append(Database("openwebui-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB, pg.maxAllocatedStorageGiB))
+    gateway = config.gateway
+    if gateway.enabled and gateway.authMode == "database" and config.tritonDeployments:
+        pg = gateway.database
+        found.append(Database("inference-gateway-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB,
+                              pg.maxAllocatedStorageGiB))
+    return tuple(found)
 
 
 def config_caches(config: StackConfig) -> tuple[CacheCluster, ...]:

@@ -238,7 +238,8 @@ def problems_of(**overrides) -> list[str]:
     ({"staticKeys": {"openwebui": {"rpm": 0}}}, "ai-platform:gateway.staticKeys.openwebui.rpm"),
     ({"staticKeys": {"openwebui": {"rpm": 5, "tpm": -1}}}, "ai-platform:gateway.staticKeys.openwebui.tpm"),
     ({"staticKeys": {"dev-team": {"rpm": 5}}}, "ai-platform:gateway.staticKeys: needs an entry 'openwebui'"),
-    ({"authMode": "database"}, "ai-platform:gateway.authMode: database"),
+    ({"staticKeys": {"openwebui": {"rpm": 5, "maxBudget": 10}}}, "ai-platform:gateway.staticKeys.openwebui.maxBudget: budgets need authMode: database"),
+    ({"staticKeys": {"openwebui": {"rpm": 5, "budgetDuration": "monthly"}}}, "ai-platform:gateway.staticKeys.openwebui.budgetDuration"),
     ({"replicas": 2}, "ai-platform:gateway.replicas: 2 needs gateway.redis.enabled: true"),
     ({"redis": {"enabled": True, "nodes": 0}}, "ai-platform:gateway.redis.nodes"),
     ({"imageTag": "main-latest"}, "ai-platform:gateway.imageTag"),
@@ -351,3 +352,56 @@ def test_the_pod_template_follows_the_secret():
     for stack in STACKS:
         annotations = k8s(plan(stack), "Deployment", ig.NAME)["spec"]["template"]["metadata"]["annotations"]
         assert ig.SECRET_HASH_ANNOTATION in annotations and ig.CONFIG_HASH_ANNOTATION in annotations
+
+
+# --- database mode -------------------------------------------------------------------------------
+
+def database_mode_run(stack: str, **key_changes):
+    gateway = stack_values(stack)["gateway"]
+    keys = {**gateway["staticKeys"], **key_changes}
+    return plan_with(stack, gateway={**gateway, "authMode": "database", "staticKeys": keys})
+
+
+def test_database_mode_wires_rds_the_database_url_and_a_key_sync_job():
+    """authMode database: LiteLLM's own key check (no custom_auth) on an RDS PostgreSQL built by
+    OpenWebUI's builder (private, encrypted, deletion protection, final snapshot, 5432 only from the
+    cluster security group); DATABASE_URL (with the generated password, a Pulumi secret) only in the
+    Secret; the configured keys made virtual keys by a Job (components/gateway/sync_keys.py, tested in
+    tests/test_gateway_key_sync.py) that runs after the Deployment, whose name follows the key set."""
+    budget = {"rpm": 60, "maxBudget": 10.0, "budgetDuration": "30d"}
+    run = database_mode_run("dev", **{"dev-team": budget})
+    db = aws_resource(run, "aws:rds/instance:Instance", "inference-gateway-db")
+    spec = inputs(db)
+    assert spec["deletionProtection"] and not spec["skipFinalSnapshot"] and not spec["publiclyAccessible"]
+    assert spec["storageEncrypted"] and spec["password"] == SECRET and spec["dbName"] == ig.POSTGRES_DB
+    rule = aws_resource(run, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "inference-gateway-db-from-cluster")
+    assert inputs(rule)["fromPort"] == 5432 and "cidrIpv4" not in inputs(rule)
+    general = rendered_config(run)["general_settings"]
+    assert general["database_url"] == gc.env_ref(gc.DATABASE_URL_ENV) and "custom_auth" not in general
+    deployment = k8s(run, "Deployment", ig.NAME)
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[gc.DATABASE_URL_ENV]["valueFrom"]["secretKeyRef"]["name"] == ig.SECRET_NAME
+    assert gc.STATIC_KEYS_ENV not in env
+    secret = next(r for r in run.resources if r.type == "kubernetes:core/v1:Secret" and r.name == "inference-gateway-secret")
+    assert any(d.endswith("::inference-gateway-db") for d in secret.dependencies)
+    [job] = [r for r in run.resources if r.type == "kubernetes:batch/v1:Job" and r.name == "inference-gateway-key-sync"]
+    assert any(d.endswith("::inference-gateway-deployment") for d in job.dependencies)
+    container = inputs(job)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["command"] == ["python", f"{ig.CONFIG_DIR}/sync_keys.py"]
+    data = k8s(run, "ConfigMap", ig.NAME, "inference-gateway")["data"]
+    assert data["sync_keys.py"] == ig.SYNC_KEYS_SOURCE.read_text()
+    name = inputs(job)["metadata"]["name"]
+    changed = database_mode_run("dev", **{"dev-team": {**budget, "rpm": 30}})
+    assert not [r for r in changed.kubernetes_objects() if inputs(r)["metadata"].get("name") == name]
+    # The Job's pod reaches the proxy's port; other pods of the namespace do not.
+    objs = [inputs(r) for r in run.kubernetes_objects()]
+    config = config_for("dev")
+    model = scan.NetworkModel.from_objects(objs, subnet_cidrs(config.network.vpcCidr, len(config.network.availabilityZones))[1])
+    assert model.allowed(scan.Pod("inference-gateway", tuple(ig.SYNC_JOB_LABELS.items())), gateway_pod(run), ig.PORT)
+    assert not model.allowed(scan.Pod("inference-gateway", (("app", "other"),)), gateway_pod(run), ig.PORT)
+
+
+def test_database_mode_protects_prods_database():
+    run = database_mode_run("prod")
+    assert aws_resource(run, "aws:rds/instance:Instance", "inference-gateway-db").protect

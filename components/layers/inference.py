@@ -62,6 +62,7 @@ def gateway_args(args: InferenceArgs, cluster: ClusterContext, gpu: GpuStackRead
         network=ClusterNetwork(name_prefix=cluster.cluster_name, vpc_id=cluster.vpc_id,
                                private_subnet_ids=cluster.private_subnet_ids,
                                cluster_security_group_id=cluster.cluster_security_group_id),
+        protect_data=args.protect_data,
     )
 
 
