@@ -71,15 +71,25 @@ class ModelPrice:
 
 @dataclass(frozen=True)
 class DatabaseAuth:
-    """Master key + virtual keys (per team/app RPM/TPM limits, budgets, spend) in PostgreSQL,
-    with Redis sharing the rate-limit counters across replicas."""
-    redis_ssl: bool = True
+    """Master key + virtual keys (per team/app RPM/TPM limits, budgets, spend) in PostgreSQL."""
 
 
 @dataclass(frozen=True)
 class StaticKeyAuth:
     """Keys and their RPM/TPM limits from a Secret (env `GATEWAY_STATIC_KEYS`), checked by
-    components/gateway/custom_auth.py; no database. Limits are per replica (in memory)."""
+    components/gateway/custom_auth.py; no database. The proxy's rate limiter counts in memory, per
+    replica, unless the settings have a `CoordinationRedis`."""
+
+
+@dataclass(frozen=True)
+class CoordinationRedis:
+    """LiteLLM's `general_settings.coordination_redis` (1.108.7: litellm/proxy/_types.py
+    CoordinationRedisParams, built by proxy_server.py `_init_coordination_redis` and handed to
+    proxy/utils.py `update_values` as internal_usage_cache.dual_cache.redis_cache): the rate limiter's
+    counters (proxy/hooks/parallel_request_limiter_v3.py), spend counters and cross-pod locks in one
+    Redis, so limits hold across replicas in either auth mode; no database needed. Host, port and
+    password from the environment; `ssl` for ElastiCache's required in-transit encryption."""
+    ssl: bool = True
 
 
 AuthMode = Union[DatabaseAuth, StaticKeyAuth]
@@ -90,6 +100,8 @@ class GatewaySettings:
     upstreams: tuple[TritonUpstream, ...]
     auth: AuthMode
     prices: dict[str, ModelPrice] = field(default_factory=dict)
+    # None: every replica counts alone (fine for one replica).
+    redis: Optional[CoordinationRedis] = None
     request_timeout_seconds: Optional[int] = 600
 
 
@@ -167,15 +179,18 @@ def pass_through_endpoints(settings: GatewaySettings) -> list[dict]:
             for u in settings.upstreams if u.mode == "standard"]
 
 
+def coordination_redis(redis: CoordinationRedis) -> dict:
+    """Resolved by proxy_server.py `_resolve_coordination_redis_env_refs` (os.environ/ references)."""
+    return {"host": env_ref(REDIS_HOST_ENV), "port": env_ref(REDIS_PORT_ENV),
+            "password": env_ref(REDIS_PASSWORD_ENV), "ssl": redis.ssl}
+
+
 def auth_settings(auth: AuthMode) -> dict:
     """general_settings entries of the auth mode. The master key is set in both: LiteLLM 1.108.7
     refuses to start without one (litellm/proxy/auth/master_key_boot_check.py)."""
     general: dict = {"master_key": env_ref(MASTER_KEY_ENV)}
     if isinstance(auth, DatabaseAuth):
         general["database_url"] = env_ref(DATABASE_URL_ENV)
-        # The proxy's coordination Redis: rate-limit counters, spend, shared across replicas.
-        general["coordination_redis"] = {"host": env_ref(REDIS_HOST_ENV), "port": env_ref(REDIS_PORT_ENV),
-                                          "password": env_ref(REDIS_PASSWORD_ENV), "ssl": auth.redis_ssl}
     elif isinstance(auth, StaticKeyAuth):
         general["custom_auth"] = CUSTOM_AUTH
     else:
@@ -189,6 +204,8 @@ def render(settings: GatewaySettings) -> dict:
     if errors:
         raise ValueError("invalid gateway settings:\n  " + "\n  ".join(errors))
     general = auth_settings(settings.auth)
+    if settings.redis is not None:
+        general["coordination_redis"] = coordination_redis(settings.redis)
     passthrough = pass_through_endpoints(settings)
     if passthrough:
         general["pass_through_endpoints"] = passthrough

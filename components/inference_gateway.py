@@ -31,7 +31,7 @@ import yaml
 
 from components import dashboards as db
 from components import gateway_config as gc
-from components import security
+from components import managed_data, security
 from components.exposure import INGRESS_CLASS, AlbSource, ExposureSettings, allow_alb_ingress, ingress_annotations
 from components.monitoring import DASHBOARD_LABEL, NAMESPACE as MONITORING_NAMESPACE
 from components.triton import endpoints as triton_endpoints
@@ -46,14 +46,22 @@ UI_DIR = "/var/lib/litellm/ui"
 SECRET_NAME = "inference-gateway"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
 CUSTOM_AUTH_SOURCE = Path(__file__).parent / "gateway" / "custom_auth.py"
+SYNC_KEYS_SOURCE = Path(__file__).parent / "gateway" / "sync_keys.py"
+SYNC_JOB_LABELS = {"app.kubernetes.io/name": f"{NAME}-key-sync", "app.kubernetes.io/part-of": "ai-platform"}
+POSTGRES_USER = "litellm"
+POSTGRES_DB = "litellm"
 LIVENESS_PATH = "/health/liveliness"
 READINESS_PATH = "/health/readiness"
 DASHBOARD_NAME = "dashboard-inference-api-usage"
+CONFIG_HASH_ANNOTATION = "ai-platform/config-hash"
+SECRET_HASH_ANNOTATION = "ai-platform/secret-hash"
 CHECKOV_SKIPS = {
     "CKV_K8S_35": "LiteLLM resolves os.environ/ references in its config; the values come from a Secret by reference",
     "CKV_K8S_43": "the image tag is pinned in stack config (gateway.imageTag, the tested LiteLLM release)",
 }
 SECRET_ENV = (gc.MASTER_KEY_ENV, gc.STATIC_KEYS_ENV, gc.UPSTREAM_KEY_ENV)
+# With gateway.redis: the AUTH token in the Secret; host and port (not secret) set on the container.
+REDIS_SECRET_ENV = (gc.REDIS_PASSWORD_ENV,)
 
 # What the usage dashboard queries (LiteLLM 1.108.7, litellm/types/integrations/prometheus.py).
 GATEWAY_METRICS = frozenset({
@@ -78,20 +86,32 @@ def upstreams(deployments: Sequence[Any], models: dict[str, list[str]]) -> tuple
 
 def settings(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> gc.GatewaySettings:
     prices = {m: gc.ModelPrice(p.inputCostPerToken, p.outputCostPerToken) for m, p in config.prices.items()}
-    return gc.GatewaySettings(upstreams=tuple(upstreams), auth=gc.StaticKeyAuth(), prices=prices)
+    redis = gc.CoordinationRedis(ssl=True) if config.redis.enabled else None
+    auth = gc.DatabaseAuth() if config.authMode == "database" else gc.StaticKeyAuth()
+    return gc.GatewaySettings(upstreams=tuple(upstreams), auth=auth, prices=prices, redis=redis)
 
 
 def config_map_data(config: GatewayConfig, upstreams: Sequence[gc.TritonUpstream]) -> dict[str, str]:
     """config.yaml (secrets only as os.environ/ references) and the custom auth module beside it."""
     rendered = gc.render(settings(config, upstreams))
+    if config.authMode == "database":  # the key sync Job's script instead of the auth hook
+        return {"config.yaml": yaml.safe_dump(rendered, sort_keys=False), "sync_keys.py": SYNC_KEYS_SOURCE.read_text()}
     return {"config.yaml": yaml.safe_dump(rendered, sort_keys=False),
             f"{gc.CUSTOM_AUTH_MODULE}.py": CUSTOM_AUTH_SOURCE.read_text()}
 
 
+def database_url(host: str, port: int, password: str) -> str:
+    """Prisma's PostgreSQL URL; sslmode=require: RDS accepts TLS, nothing needs plaintext."""
+    return f"postgresql://{POSTGRES_USER}:{password}@{host}:{port}/{POSTGRES_DB}?sslmode=require"
+
+
 def static_keys_json(limits: dict[str, Any], keys: Sequence[str]) -> str:
     """GATEWAY_STATIC_KEYS as custom_auth.parse_keys reads it; `keys` in the order of `limits`."""
-    return json.dumps({name: {"key": key, "rpm": limit.rpm, "tpm": limit.tpm}
-                       for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
+    def entry(limit: Any, key: str) -> dict:
+        budget = {k: v for k, v in (("maxBudget", getattr(limit, "maxBudget", None)),
+                                    ("budgetDuration", getattr(limit, "budgetDuration", None))) if v is not None}
+        return {"key": key, "rpm": limit.rpm, "tpm": limit.tpm, **budget}
+    return json.dumps({name: entry(limit, key) for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
 
 
 def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
@@ -101,12 +121,49 @@ def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
     return hashlib.sha256(json.dumps([data, keys], sort_keys=True).encode()).hexdigest()[:16]
 
 
-def container(config: GatewayConfig) -> dict[str, Any]:
+def secret_env(config: GatewayConfig) -> tuple[str, ...]:
+    """The Secret's keys, each read by the container as the environment variable of that name."""
+    base = SECRET_ENV if config.authMode == "static" else (gc.MASTER_KEY_ENV, gc.UPSTREAM_KEY_ENV, gc.DATABASE_URL_ENV)
+    return base + (REDIS_SECRET_ENV if config.redis.enabled else ())
+
+
+def key_sync_name(config: GatewayConfig) -> str:
+    """The sync Job's name: a hash of the key set (names, limits, budgets) and the script, so a changed
+    key set is a new Job that runs again (a Job's pod template cannot change in place)."""
+    keys = {name: limit.model_dump() for name, limit in config.staticKeys.items()}
+    digest = hashlib.sha256(json.dumps([keys, SYNC_KEYS_SOURCE.read_text()], sort_keys=True).encode()).hexdigest()[:10]
+    return f"{NAME}-key-sync-{digest}"
+
+
+def key_sync_job_spec(config: GatewayConfig) -> dict[str, Any]:
+    """The LiteLLM image's python runs sync_keys.py from the ConfigMap against the Service."""
+    env = [{"name": "GATEWAY_URL", "value": f"http://{NAME}.{config.namespace}.svc.cluster.local:{SERVICE_PORT}"},
+           {"name": gc.MASTER_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.MASTER_KEY_ENV}}},
+           {"name": "GATEWAY_KEYS", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.STATIC_KEYS_ENV}}}]
+    container = {"name": "key-sync", "image": f"{IMAGE_REPOSITORY}:{config.imageTag}", "imagePullPolicy": "Always",
+                 "command": ["python", f"{CONFIG_DIR}/sync_keys.py"], "env": env,
+                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+                 "securityContext": security.restricted_security_context(read_only_root=True),
+                 "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]}
+    return {"backoffLimit": 6, "template": {"metadata": {"labels": SYNC_JOB_LABELS}, "spec": {
+        "restartPolicy": "OnFailure", "automountServiceAccountToken": False,
+        "securityContext": security.restricted_pod_security_context(), "containers": [container],
+        "volumes": [{"name": "config", "configMap": {"name": NAME}}]}}}
+
+
+def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = None) -> dict[str, Any]:
+    """`redis_host`: the replication group's primary endpoint (gateway.redis), which config.yaml's
+    coordination_redis reads as REDIS_HOST (TLS, port REDIS_PORT, AUTH token REDIS_PASSWORD)."""
     # TRITON_OPENAI_API_KEY is no credential (Triton's frontend takes none), but its name says key:
     # it comes from the Secret like the others, so no *_KEY variable holds a literal.
-    plain = {k: v for k, v in gc.upstream_env().items() if k != gc.UPSTREAM_KEY_ENV}
-    env = [{"name": k, "value": v} for k, v in {**plain, "LITELLM_UI_PATH": UI_DIR}.items()]
-    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": var}}} for var in SECRET_ENV]
+    plain: dict[str, Any] = {k: v for k, v in gc.upstream_env().items() if k != gc.UPSTREAM_KEY_ENV}
+    plain["LITELLM_UI_PATH"] = UI_DIR
+    if config.redis.enabled:
+        if redis_host is None:
+            raise ValueError("gateway.redis needs the replication group's endpoint")
+        plain.update({gc.REDIS_HOST_ENV: redis_host, gc.REDIS_PORT_ENV: str(managed_data.REDIS_PORT)})
+    env = [{"name": k, "value": v} for k, v in plain.items()]
+    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": var}}} for var in secret_env(config)]
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
     return {
         "name": "litellm",
@@ -128,11 +185,12 @@ def container(config: GatewayConfig) -> dict[str, Any]:
     }
 
 
-def deployment_spec(config: GatewayConfig, config_hash: str) -> dict[str, Any]:
+def deployment_spec(config: GatewayConfig, config_hash: str, secret_hash: Optional[pulumi.Input[str]] = None,
+                    redis_host: Optional[pulumi.Input[str]] = None) -> dict[str, Any]:
     pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "securityContext": security.restricted_pod_security_context(),
-        "containers": [container(config)],
+        "containers": [container(config, redis_host)],
         "volumes": [{"name": "config", "configMap": {"name": NAME}},
                     {"name": "ui", "emptyDir": {"sizeLimit": "256Mi"}},
                     {"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}],
@@ -145,9 +203,26 @@ def deployment_spec(config: GatewayConfig, config_hash: str) -> dict[str, Any]:
         "replicas": config.replicas,
         "selector": {"matchLabels": LABELS},
         "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
-        # A changed config.yaml rolls the pods (LiteLLM reads it once at start).
-        "template": {"metadata": {"labels": LABELS, "annotations": {"ai-platform/config-hash": config_hash}}, "spec": pod},
+        # A changed config.yaml or Secret rolls the pods (LiteLLM reads both once at start).
+        "template": {"metadata": {"labels": LABELS, "annotations": template_annotations(config_hash, secret_hash)},
+                     "spec": pod},
     }
+
+
+def template_annotations(config_hash: str, secret_hash: Optional[pulumi.Input[str]]) -> dict[str, Any]:
+    annotations: dict[str, Any] = {CONFIG_HASH_ANNOTATION: config_hash}
+    if secret_hash is not None:
+        annotations[SECRET_HASH_ANNOTATION] = secret_hash
+    return annotations
+
+
+def secret_hash(data: dict[str, pulumi.Input[str]]) -> pulumi.Output[str]:
+    """A digest of the Secret's values (64 bits of SHA-256 over ~300-bit random keys: reveals none of
+    them), so a new key or Redis token rolls the pods; not a Pulumi secret, so the annotation stays
+    readable in the plan and the cluster."""
+    digest = pulumi.Output.all(**data).apply(
+        lambda values: hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16])
+    return pulumi.Output.unsecret(digest)
 
 
 def usage_dashboard() -> dict:
@@ -189,6 +264,9 @@ class InferenceGatewayArgs:
     exposure: Optional[ExposureSettings] = None
     alb_source: Optional[AlbSource] = None
     waits_for: Sequence[pulumi.Resource] = ()
+    # Where gateway.redis's replication group and database mode's RDS live.
+    network: Optional[managed_data.ClusterNetwork] = None
+    protect_data: bool = False  # database mode's RDS: `protect`
 
 
 # /metrics is served on the API port without a key (for Prometheus): on the ALB it answers 404 from the
@@ -214,6 +292,8 @@ def client_rules(config: GatewayConfig, pod_clients: Sequence[tuple[str, dict[st
     """Who may call the gateway's port: the listed pods (OpenWebUI) and config.clients."""
     peers = [security.pod_peer(ns, labels) for ns, labels in pod_clients]
     peers += [security.pod_peer(client.namespace, client.podLabels) for client in config.clients]
+    if config.authMode == "database":
+        peers.append(security.pod_peer(config.namespace, SYNC_JOB_LABELS))  # the key sync Job
     return [security.ingress_rule(peers, [PORT])] if peers else []
 
 
@@ -233,12 +313,17 @@ class InferenceGateway(pulumi.ComponentResource):
         data = config_map_data(config, args.upstreams)
         config_map = k8s.core.v1.ConfigMap(f"{name}-config", metadata={"name": NAME, "namespace": ns, "labels": LABELS},
                                            data=data, opts=ns_opts)
-        secret = self._secret(name, config, ns_opts)
+        redis = self._redis(name, args)
+        db_url = self._database(name, args)
+        secret, digest = self._secret(name, config, redis, db_url, ns_opts)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": security.checkov_skips(CHECKOV_SKIPS)},
-            spec=deployment_spec(config, config_hash(data, config)),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, config_map, secret, *args.waits_for]),
+            spec=deployment_spec(config, config_hash(data, config), digest,
+                                 redis.group.primary_endpoint_address if redis else None),
+            # The pods start once the replication group is available (pulumi-aws waits for it).
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, config_map, secret, *args.waits_for,
+                                                                 *([redis.group] if redis else [])]),
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
@@ -250,13 +335,54 @@ class InferenceGateway(pulumi.ComponentResource):
         if config.replicas > 1:
             k8s.policy.v1.PodDisruptionBudget(f"{name}-pdb", metadata={"name": NAME, "namespace": ns, "labels": LABELS},
                                               spec={"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}, opts=ns_opts)
+        if config.authMode == "database":
+            # After the Deployment is ready (pulumi-kubernetes awaits its rollout) and the Service exists.
+            k8s.batch.v1.Job(f"{name}-key-sync", metadata={"name": key_sync_name(config), "namespace": ns,
+                                                           "labels": SYNC_JOB_LABELS},
+                             spec=key_sync_job_spec(config),
+                             opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, service, secret],
+                                                         delete_before_replace=True))
         self._observability(name, args, service, ns_opts)
         self._policies(args, ns_opts)
         self._way_in(name, args, [deployment], ns_opts)
         self.register_outputs({"url": self.url})
 
-    def _secret(self, name: str, config: GatewayConfig, opts: pulumi.ResourceOptions) -> k8s.core.v1.Secret:
-        """The master key and the static keys, generated (LiteLLM keys start with sk-)."""
+    def _redis(self, name: str, args: InferenceGatewayArgs) -> Optional[managed_data.Valkey]:
+        """gateway.redis: LiteLLM's coordination Redis (rate-limit and spend counters shared by the
+        replicas), OpenWebUI's Valkey builder. Counters only: rebuilt in a minute, so no snapshots."""
+        rc = args.config.redis
+        if not rc.enabled:
+            return None
+        if args.network is None:
+            raise ValueError("gateway.redis needs the network (private subnets, cluster security group)")
+        return managed_data.valkey(
+            managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway"),
+            managed_data.ValkeySpec(node_type=rc.nodeType, engine_version=rc.engineVersion, nodes=rc.nodes,
+                                    description="Inference gateway (LiteLLM) rate-limit and spend counters"),
+            args.network, parent=self)
+
+    def _database(self, name: str, args: InferenceGatewayArgs) -> Optional[pulumi.Output[str]]:
+        """Database mode: RDS PostgreSQL (OpenWebUI's builder), DATABASE_URL as a Pulumi secret."""
+        if args.config.authMode != "database":
+            return None
+        if args.network is None:
+            raise ValueError("gateway.authMode database needs the network (private subnets, cluster security group)")
+        pg = args.config.database
+        db = managed_data.postgres(
+            managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway"),
+            managed_data.PostgresSpec(instance_class=pg.instanceClass, engine_version=pg.engineVersion,
+                                      allocated_storage_gib=pg.allocatedStorageGiB,
+                                      max_allocated_storage_gib=pg.maxAllocatedStorageGiB,
+                                      backup_retention_days=pg.backupRetentionDays, multi_az=pg.multiAz,
+                                      db_name=POSTGRES_DB, username=POSTGRES_USER),
+            args.network, args.protect_data, parent=self)
+        return pulumi.Output.secret(pulumi.Output.all(db.instance.address, db.instance.port, db.password.result).apply(
+            lambda parts: database_url(parts[0], int(parts[1]), parts[2])))
+
+    def _secret(self, name: str, config: GatewayConfig, redis: Optional[managed_data.Valkey],
+                db_url: Optional[pulumi.Output[str]], opts: pulumi.ResourceOptions) -> tuple[k8s.core.v1.Secret, pulumi.Output[str]]:
+        """The master key and the static keys, generated (LiteLLM keys start with sk-), the Redis AUTH
+        token with gateway.redis; and a digest of them for the pod template."""
         child = pulumi.ResourceOptions(parent=self)
         master = random.RandomPassword(f"{name}-master-key", length=48, special=False, opts=child)
         self.master_key = pulumi.Output.secret(master.result.apply(lambda k: f"sk-{k}"))
@@ -265,14 +391,21 @@ class InferenceGateway(pulumi.ComponentResource):
                                                             opts=child).result.apply(lambda k: f"sk-{k}"))
             for app in config.staticKeys}
         keys_json = pulumi.Output.all(*self.keys.values()).apply(lambda ks: static_keys_json(config.staticKeys, ks))
-        return k8s.core.v1.Secret(
+        data: dict[str, pulumi.Input[str]] = {
+            gc.MASTER_KEY_ENV: self.master_key, gc.STATIC_KEYS_ENV: pulumi.Output.secret(keys_json),
+            gc.UPSTREAM_KEY_ENV: pulumi.Output.secret(gc.upstream_env()[gc.UPSTREAM_KEY_ENV])}
+        if redis is not None:
+            data[gc.REDIS_PASSWORD_ENV] = pulumi.Output.secret(redis.token.result)
+        if db_url is not None:
+            data[gc.DATABASE_URL_ENV] = db_url
+        secret = k8s.core.v1.Secret(
             f"{name}-secret",
             metadata={"name": SECRET_NAME, "namespace": config.namespace, "labels": LABELS},
             type="Opaque",
-            string_data={gc.MASTER_KEY_ENV: self.master_key, gc.STATIC_KEYS_ENV: pulumi.Output.secret(keys_json),
-                         gc.UPSTREAM_KEY_ENV: pulumi.Output.secret(gc.upstream_env()[gc.UPSTREAM_KEY_ENV])},
+            string_data=data,
             opts=opts,
         )
+        return secret, secret_hash(data)
 
     def _observability(self, name: str, args: InferenceGatewayArgs, service: pulumi.Resource,
                        opts: pulumi.ResourceOptions) -> None:

@@ -18,11 +18,10 @@ from typing import Any, Optional, Sequence
 import json
 
 import pulumi
-import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components import security
+from components import managed_data, security
 from components.iam import IrsaRole, IrsaRoleArgs
 from components.s3 import bucket_arn, private_bucket
 from components.exposure import AlbSource, ExposureSettings, allow_alb_ingress, port_forward_command, ui_ingress
@@ -49,10 +48,10 @@ STATIC_DIR = "/app/backend/open_webui/static"
 TMP_DIR = "/tmp"
 STATIC_SEED_DIR = "/seed"
 SECRET_NAME = "open-webui"
-POSTGRES_PORT = 5432
+POSTGRES_PORT = managed_data.POSTGRES_PORT
 POSTGRES_USER = "openwebui"
 POSTGRES_DB = "openwebui"
-REDIS_PORT = 6379
+REDIS_PORT = managed_data.REDIS_PORT
 # The ServiceAccount of the pods in multi-replica mode; the IRSA trust names exactly this one.
 SERVICE_ACCOUNT = "open-webui"
 LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platform"}
@@ -215,14 +214,8 @@ def plain_env(config: OpenWebUiConfig, hostname: Optional[str], has_llms: bool) 
     return env
 
 
-@dataclass(frozen=True)
-class PostgresNetwork:
-    """Where the RDS instance lives; reachable only from the cluster's security group."""
-
-    name_prefix: str
-    vpc_id: pulumi.Input[str]
-    private_subnet_ids: pulumi.Input[list[str]]
-    cluster_security_group_id: pulumi.Input[str]
+# Where the RDS instance (and Valkey) live; reachable only from the cluster's security group.
+PostgresNetwork = managed_data.ClusterNetwork
 
 
 @dataclass(frozen=True)
@@ -491,69 +484,19 @@ class OpenWebUi(pulumi.ComponentResource):
         self.url = f"https://{args.hostname}"
         self.port_forward_command = None
 
-    def _cluster_only_security_group(self, resource_name: str, group_name: str, service: str, port: int,
-                                     net: PostgresNetwork) -> aws.ec2.SecurityGroup:
-        """A security group admitting `port` only from the EKS cluster security group (pods and nodes)."""
-        child = pulumi.ResourceOptions(parent=self)
-        group = aws.ec2.SecurityGroup(
-            resource_name,
-            name=group_name,
-            description=f"OpenWebUI {service}: {port} from the EKS cluster security group only",
-            vpc_id=net.vpc_id,
-            opts=child,
-        )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{resource_name}-from-cluster",
-            security_group_id=group.id,
-            referenced_security_group_id=net.cluster_security_group_id,
-            ip_protocol="tcp", from_port=port, to_port=port,
-            description=f"{service} from EKS pods and nodes",
-            opts=child,
-        )
-        return group
-
     def _postgres(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork, protect_data: bool) -> pulumi.Output[str]:
         pg = config.persistence.postgres
-        child = pulumi.ResourceOptions(parent=self)
-        security_group = self._cluster_only_security_group(f"{name}-db", f"{net.name_prefix}-openwebui-db",
-                                                           "PostgreSQL", POSTGRES_PORT, net)
-        subnet_group = aws.rds.SubnetGroup(
-            f"{name}-db",
-            name=f"{net.name_prefix}-openwebui",
-            subnet_ids=net.private_subnet_ids,
-            description="OpenWebUI PostgreSQL in the private subnets",
-            opts=child,
-        )
-        # Alphanumeric: the password goes into a URL and RDS refuses / @ " and spaces.
-        password = random.RandomPassword(f"{name}-db-password", length=32, special=False, opts=child)
-        instance = aws.rds.Instance(
-            f"{name}-db",
-            identifier=f"{net.name_prefix}-openwebui",
-            engine="postgres",
-            engine_version=pg.engineVersion,
-            instance_class=pg.instanceClass,
-            allocated_storage=pg.allocatedStorageGiB,
-            max_allocated_storage=pg.maxAllocatedStorageGiB,
-            storage_type="gp3",
-            storage_encrypted=True,
-            db_name=POSTGRES_DB,
-            username=POSTGRES_USER,
-            password=password.result,
-            db_subnet_group_name=subnet_group.name,
-            vpc_security_group_ids=[security_group.id],
-            publicly_accessible=False,
-            multi_az=pg.multiAz,
-            backup_retention_period=pg.backupRetentionDays,
-            copy_tags_to_snapshot=True,
-            deletion_protection=True,
-            skip_final_snapshot=False,
-            final_snapshot_identifier=f"{net.name_prefix}-openwebui-final",
-            auto_minor_version_upgrade=True,
-            opts=pulumi.ResourceOptions(parent=self, protect=protect_data),
-        )
-        self.database_endpoint = instance.address
-        return pulumi.Output.secret(pulumi.Output.all(instance.address, instance.port, password.result).apply(
+        db = managed_data.postgres(self._owner(name), managed_data.PostgresSpec(
+            instance_class=pg.instanceClass, engine_version=pg.engineVersion, allocated_storage_gib=pg.allocatedStorageGiB,
+            max_allocated_storage_gib=pg.maxAllocatedStorageGiB, backup_retention_days=pg.backupRetentionDays,
+            multi_az=pg.multiAz, db_name=POSTGRES_DB, username=POSTGRES_USER), net, protect_data, parent=self)
+        self.database_endpoint = db.instance.address
+        return pulumi.Output.secret(pulumi.Output.all(db.instance.address, db.instance.port, db.password.result).apply(
             lambda parts: database_url(parts[0], int(parts[1]), parts[2])))
+
+    @staticmethod
+    def _owner(name: str) -> managed_data.Owner:
+        return managed_data.Owner(resource_name=name, ident="openwebui", label="OpenWebUI")
 
     def _uploads(self, name: str, config: OpenWebUiConfig, bucket_name: str, identity: WorkloadIdentity,
                  protect_data: bool) -> pulumi.Output[str]:
@@ -581,49 +524,11 @@ class OpenWebUi(pulumi.ComponentResource):
         ), pulumi.ResourceOptions(parent=self), moved_from=self).arn
 
     def _redis(self, name: str, config: OpenWebUiConfig, net: PostgresNetwork) -> pulumi.Output[str]:
-        """ElastiCache rather than a Redis pod: AWS runs failover across AZs, patching and
-        encryption at rest, and there is no in-cluster StatefulSet to secure and keep alive. What
-        it holds (socket sessions, usage pools, shared config) is rebuilt by the replicas, so no
-        snapshots are kept."""
+        """Socket sessions, usage pools and shared config: rebuilt by the replicas, so no snapshots."""
         rc = config.persistence.redis
-        replication_group_id = f"{net.name_prefix}-openwebui"
-        if len(replication_group_id) > 40:
-            raise pulumi.RunError(f"ElastiCache replication group id {replication_group_id!r} is longer than 40 characters; "
-                                  "use a shorter stack name")
-        child = pulumi.ResourceOptions(parent=self)
-        security_group = self._cluster_only_security_group(f"{name}-redis", f"{net.name_prefix}-openwebui-redis",
-                                                           "Valkey", REDIS_PORT, net)
-        subnet_group = aws.elasticache.SubnetGroup(
-            f"{name}-redis",
-            name=f"{net.name_prefix}-openwebui",
-            subnet_ids=net.private_subnet_ids,
-            description="OpenWebUI Valkey in the private subnets",
-            opts=child,
-        )
-        # Alphanumeric: it goes into a URL, and ElastiCache refuses @ " / in AUTH tokens.
-        token = random.RandomPassword(f"{name}-redis-token", length=48, special=False, opts=child)
-        failover = rc.nodes > 1
-        group = aws.elasticache.ReplicationGroup(
-            f"{name}-redis",
-            replication_group_id=replication_group_id,
-            description="OpenWebUI websocket sessions and shared state",
-            engine="valkey",
-            engine_version=rc.engineVersion,
-            node_type=rc.nodeType,
-            num_cache_clusters=rc.nodes,
-            automatic_failover_enabled=failover,
-            multi_az_enabled=failover,
-            port=REDIS_PORT,
-            subnet_group_name=subnet_group.name,
-            security_group_ids=[security_group.id],
-            at_rest_encryption_enabled=True,
-            transit_encryption_enabled=True,
-            transit_encryption_mode="required",
-            auth_token=token.result,
-            auto_minor_version_upgrade=True,
-            snapshot_retention_limit=0,
-            opts=child,
-        )
-        self.redis_endpoint = group.primary_endpoint_address
-        return pulumi.Output.secret(pulumi.Output.all(group.primary_endpoint_address, token.result).apply(
+        store = managed_data.valkey(self._owner(name), managed_data.ValkeySpec(
+            node_type=rc.nodeType, engine_version=rc.engineVersion, nodes=rc.nodes,
+            description="OpenWebUI websocket sessions and shared state"), net, parent=self)
+        self.redis_endpoint = store.group.primary_endpoint_address
+        return pulumi.Output.secret(pulumi.Output.all(store.group.primary_endpoint_address, store.token.result).apply(
             lambda parts: redis_url(parts[0], REDIS_PORT, parts[1])))

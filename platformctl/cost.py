@@ -266,22 +266,34 @@ def _group_item(
 
 
 def config_databases(config: StackConfig) -> tuple[Database, ...]:
-    """The RDS instance the config asks for (preflight has no plan to count it from)."""
+    """The RDS instances the config asks for (preflight has no plan to count them from): OpenWebUI's
+    with postgres persistence, the gateway's in authMode database. Named as in the plan."""
+    found = []
     ui = config.openWebUi
-    if not ui.enabled or ui.persistence.database != "postgres":
-        return ()
-    pg = ui.persistence.postgres
-    return (Database("openwebui-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB, pg.maxAllocatedStorageGiB),)
+    if ui.enabled and ui.persistence.database == "postgres":
+        pg = ui.persistence.postgres
+        found.append(Database("openwebui-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB, pg.maxAllocatedStorageGiB))
+    gateway = config.gateway
+    if gateway.enabled and gateway.authMode == "database" and config.tritonDeployments:
+        pg = gateway.database
+        found.append(Database("inference-gateway-db", pg.instanceClass, pg.multiAz, pg.allocatedStorageGiB,
+                              pg.maxAllocatedStorageGiB))
+    return tuple(found)
 
 
 def config_caches(config: StackConfig) -> tuple[CacheCluster, ...]:
-    """The ElastiCache group OpenWebUI gets with more than one replica (components/openwebui.py
-    `_redis`; the config model requires postgres for replicas > 1). Named as in the plan."""
+    """The ElastiCache groups: OpenWebUI's with more than one replica (components/openwebui.py
+    `_redis`; the config model requires postgres for replicas > 1) and the gateway's with
+    gateway.redis (components/inference_gateway.py `_redis`). Named as in the plan."""
+    caches = []
     ui = config.openWebUi
-    if not ui.enabled or ui.replicas == 1:
-        return ()
-    rc = ui.persistence.redis
-    return (CacheCluster("openwebui-redis", rc.nodeType, rc.nodes),)
+    if ui.enabled and ui.replicas > 1:
+        rc = ui.persistence.redis
+        caches.append(CacheCluster("openwebui-redis", rc.nodeType, rc.nodes))
+    gateway = config.gateway
+    if gateway.enabled and gateway.redis.enabled and config.tritonDeployments:
+        caches.append(CacheCluster("inference-gateway-redis", gateway.redis.nodeType, gateway.redis.nodes))
+    return tuple(caches)
 
 
 # Attributes of the plain on-demand node price in the AmazonElastiCache price list (each node

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the system tools the tests use (promtool from Debian's `prometheus` package) when they
+# Installs the system tools the tests use (promtool from Debian's `prometheus` package, redis-server
+# for the gateway's limits across replicas in tests/test_gateway_proxy.py) when they
 # are missing and this machine can install them. In CI (CI=true) a missing tool is an error, so a
 # suite never silently skips what it is meant to check.
 set -uo pipefail
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "installing ${need[*]} (apt, no recommends)..." >&2

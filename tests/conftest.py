@@ -24,7 +24,7 @@ import pulumi
 # left alone with one at the end (longest-processing-time first). Unlisted files follow in their
 # usual order; the order within a file is never changed.
 SLOWEST_FIRST = (
-    "test_gateway_proxy.py",  # the pinned LiteLLM proxy, started twice
+    "test_gateway_proxy.py",  # the pinned LiteLLM proxy, started three times (two replicas + the planned config)
     "test_preflight.py",
     "test_security.py",  # checkov
     "test_workflows.py",  # `make plan` and the policy check as the workflow runs them, per stack

@@ -119,21 +119,65 @@ def wait_proxy_ready(proc: subprocess.Popen, url: str, log: Path, seconds: float
 @contextlib.contextmanager
 def litellm_proxy(binary: Path, config: dict, env: dict[str, str], workdir: Path, port: int) -> Iterator[str]:
     """Run `litellm --config` on 127.0.0.1:<port> from `workdir` (config.yaml + custom_auth.py)."""
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    shutil.copy(CUSTOM_AUTH, workdir / "custom_auth.py")
-    log_path = workdir / "proxy.log"
-    with log_path.open("w") as log:
-        proc = subprocess.Popen([str(binary), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
-                                 "--port", str(port), "--num_workers", "1"],
-                                cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
+    with litellm_proxies(binary, config, env, [(workdir, port)]) as urls:
+        yield urls[0]
+
+
+@contextlib.contextmanager
+def litellm_proxies(binary: Path, config: dict, env: dict[str, str], places: list[tuple[Path, int]]) -> Iterator[list[str]]:
+    """Replicas of one proxy config, one per (workdir, port): all started before waiting for any,
+    so their start-ups overlap."""
+    procs: list[tuple[subprocess.Popen, str, Path]] = []
+    try:
+        for workdir, port in places:
+            workdir.mkdir(parents=True, exist_ok=True)
+            (workdir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+            shutil.copy(CUSTOM_AUTH, workdir / "custom_auth.py")
+            log_path = workdir / "proxy.log"
+            with log_path.open("w") as log:
+                proc = subprocess.Popen([str(binary), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
+                                         "--port", str(port), "--num_workers", "1"],
+                                        cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
+            procs.append((proc, f"http://127.0.0.1:{port}", log_path))
+        for proc, url, log_path in procs:
             wait_proxy_ready(proc, url, log_path)
-            yield url
-        finally:
+        yield [url for _, url, _ in procs]
+    finally:
+        for proc, _, _ in procs:
             if proc.poll() is None:
                 stop(proc)
+
+
+@contextlib.contextmanager
+def redis_server(binary: str, port: int, password: str) -> Iterator[None]:
+    """A throwaway redis-server on 127.0.0.1:<port> with AUTH, nothing persisted."""
+    proc = subprocess.Popen([binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                             "--requirepass", password], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while not _redis_answers(port, password):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on 127.0.0.1:{port}")
+            time.sleep(0.1)
+        yield
+    finally:
+        stop(proc)
+
+
+def _redis_answers(port: int, password: str) -> bool:
+    import socket
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+            conn.sendall(f"AUTH {password}\r\nPING\r\n".encode())
+            reply = b""
+            while b"\r\n" not in reply.partition(b"\r\n")[2]:  # both replies (AUTH's, PING's)
+                chunk = conn.recv(256)
+                if not chunk:
+                    break
+                reply += chunk
+            return b"+PONG" in reply
+    except OSError:
+        return False
 
 
 def request(url: str, key: str | None = None, body: dict | None = None, timeout: float = 30) -> tuple[int, dict | str]:

@@ -354,12 +354,15 @@ def test_prod_plan_with_two_replicas_prices_each_elasticache_node(prod):
     assert cost.estimate(_config_with(prod, ui)).item("ElastiCache openwebui-redis") == cache
 
 
-def test_single_replica_has_no_elasticache_line(prod):
+def test_single_replica_has_no_openwebui_elasticache_line_but_the_gateways(prod):
+    """OpenWebUI with one replica has no Valkey; prod's gateway (2 replicas, gateway.redis, 2 nodes)
+    has one, priced alike from the plan and, for preflight, from the config."""
     from tests.harness import plan
 
-    assert prod.openWebUi.replicas == 1
+    assert prod.openWebUi.replicas == 1 and prod.gateway.redis.enabled
     for est in (cost.estimate(prod, plan_facts=cost.facts_from_plan(plan("prod").to_json())), cost.estimate(prod)):
-        assert not [i for i in est.items if i.name.startswith("ElastiCache")]
+        assert [i.name for i in est.items if i.name.startswith("ElastiCache")] == ["ElastiCache inference-gateway-redis"]
+        assert est.item("ElastiCache inference-gateway-redis").idle_hourly == pytest.approx(2 * VALKEY_T4G_MICRO)
 
 
 def test_elasticache_node_type_outside_the_table_is_named_and_left_out(prod):

@@ -13,9 +13,9 @@ VISION = gc.TritonUpstream("vision", "standard", "http://vision.triton.svc.clust
 OCR = gc.TritonUpstream("ocr", "standard", "http://ocr.ml.svc.cluster.local:8000")
 
 
-def settings(auth=None, upstreams=(QWEN, OPEN, VISION, OCR), prices=None) -> gc.GatewaySettings:
+def settings(auth=None, upstreams=(QWEN, OPEN, VISION, OCR), prices=None, redis=None) -> gc.GatewaySettings:
     return gc.GatewaySettings(upstreams=upstreams, auth=auth or gc.StaticKeyAuth(),
-                              prices=prices or {"qwen2.5-0.5b-instruct": gc.ModelPrice(1e-7, 3e-7)})
+                              prices=prices or {"qwen2.5-0.5b-instruct": gc.ModelPrice(1e-7, 3e-7)}, redis=redis)
 
 
 def _strings(node, path=""):
@@ -30,11 +30,12 @@ def _strings(node, path=""):
 
 
 @pytest.mark.parametrize("auth", [gc.StaticKeyAuth(), gc.DatabaseAuth()], ids=["static", "database"])
-def test_no_secret_literal_only_environment_references(auth):
+@pytest.mark.parametrize("redis", [None, gc.CoordinationRedis()], ids=["alone", "redis"])
+def test_no_secret_literal_only_environment_references(auth, redis):
     """Secrets as `os.environ/<VAR>` (docs/my-website/docs/proxy/configs.md; resolved by
     litellm/proxy/proxy_server.py at load, coordination_redis by `_resolve_coordination_redis_env_refs`)."""
     secretish = ("key", "password", "database_url", "host", "port")
-    for path, value in _strings(gc.render(settings(auth))):
+    for path, value in _strings(gc.render(settings(auth, redis=redis))):
         if path.rsplit(".", 1)[-1] in secretish or path.endswith(("api_key", "master_key")):
             assert isinstance(value, str) and value.startswith("os.environ/"), (path, value)
 
@@ -48,15 +49,24 @@ def test_static_mode_uses_custom_auth_and_still_sets_the_master_key():
     assert "database_url" not in general and "coordination_redis" not in general
 
 
-def test_database_mode_has_the_database_and_redis_for_limits_across_replicas():
-    """`database_url` (virtual keys, spend logs) and `coordination_redis` (litellm/proxy/_types.py
-    CoordinationRedisParams: the rate-limit counters shared across pods; `router_settings.redis_*`
-    only covers the router's per-deployment limits)."""
+def test_database_mode_has_the_database():
+    """`database_url` (virtual keys, spend logs: litellm/proxy/_types.py ConfigGeneralSettings)."""
     general = gc.render(settings(gc.DatabaseAuth()))["general_settings"]
     assert general["database_url"] == "os.environ/DATABASE_URL"
+    assert "custom_auth" not in general and "coordination_redis" not in general
+
+
+@pytest.mark.parametrize("auth", [gc.StaticKeyAuth(), gc.DatabaseAuth()], ids=["static", "database"])
+def test_the_coordination_redis_shares_the_limits_across_replicas_in_either_mode(auth):
+    """`general_settings.coordination_redis` (BerriAI/litellm v1.108.7 litellm/proxy/_types.py
+    CoordinationRedisParams; proxy_server.py `_init_coordination_redis` builds it with no database and
+    proxy/utils.py `update_values` makes it internal_usage_cache.dual_cache.redis_cache, the rate
+    limiter's store). `router_settings.redis_*` would only cover the router's per-deployment limits.
+    Static mode had no Redis, so a key's rpm was per replica (tests/test_gateway_proxy.py runs two)."""
+    general = gc.render(settings(auth, redis=gc.CoordinationRedis()))["general_settings"]
     assert general["coordination_redis"] == {"host": "os.environ/REDIS_HOST", "port": "os.environ/REDIS_PORT",
                                              "password": "os.environ/REDIS_PASSWORD", "ssl": True}
-    assert "custom_auth" not in general
+    assert gc.render(settings(auth, redis=gc.CoordinationRedis(ssl=False)))["general_settings"]["coordination_redis"]["ssl"] is False
 
 
 def test_every_llm_model_routes_to_its_deployments_openai_frontend_with_its_price():

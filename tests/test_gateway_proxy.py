@@ -4,6 +4,8 @@ started on 127.0.0.1 with the config components/gateway_config.py renders in sta
 (components/gateway/custom_auth.py beside it), upstreams pointed at local stand-ins: an OpenAI-compatible
 stub for two `llm` deployments (one listing its model, one taking every other name through the wildcard
 route) and MLServer (a real KServe-v2 server, tests/test_smoke.py's fixture) for a `standard` one.
+`gateway` is two replicas of that proxy sharing a local redis-server through `coordination_redis` (as
+prod's replicas share ElastiCache; TLS off locally); the single-replica tests run on the first.
 
 Database mode (virtual keys in PostgreSQL) is not run: it needs Prisma's query engine, downloaded at run time.
 Offline: LITELLM_LOCAL_MODEL_COST_MAP=True (litellm/litellm_core_utils/get_model_cost_map.py reads the
@@ -12,7 +14,9 @@ bundled price list instead of fetching it); telemetry stays off without LITELLM_
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -41,23 +45,63 @@ def stub():
         yield url
 
 
+REDIS_PASSWORD = "test-redis-" + "f" * 24
+# Both proxies know this key (rpm 2): the pair counts it in Redis, the planned gateway (no Redis) alone.
+SHARED = {"key": "sk-test-shared-" + "s" * 24, "rpm": 2}
+
+
+def redis_server_binary() -> str:
+    """Installed by scripts/ensure-tools.sh (Debian's redis-server) like promtool; skipped only outside CI."""
+    path = shutil.which("redis-server")
+    if path:
+        return path
+    message = ("redis-server is not installed; install it with `sudo apt-get install --no-install-recommends "
+               "redis-server` (or run `make test`, which installs it when it can)")
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{message}: CI must not skip the limits-across-replicas test")
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory, stub, mlserver):  # noqa: F811
+def redis():
+    """redis-server on 127.0.0.1 (AUTH, no persistence): (host, port)."""
+    binary, port = redis_server_binary(), free_port()
+    with gs.redis_server(binary, port, REDIS_PASSWORD):
+        yield "127.0.0.1", port
+
+
+@pytest.fixture(scope="module")
+def gateway_pair(tmp_path_factory, stub, mlserver, redis):  # noqa: F811
+    """Two replicas of the rendered config with `coordination_redis` on the local Redis (ssl false:
+    ElastiCache's TLS is not reproduced here); both started before waiting for either."""
     settings = gc.GatewaySettings(
         upstreams=(gc.TritonUpstream("qwen", "llm", f"{stub}/v1", (gs.STUB_MODEL,)),
                    gc.TritonUpstream("any-llm", "llm", f"{stub}/v1"),
                    gc.TritonUpstream("vision", "standard", mlserver)),
         auth=gc.StaticKeyAuth(),
-        prices={gs.STUB_MODEL: gc.ModelPrice(input_cost_per_token=1e-6, output_cost_per_token=2e-6)})
-    yield from running_proxy(tmp_path_factory, gc.render(settings), KEYS, "litellm")
+        prices={gs.STUB_MODEL: gc.ModelPrice(input_cost_per_token=1e-6, output_cost_per_token=2e-6)},
+        redis=gc.CoordinationRedis(ssl=False))
+    env = {gc.REDIS_HOST_ENV: redis[0], gc.REDIS_PORT_ENV: str(redis[1]), gc.REDIS_PASSWORD_ENV: REDIS_PASSWORD}
+    yield from running_proxies(tmp_path_factory, gc.render(settings), {**KEYS, "shared": SHARED}, "litellm", 2, env)
+
+
+@pytest.fixture(scope="module")
+def gateway(gateway_pair):
+    return gateway_pair[0]
 
 
 def running_proxy(tmp_path_factory, config: dict, keys: dict, name: str):
     """The pinned proxy on 127.0.0.1 with `config` and static `keys`, for a module-scoped fixture."""
-    env = gs.proxy_env(keys, MASTER_KEY)
+    for urls in running_proxies(tmp_path_factory, config, keys, name, 1):
+        yield urls[0]
+
+
+def running_proxies(tmp_path_factory, config: dict, keys: dict, name: str, count: int, extra_env: dict | None = None):
+    env = {**gs.proxy_env(keys, MASTER_KEY), **(extra_env or {})}
+    places = [(tmp_path_factory.mktemp(f"{name}-{n}"), free_port()) for n in range(count)]
     try:
-        with gs.litellm_proxy(litellm_binary(), config, env, tmp_path_factory.mktemp(name), free_port()) as url:
-            yield url
+        with gs.litellm_proxies(litellm_binary(), config, env, places) as urls:
+            yield urls
     except RuntimeError as exc:
         pytest.fail(str(exc))
 
@@ -123,20 +167,43 @@ def test_a_valid_key_reaches_the_kserve_v2_api_through_the_pass_through(gateway)
     assert outputs["OUTPUT0"] == [2, 3, 4, 5] and outputs["OUTPUT1"] == [0, 1, 2, 3]
 
 
-def test_past_the_keys_rpm_limit_requests_get_429(gateway):
-    """`rpm_limit` on the UserAPIKeyAuth custom auth returns is enforced by the proxy's rate limiter
-    (litellm/proxy/hooks/parallel_request_limiter_v3.py) on the OpenAI routes and the pass-through alike.
-    Bounded: a minute boundary may reset the window once, so allow 2 * rpm + 2 tries."""
-    limited = KEYS["team-limited"]
-    statuses = []
-    for _ in range(2 * limited["rpm"] + 2):
-        statuses.append(gs.request(f"{gateway}/v1/chat/completions", limited["key"], CHAT)[0])
-        if statuses[-1] == 429:
+def alternate(urls: list[str], key: str, tries: int) -> list[tuple[int, int]]:
+    """(replica, status) of chat requests sent to the replicas in turn, until the first 429."""
+    sent = []
+    for n in range(tries):
+        sent.append((n % len(urls), gs.request(f"{urls[n % len(urls)]}/v1/chat/completions", key, CHAT)[0]))
+        if sent[-1][1] == 429:
             break
-    assert statuses[-1] == 429 and statuses[0] == 200, statuses
-    assert gs.request(f"{gateway}{gc.pass_through_path('vision')}/models/add_sub", limited["key"])[0] == 429
+    return sent
+
+
+def test_past_the_keys_rpm_limit_requests_get_429_on_every_replica(gateway_pair):
+    """`rpm_limit` on the UserAPIKeyAuth custom auth returns is enforced by the proxy's rate limiter
+    (BerriAI/litellm v1.108.7 litellm/proxy/hooks/parallel_request_limiter_v3.py) on the OpenAI routes
+    and the pass-through alike, counted in the coordination Redis (proxy/utils.py `update_values`:
+    internal_usage_cache.dual_cache.redis_cache), so rpm 2 across two replicas means the third request
+    is refused whichever replica it reaches. Without Redis (no block and no REDIS_* variables: 1.108.7
+    also builds the coordination Redis from REDIS_HOST alone, proxy_server.py
+    `_init_coordination_redis_env_fallback`) this sees 200, 200, 200, 200, 429. The window starts at a key's first request (the limiter's
+    Lua script), so only a test slower than 60 s could see it reset: 2 * rpm + 2 tries bound it."""
+    limited = KEYS["team-limited"]
+    sent = alternate(gateway_pair, limited["key"], 2 * limited["rpm"] + 2)
+    assert sent[:2] == [(0, 200), (1, 200)] and sent[-1][1] == 429, sent
+    assert len(sent) == limited["rpm"] + 1, f"a replica counted alone: {sent}"
+    for url in gateway_pair:
+        assert gs.request(f"{url}/v1/chat/completions", limited["key"], CHAT)[0] == 429
+        assert gs.request(f"{url}{gc.pass_through_path('vision')}/models/add_sub", limited["key"])[0] == 429
     # Another key is not affected.
-    assert gs.request(f"{gateway}/v1/chat/completions", KEYS["team-a"]["key"], CHAT)[0] == 200
+    assert gs.request(f"{gateway_pair[1]}/v1/chat/completions", KEYS["team-a"]["key"], CHAT)[0] == 200
+
+
+def test_without_a_shared_redis_each_replica_counts_alone(gateway_pair, planned_gateway):
+    """What the test above catches: the dev plan's config (one replica, no `coordination_redis`) keeps
+    its counters in its own memory, so the same alternating sequence over it and a replica of the pair
+    (not sharing a counter) passes a key with rpm 2 three and four times: static keys on two replicas
+    without Redis allowed rpm x replicas (the defect gateway.redis fixes)."""
+    sent = alternate([planned_gateway, gateway_pair[0]], SHARED["key"], 2 * SHARED["rpm"])
+    assert [status for _, status in sent] == [200] * (2 * SHARED["rpm"]), sent
 
 
 def _metric(text: str, name: str, **labels: str) -> float:
@@ -211,7 +278,7 @@ def litellm_checks() -> dict:
         settings = gc.GatewaySettings(
             upstreams=(gc.TritonUpstream("qwen", "llm", "http://qwen.triton.svc.cluster.local:9000/v1", ("qwen",)),
                        gc.TritonUpstream("vision", "standard", "http://vision.triton.svc.cluster.local:8000")),
-            auth=auth, prices={"qwen": gc.ModelPrice(1e-7, 2e-7)})
+            auth=auth, prices={"qwen": gc.ModelPrice(1e-7, 2e-7)}, redis=gc.CoordinationRedis())
         configs[mode] = gc.render(settings)
     result = subprocess.run([str(python), "-c", SCHEMA_CHECK], input=json.dumps({"configs": configs, "bad_keys": BAD_KEYS}),
                             text=True, capture_output=True, timeout=120, cwd=gs.CUSTOM_AUTH.parent,
@@ -238,7 +305,8 @@ def test_custom_auth_names_every_bad_static_key_entry(litellm_checks):
 # --- the config the dev plan renders -----------------------------------------------------------
 
 PLANNED_KEYS = {"openwebui": {"key": "sk-test-openwebui-" + "d" * 24, "rpm": 1000},
-                "dev-team": {"key": "sk-test-dev-team-" + "e" * 24, "rpm": 1000}}
+                "dev-team": {"key": "sk-test-dev-team-" + "e" * 24, "rpm": 1000},
+                "shared": SHARED}
 
 
 def planned_config(stub_url: str, kserve_url: str) -> tuple[dict, str]:

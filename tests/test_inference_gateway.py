@@ -238,7 +238,10 @@ def problems_of(**overrides) -> list[str]:
     ({"staticKeys": {"openwebui": {"rpm": 0}}}, "ai-platform:gateway.staticKeys.openwebui.rpm"),
     ({"staticKeys": {"openwebui": {"rpm": 5, "tpm": -1}}}, "ai-platform:gateway.staticKeys.openwebui.tpm"),
     ({"staticKeys": {"dev-team": {"rpm": 5}}}, "ai-platform:gateway.staticKeys: needs an entry 'openwebui'"),
-    ({"authMode": "database"}, "ai-platform:gateway.authMode: database"),
+    ({"staticKeys": {"openwebui": {"rpm": 5, "maxBudget": 10}}}, "ai-platform:gateway.staticKeys.openwebui.maxBudget: budgets need authMode: database"),
+    ({"staticKeys": {"openwebui": {"rpm": 5, "budgetDuration": "monthly"}}}, "ai-platform:gateway.staticKeys.openwebui.budgetDuration"),
+    ({"replicas": 2}, "ai-platform:gateway.replicas: 2 needs gateway.redis.enabled: true"),
+    ({"redis": {"enabled": True, "nodes": 0}}, "ai-platform:gateway.redis.nodes"),
     ({"imageTag": "main-latest"}, "ai-platform:gateway.imageTag"),
     ({"imageTag": "v1.82.7"}, "published malicious"),
     ({"prices": {"x": {"inputCostPerToken": -1, "outputCostPerToken": 0}}}, "ai-platform:gateway.prices.x.inputCostPerToken"),
@@ -274,3 +277,131 @@ def test_a_new_key_or_limit_rolls_the_pods():
     assert before == template_hash(plan_with("dev", gateway=gateway))
     more = {**gateway, "staticKeys": {**gateway["staticKeys"], "new-app": {"rpm": 10}}}
     assert template_hash(plan_with("dev", gateway=more)) != before
+
+
+# --- limits across replicas: gateway.redis ------------------------------------------------------
+
+def aws_resource(run, type_: str, name: str):
+    found = [r for r in run.resources if r.type == type_ and r.name == name]
+    assert len(found) == 1, f"expected one {type_} {name}, found {len(found)}"
+    return found[0]
+
+
+def test_prod_shares_the_limits_of_its_replicas_through_an_elasticache_it_alone_reaches():
+    """Prod's two replicas count every key in one Valkey (LiteLLM 1.108.7 `general_settings.
+    coordination_redis`; tests/test_gateway_proxy.py shows two proxies without it each allow the full
+    rpm): a replication group built by OpenWebUI's builder (components/managed_data.py) with TLS
+    required, encryption at rest, a generated AUTH token (a Pulumi secret, in the gateway's Secret as
+    REDIS_PASSWORD), failover across zones, in the private subnets, admitting 6379 only from the
+    cluster security group; REDIS_HOST is its primary endpoint and the pods wait for it."""
+    run, config = plan("prod"), config_for("prod")
+    assert config.gateway.replicas > 1 and config.gateway.redis.enabled
+    group = aws_resource(run, "aws:elasticache/replicationGroup:ReplicationGroup", "inference-gateway-redis")
+    spec = inputs(group)
+    assert spec["transitEncryptionEnabled"] is True and spec["transitEncryptionMode"] == "required"
+    assert spec["atRestEncryptionEnabled"] is True and spec["authToken"] == SECRET
+    assert spec["numCacheClusters"] == 2 and spec["automaticFailoverEnabled"] and spec["multiAzEnabled"]
+    assert group.parent_type == "ai-platform:inference:InferenceGateway"
+    subnets = aws_resource(run, "aws:elasticache/subnetGroup:SubnetGroup", "inference-gateway-redis")
+    assert subnets.dependencies and all("network-private-" in d for d in subnets.dependencies)
+    rules = [r for r in run.resources if r.type == "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+             and r.name.startswith("inference-gateway-redis")]
+    assert len(rules) == 1 and inputs(rules[0])["fromPort"] == inputs(rules[0])["toPort"] == 6379
+    assert "cidrIpv4" not in inputs(rules[0]) and any(d.endswith("::cluster-eks") for d in rules[0].dependencies)
+    general = rendered_config(run)["general_settings"]
+    assert general["coordination_redis"] == {"host": gc.env_ref(gc.REDIS_HOST_ENV), "port": gc.env_ref(gc.REDIS_PORT_ENV),
+                                             "password": gc.env_ref(gc.REDIS_PASSWORD_ENV), "ssl": True}
+    deployment = next(r for r in run.resources if r.type == "kubernetes:apps/v1:Deployment" and r.name == "inference-gateway-deployment")
+    env = {e["name"]: e for e in inputs(deployment)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[gc.REDIS_HOST_ENV]["value"] == COMPUTED and env[gc.REDIS_PORT_ENV]["value"] == "6379"
+    assert env[gc.REDIS_PASSWORD_ENV]["valueFrom"]["secretKeyRef"] == {"name": ig.SECRET_NAME, "key": gc.REDIS_PASSWORD_ENV}
+    assert group.urn in deployment.dependencies
+    secret = next(r for r in run.resources if r.type == "kubernetes:core/v1:Secret" and r.name == "inference-gateway-secret")
+    assert any(d.endswith("::inference-gateway-redis-token") for d in secret.dependencies)
+
+
+def test_dev_runs_one_replica_without_redis():
+    run, config = plan("dev"), config_for("dev")
+    assert config.gateway.replicas == 1 and not config.gateway.redis.enabled
+    assert "coordination_redis" not in rendered_config(run)["general_settings"]
+    assert not [r for r in run.resources if r.type.startswith("aws:elasticache/") and "gateway" in r.name]
+    env = {e["name"] for e in k8s(run, "Deployment", ig.NAME)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert not env & {gc.REDIS_HOST_ENV, gc.REDIS_PORT_ENV, gc.REDIS_PASSWORD_ENV}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_no_policy_restricts_the_gateways_egress(stack):
+    """The proxy reaches Triton, Redis (6379) and, in database mode, PostgreSQL: its namespace denies
+    ingress only (components/security.py `namespace`), so nothing needs an egress rule. A policy with
+    an Egress type here would cut those paths and must open them."""
+    for obj in (inputs(r) for r in plan(stack).kubernetes_objects()):
+        if obj.get("kind") == "NetworkPolicy" and obj["metadata"].get("namespace") == "inference-gateway":
+            assert "Egress" not in obj["spec"].get("policyTypes", []), obj["metadata"]["name"]
+
+
+def test_the_pod_template_follows_the_secret():
+    """Secret env vars are read at start (a changed Secret alone restarts nothing): the template
+    carries a digest of the Secret's values, not a Pulumi secret (it reveals none of them), so a new
+    Redis token or key rolls the pods."""
+    import pulumi
+    from pulumi.runtime.sync_await import _sync_await
+    digest = ig.secret_hash({"A": "x", "B": pulumi.Output.secret("y")})
+    value = _sync_await(digest.future())
+    assert re.fullmatch(r"[0-9a-f]{16}", value) and not _sync_await(digest.is_secret())
+    assert _sync_await(ig.secret_hash({"A": "x", "B": "z"}).future()) != value
+    for stack in STACKS:
+        annotations = k8s(plan(stack), "Deployment", ig.NAME)["spec"]["template"]["metadata"]["annotations"]
+        assert ig.SECRET_HASH_ANNOTATION in annotations and ig.CONFIG_HASH_ANNOTATION in annotations
+
+
+# --- database mode -------------------------------------------------------------------------------
+
+def database_mode_run(stack: str, **key_changes):
+    gateway = stack_values(stack)["gateway"]
+    keys = {**gateway["staticKeys"], **key_changes}
+    return plan_with(stack, gateway={**gateway, "authMode": "database", "staticKeys": keys})
+
+
+def test_database_mode_wires_rds_the_database_url_and_a_key_sync_job():
+    """authMode database: LiteLLM's own key check (no custom_auth) on an RDS PostgreSQL built by
+    OpenWebUI's builder (private, encrypted, deletion protection, final snapshot, 5432 only from the
+    cluster security group); DATABASE_URL (with the generated password, a Pulumi secret) only in the
+    Secret; the configured keys made virtual keys by a Job (components/gateway/sync_keys.py, tested in
+    tests/test_gateway_key_sync.py) that runs after the Deployment, whose name follows the key set."""
+    budget = {"rpm": 60, "maxBudget": 10.0, "budgetDuration": "30d"}
+    run = database_mode_run("dev", **{"dev-team": budget})
+    db = aws_resource(run, "aws:rds/instance:Instance", "inference-gateway-db")
+    spec = inputs(db)
+    assert spec["deletionProtection"] and not spec["skipFinalSnapshot"] and not spec["publiclyAccessible"]
+    assert spec["storageEncrypted"] and spec["password"] == SECRET and spec["dbName"] == ig.POSTGRES_DB
+    rule = aws_resource(run, "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule", "inference-gateway-db-from-cluster")
+    assert inputs(rule)["fromPort"] == 5432 and "cidrIpv4" not in inputs(rule)
+    general = rendered_config(run)["general_settings"]
+    assert general["database_url"] == gc.env_ref(gc.DATABASE_URL_ENV) and "custom_auth" not in general
+    deployment = k8s(run, "Deployment", ig.NAME)
+    env = {e["name"]: e for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env[gc.DATABASE_URL_ENV]["valueFrom"]["secretKeyRef"]["name"] == ig.SECRET_NAME
+    assert gc.STATIC_KEYS_ENV not in env
+    secret = next(r for r in run.resources if r.type == "kubernetes:core/v1:Secret" and r.name == "inference-gateway-secret")
+    assert any(d.endswith("::inference-gateway-db") for d in secret.dependencies)
+    [job] = [r for r in run.resources if r.type == "kubernetes:batch/v1:Job" and r.name == "inference-gateway-key-sync"]
+    assert any(d.endswith("::inference-gateway-deployment") for d in job.dependencies)
+    container = inputs(job)["spec"]["template"]["spec"]["containers"][0]
+    assert container["image"] == deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert container["command"] == ["python", f"{ig.CONFIG_DIR}/sync_keys.py"]
+    data = k8s(run, "ConfigMap", ig.NAME, "inference-gateway")["data"]
+    assert data["sync_keys.py"] == ig.SYNC_KEYS_SOURCE.read_text()
+    name = inputs(job)["metadata"]["name"]
+    changed = database_mode_run("dev", **{"dev-team": {**budget, "rpm": 30}})
+    assert not [r for r in changed.kubernetes_objects() if inputs(r)["metadata"].get("name") == name]
+    # The Job's pod reaches the proxy's port; other pods of the namespace do not.
+    objs = [inputs(r) for r in run.kubernetes_objects()]
+    config = config_for("dev")
+    model = scan.NetworkModel.from_objects(objs, subnet_cidrs(config.network.vpcCidr, len(config.network.availabilityZones))[1])
+    assert model.allowed(scan.Pod("inference-gateway", tuple(ig.SYNC_JOB_LABELS.items())), gateway_pod(run), ig.PORT)
+    assert not model.allowed(scan.Pod("inference-gateway", (("app", "other"),)), gateway_pod(run), ig.PORT)
+
+
+def test_database_mode_protects_prods_database():
+    run = database_mode_run("prod")
+    assert aws_resource(run, "aws:rds/instance:Instance", "inference-gateway-db").protect

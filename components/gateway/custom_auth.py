@@ -4,8 +4,8 @@ the gateway's auth in stacks without a key database. Loaded by the proxy from be
 The keys come from the environment variable GATEWAY_STATIC_KEYS (a Kubernetes Secret), JSON:
     {"<app or team>": {"key": "sk-...", "rpm": 60, "tpm": 100000}, ...}
 `rpm` is required, `tpm` optional. A request with a listed key is authorised as that key, with its
-limits enforced by the proxy's rate limiter (in memory, per replica: no Redis in this mode) and its
-name as `key_alias` on the Prometheus metrics; any other key, or none, is refused (401). Keys reach
+limits enforced by the proxy's rate limiter (across replicas with `general_settings.coordination_redis`,
+else in memory per replica) and its name as `key_alias` on the Prometheus metrics; any other key, or none, is refused (401). Keys reach
 only the inference routes (403 elsewhere).
 
 Interface (LiteLLM 1.108.7, litellm/proxy/auth/user_api_key_auth.py): `async (request, api_key) ->

@@ -12,6 +12,7 @@ import pulumi
 import stack_config
 from components.layers.context import ClusterContext, moved
 from components.layers.gpu_stack import GpuStackReadiness
+from components.managed_data import ClusterNetwork
 from components.model_builds import ModelBuild, ModelBuildArgs, file_sha256
 from components.inference_gateway import LABELS as GATEWAY_POD_LABELS
 from components.inference_gateway import InferenceGateway, InferenceGatewayArgs, upstreams
@@ -59,6 +60,10 @@ def gateway_args(args: InferenceArgs, cluster: ClusterContext, gpu: GpuStackRead
         service_monitor_labels={"release": gpu.prometheus_release}, monitoring=gpu.monitoring,
         hostname=args.gateway_hostname if cluster.exposure else None, exposure=cluster.exposure,
         alb_source=cluster.alb_source, waits_for=(cluster.cluster,),
+        network=ClusterNetwork(name_prefix=cluster.cluster_name, vpc_id=cluster.vpc_id,
+                               private_subnet_ids=cluster.private_subnet_ids,
+                               cluster_security_group_id=cluster.cluster_security_group_id),
+        protect_data=args.protect_data,
     )
 
 
