@@ -123,8 +123,27 @@ def litellm_proxy(binary: Path, config: dict, env: dict[str, str], workdir: Path
         yield urls[0]
 
 
+# What the `litellm` console script of the release runs (its build/venvs/litellm/bin/litellm:
+# `from litellm import run_server; sys.exit(run_server())`), after an optional preamble.
+LAUNCH = """
+import sys
+from litellm import run_server
+sys.argv[0] = "litellm"
+sys.exit(run_server())
+"""
+
+
+def proxy_command(binary: Path, preamble: str | None) -> list[str]:
+    """The `litellm` command, or, with a preamble (Python run first in the proxy's own interpreter,
+    e.g. a check that imports litellm, which takes seconds), the same entry point after it."""
+    if preamble is None:
+        return [str(binary)]
+    return [str(binary.parent / "python"), "-c", preamble + LAUNCH]
+
+
 @contextlib.contextmanager
-def litellm_proxies(binary: Path, config: dict, env: dict[str, str], places: list[tuple[Path, int]]) -> Iterator[list[str]]:
+def litellm_proxies(binary: Path, config: dict, env: dict[str, str], places: list[tuple[Path, int]],
+                    preamble: str | None = None) -> Iterator[list[str]]:
     """Replicas of one proxy config, one per (workdir, port): all started before waiting for any,
     so their start-ups overlap."""
     procs: list[tuple[subprocess.Popen, str, Path]] = []
@@ -135,8 +154,8 @@ def litellm_proxies(binary: Path, config: dict, env: dict[str, str], places: lis
             shutil.copy(CUSTOM_AUTH, workdir / "custom_auth.py")
             log_path = workdir / "proxy.log"
             with log_path.open("w") as log:
-                proc = subprocess.Popen([str(binary), "--config", str(workdir / "config.yaml"), "--host", "127.0.0.1",
-                                         "--port", str(port), "--num_workers", "1"],
+                proc = subprocess.Popen([*proxy_command(binary, preamble), "--config", str(workdir / "config.yaml"),
+                                         "--host", "127.0.0.1", "--port", str(port), "--num_workers", "1"],
                                         cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT)
             procs.append((proc, f"http://127.0.0.1:{port}", log_path))
         for proc, url, log_path in procs:

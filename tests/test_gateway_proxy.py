@@ -14,6 +14,7 @@ bundled price list instead of fetching it); telemetry stays off without LITELLM_
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -90,17 +91,20 @@ def gateway(gateway_pair):
     return gateway_pair[0]
 
 
-def running_proxy(tmp_path_factory, config: dict, keys: dict, name: str):
-    """The pinned proxy on 127.0.0.1 with `config` and static `keys`, for a module-scoped fixture."""
-    for urls in running_proxies(tmp_path_factory, config, keys, name, 1):
+def running_proxy(tmp_path_factory, config: dict, keys: dict, workdir: Path, preamble: str | None = None):
+    """The pinned proxy on 127.0.0.1 with `config` and static `keys`, run from `workdir`, for a
+    module-scoped fixture."""
+    for urls in running_proxies(tmp_path_factory, config, keys, workdir.name, 1, places=[(workdir, free_port())],
+                                preamble=preamble):
         yield urls[0]
 
 
-def running_proxies(tmp_path_factory, config: dict, keys: dict, name: str, count: int, extra_env: dict | None = None):
+def running_proxies(tmp_path_factory, config: dict, keys: dict, name: str, count: int, extra_env: dict | None = None,
+                    places: list | None = None, preamble: str | None = None):
     env = {**gs.proxy_env(keys, MASTER_KEY), **(extra_env or {})}
-    places = [(tmp_path_factory.mktemp(f"{name}-{n}"), free_port()) for n in range(count)]
+    places = places or [(tmp_path_factory.mktemp(f"{name}-{n}"), free_port()) for n in range(count)]
     try:
-        with gs.litellm_proxies(litellm_binary(), config, env, places) as urls:
+        with gs.litellm_proxies(litellm_binary(), config, env, places, preamble) as urls:
             yield urls
     except RuntimeError as exc:
         pytest.fail(str(exc))
@@ -257,22 +261,17 @@ def bad_keys_message(entries):
         return str(e)
     return ""
 
-job = json.load(sys.stdin)
-print(json.dumps({"unknown": {mode: unknown_keys(c) for mode, c in job["configs"].items()},
-                  "bad_keys": bad_keys_message(job["bad_keys"])}))
+job = json.load(open("checks-job.json"))
+with open("checks.json", "w") as out:
+    json.dump({"unknown": {mode: unknown_keys(c) for mode, c in job["configs"].items()},
+               "bad_keys": bad_keys_message(job["bad_keys"])}, out)
 """
 
 BAD_KEYS = {"short": {"key": "sk-1", "rpm": 5}, "zero": {"key": "sk-" + "z" * 20, "rpm": 0},
             "dup": {"key": "sk-" + "z" * 20, "rpm": 1, "tpm": -1}}
 
 
-@pytest.fixture(scope="module")
-def litellm_checks() -> dict:
-    """One interpreter of the pinned release (importing litellm takes seconds) answers both
-    modes' schema check and the custom-auth parse of bad entries."""
-    import json
-    import subprocess
-    python = server_venv("litellm", "python")
+def checks_job() -> dict:
     configs = {}
     for mode, auth in (("static", gc.StaticKeyAuth()), ("database", gc.DatabaseAuth())):
         settings = gc.GatewaySettings(
@@ -280,11 +279,23 @@ def litellm_checks() -> dict:
                        gc.TritonUpstream("vision", "standard", "http://vision.triton.svc.cluster.local:8000")),
             auth=auth, prices={"qwen": gc.ModelPrice(1e-7, 2e-7)}, redis=gc.CoordinationRedis())
         configs[mode] = gc.render(settings)
-    result = subprocess.run([str(python), "-c", SCHEMA_CHECK], input=json.dumps({"configs": configs, "bad_keys": BAD_KEYS}),
-                            text=True, capture_output=True, timeout=120, cwd=gs.CUSTOM_AUTH.parent,
-                            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "PATH": ""})
-    assert result.returncode == 0, result.stderr[-3000:]
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return {"configs": configs, "bad_keys": BAD_KEYS}
+
+
+@pytest.fixture(scope="module")
+def planned_workdir(tmp_path_factory) -> Path:
+    """The planned proxy's directory, holding the job of SCHEMA_CHECK (run first in that proxy's
+    interpreter: importing litellm takes seconds, so the check shares the import)."""
+    workdir = tmp_path_factory.mktemp("litellm-plan")
+    (workdir / "checks-job.json").write_text(json.dumps(checks_job()))
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def litellm_checks(planned_gateway, planned_workdir) -> dict:
+    """Both modes' schema check and the custom-auth parse of bad entries, as the pinned release
+    answered them (written before the proxy started, so present once it answers)."""
+    return json.loads((planned_workdir / "checks.json").read_text())
 
 
 @pytest.mark.parametrize("mode", ["static", "database"])
@@ -329,10 +340,10 @@ def planned_config(stub_url: str, kserve_url: str) -> tuple[dict, str]:
 
 
 @pytest.fixture(scope="module")
-def planned_gateway(tmp_path_factory, stub, mlserver):  # noqa: F811
+def planned_gateway(tmp_path_factory, stub, mlserver, planned_workdir):  # noqa: F811
     config, custom_auth = planned_config(stub, mlserver)
     assert custom_auth == gs.CUSTOM_AUTH.read_text(), "the ConfigMap ships the tested custom_auth.py"
-    yield from running_proxy(tmp_path_factory, config, PLANNED_KEYS, "litellm-plan")
+    yield from running_proxy(tmp_path_factory, config, PLANNED_KEYS, planned_workdir, SCHEMA_CHECK)
 
 
 def test_the_planned_config_refuses_without_a_key_and_routes_both_api_families_with_one(planned_gateway):
