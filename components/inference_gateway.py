@@ -48,6 +48,15 @@ LABELS = {"app.kubernetes.io/name": NAME, "app.kubernetes.io/part-of": "ai-platf
 CUSTOM_AUTH_SOURCE = Path(__file__).parent / "gateway" / "custom_auth.py"
 SYNC_KEYS_SOURCE = Path(__file__).parent / "gateway" / "sync_keys.py"
 SYNC_JOB_LABELS = {"app.kubernetes.io/name": f"{NAME}-key-sync", "app.kubernetes.io/part-of": "ai-platform"}
+MIGRATION_JOB_LABELS = {"app.kubernetes.io/name": f"{NAME}-migrations", "app.kubernetes.io/part-of": "ai-platform"}
+# Database mode: the schema is migrated once per release by a Job, as LiteLLM's own chart does
+# (deploy/charts/litellm-helm templates/migrations-job.yaml: `python litellm/proxy/prisma_migration.py`
+# from /app, DISABLE_SCHEMA_UPDATE=true on the serving pods so replicas do not race on a rollout).
+MIGRATION_COMMAND = ["python", "litellm/proxy/prisma_migration.py"]
+IMAGE_WORKDIR = "/app"
+DISABLE_SCHEMA_UPDATE_ENV = "DISABLE_SCHEMA_UPDATE"
+# Where the migration writes a baseline on a read-only root filesystem (litellm_proxy_extras/utils.py).
+MIGRATION_DIR_ENV = "LITELLM_MIGRATION_DIR"
 POSTGRES_USER = "litellm"
 POSTGRES_DB = "litellm"
 LIVENESS_PATH = "/health/liveliness"
@@ -151,6 +160,28 @@ def key_sync_job_spec(config: GatewayConfig) -> dict[str, Any]:
         "volumes": [{"name": "config", "configMap": {"name": NAME}}]}}}
 
 
+def migration_job_name(config: GatewayConfig) -> str:
+    """One migration Job per LiteLLM release (a new image tag is a new Job that runs again)."""
+    return f"{NAME}-migrations-{hashlib.sha256(config.imageTag.encode()).hexdigest()[:10]}"
+
+
+def migration_job_spec(config: GatewayConfig) -> dict[str, Any]:
+    """`prisma migrate deploy` of the pinned release against DATABASE_URL, then exit (its
+    prisma_migration.py runs the proxy CLI with --skip_server_startup)."""
+    env = [{"name": gc.DATABASE_URL_ENV, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.DATABASE_URL_ENV}}},
+           {"name": DISABLE_SCHEMA_UPDATE_ENV, "value": "false"},
+           {"name": MIGRATION_DIR_ENV, "value": "/tmp/migrations"}]
+    container = {"name": "migrations", "image": f"{IMAGE_REPOSITORY}:{config.imageTag}", "imagePullPolicy": "Always",
+                 "command": MIGRATION_COMMAND, "workingDir": IMAGE_WORKDIR, "env": env,
+                 "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+                 "securityContext": security.restricted_security_context(read_only_root=True),
+                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
+    return {"backoffLimit": 4, "template": {"metadata": {"labels": MIGRATION_JOB_LABELS}, "spec": {
+        "restartPolicy": "OnFailure", "automountServiceAccountToken": False,
+        "securityContext": security.restricted_pod_security_context(), "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}}}
+
+
 def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = None) -> dict[str, Any]:
     """`redis_host`: the replication group's primary endpoint (gateway.redis), which config.yaml's
     coordination_redis reads as REDIS_HOST (TLS, port REDIS_PORT, AUTH token REDIS_PASSWORD)."""
@@ -162,6 +193,8 @@ def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = N
         if redis_host is None:
             raise ValueError("gateway.redis needs the replication group's endpoint")
         plain.update({gc.REDIS_HOST_ENV: redis_host, gc.REDIS_PORT_ENV: str(managed_data.REDIS_PORT)})
+    if config.authMode == "database":
+        plain[DISABLE_SCHEMA_UPDATE_ENV] = "true"  # the migration Job owns the schema
     env = [{"name": k, "value": v} for k, v in plain.items()]
     env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": var}}} for var in secret_env(config)]
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
@@ -316,6 +349,7 @@ class InferenceGateway(pulumi.ComponentResource):
         redis = self._redis(name, args)
         db_url = self._database(name, args)
         secret, digest = self._secret(name, config, redis, db_url, ns_opts)
+        migrations = self._migrations(name, config, secret)
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",
             metadata={"name": NAME, "namespace": ns, "labels": LABELS, "annotations": security.checkov_skips(CHECKOV_SKIPS)},
@@ -323,7 +357,7 @@ class InferenceGateway(pulumi.ComponentResource):
                                  redis.group.primary_endpoint_address if redis else None),
             # The pods start once the replication group is available (pulumi-aws waits for it).
             opts=pulumi.ResourceOptions(parent=self, depends_on=[namespace, config_map, secret, *args.waits_for,
-                                                                 *([redis.group] if redis else [])]),
+                                                                 *([redis.group] if redis else []), *migrations]),
         )
         service = k8s.core.v1.Service(
             f"{name}-service",
@@ -346,6 +380,17 @@ class InferenceGateway(pulumi.ComponentResource):
         self._policies(args, ns_opts)
         self._way_in(name, args, [deployment], ns_opts)
         self.register_outputs({"url": self.url})
+
+    def _migrations(self, name: str, config: GatewayConfig, secret: pulumi.Resource) -> list[pulumi.Resource]:
+        """Database mode: the schema Job the Deployment waits for (none in static mode)."""
+        if config.authMode != "database":
+            return []
+        return [k8s.batch.v1.Job(f"{name}-migrations", metadata={"name": migration_job_name(config),
+                                                                 "namespace": config.namespace,
+                                                                 "labels": MIGRATION_JOB_LABELS},
+                                 spec=migration_job_spec(config),
+                                 opts=pulumi.ResourceOptions(parent=self, depends_on=[secret], delete_before_replace=True,
+                                                             custom_timeouts=pulumi.CustomTimeouts(create="15m")))]
 
     def _redis(self, name: str, args: InferenceGatewayArgs) -> Optional[managed_data.Valkey]:
         """gateway.redis: LiteLLM's coordination Redis (rate-limit and spend counters shared by the

@@ -1,4 +1,4 @@
-"""components/gateway/sync_keys.py (database mode's key sync, not wired into the stack yet) for real:
+"""components/gateway/sync_keys.py (database mode's key sync, run by the stack as a Job after the gateway Deployment) for real:
 run by the pinned LiteLLM release's python (as the image's python would run it) against a stub of the
 proxy's key management API whose handlers validate every request body with that release's own models
 (BerriAI/litellm v1.108.7 litellm/types/proxy/management_endpoints/key_requests.py GenerateKeyRequest,

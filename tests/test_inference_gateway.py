@@ -405,3 +405,35 @@ def test_database_mode_wires_rds_the_database_url_and_a_key_sync_job():
 def test_database_mode_protects_prods_database():
     run = database_mode_run("prod")
     assert aws_resource(run, "aws:rds/instance:Instance", "inference-gateway-db").protect
+
+
+def test_database_mode_migrates_the_schema_once_per_release_before_the_pods_start():
+    """LiteLLM 1.108.7 runs `prisma migrate deploy` at every proxy start unless DISABLE_SCHEMA_UPDATE
+    is true (BerriAI/litellm v1.108.7 litellm/proxy/proxy_cli.py `run_server`, litellm/proxy/db/
+    prisma_client.py `should_update_prisma_schema`), so two replicas would race on each rollout.
+    As LiteLLM's chart does (deploy/charts/litellm-helm/templates/migrations-job.yaml: `python
+    litellm/proxy/prisma_migration.py` in /app; the proxy pods get DISABLE_SCHEMA_UPDATE=true), one Job
+    per release migrates first: prisma_migration.py runs the CLI with --skip_server_startup, and on a
+    read-only root its baseline goes to LITELLM_MIGRATION_DIR (litellm_proxy_extras/utils.py)."""
+    run = database_mode_run("prod")
+    [job] = [r for r in run.resources if r.type == "kubernetes:batch/v1:Job" and r.name == "inference-gateway-migrations"]
+    pod = inputs(job)["spec"]["template"]["spec"]
+    [container] = pod["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert container["command"] == ["python", "litellm/proxy/prisma_migration.py"] and container["workingDir"] == "/app"
+    assert env["DISABLE_SCHEMA_UPDATE"]["value"] == "false"
+    assert env[gc.DATABASE_URL_ENV]["valueFrom"]["secretKeyRef"]["name"] == ig.SECRET_NAME
+    assert env["LITELLM_MIGRATION_DIR"]["value"].startswith("/tmp/")
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    deployment = next(r for r in run.resources if r.type == "kubernetes:apps/v1:Deployment" and r.name == "inference-gateway-deployment")
+    assert any(d.endswith("::inference-gateway-migrations") for d in deployment.dependencies)
+    serving = {e["name"]: e for e in inputs(deployment)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert serving["DISABLE_SCHEMA_UPDATE"]["value"] == "true"
+    assert container["image"] == inputs(deployment)["spec"]["template"]["spec"]["containers"][0]["image"]
+    # A new release is a new Job (its pod template cannot change in place); the same one is not.
+    gateway = stack_values("prod")["gateway"]
+    newer = plan_with("prod", gateway={**gateway, "authMode": "database", "imageTag": "v1.108.8"})
+    names = {inputs(r)["metadata"]["name"] for r in newer.kubernetes_objects() if inputs(r)["kind"] == "Job"}
+    assert inputs(job)["metadata"]["name"] not in names
+    # Static mode has no database and so no migration.
+    assert not [r for r in plan("prod").resources if r.name == "inference-gateway-migrations"]
