@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK ?= dev
 OUT ?= build/plan/$(STACK)
 
-.PHONY: venv plan preflight test bench examples tools clean help
+.PHONY: venv plan preflight test bench examples trt-sources trt-source-model tools clean help
 
 help:
 	@echo "make plan [STACK=dev|prod]  offline preview of a stack (no cloud needed)"
@@ -14,6 +14,7 @@ help:
 	@echo "make test                    every test (bootstraps .venv and system tools)"
 	@echo "make bench                   benchmarks, figures quoted in the README"
 	@echo "make examples                the CV and NLP example models, optimised, in build/examples/repo"
+	@echo "make trt-sources             only the source of dev's TensorRT build (no torch; CI runs it for dev)"
 	@echo "make venv                    only create/update .venv (the CLI: .venv/bin/python -m platformctl --help)"
 	@echo "make tools                   only install the test tools (promtool via apt as root, checkov venv)"
 	@echo "make clean                   remove build output"
@@ -60,8 +61,17 @@ examples: venv
 	  --out $(EXAMPLES)/repo --eval $(EXAMPLES)/sources/text_orientation/eval \
 	  --calibration $(EXAMPLES)/sources/text_orientation/calibration
 	@$(PY) -m platformctl models validate $(EXAMPLES)/repo
-	@# The source of dev's TensorRT build (modelBuilds[0].sourceFile, uploaded by the stack): symmetric
-	@# INT8 Q/DQ, what trtexec --int8 takes, at build/examples/trt-source/text_orientation/1/model.onnx.
+	@$(MAKE) --no-print-directory trt-source-model
+
+# Only the source of dev's TensorRT build (modelBuilds[0].sourceFile, uploaded by the stack), from a
+# venv without torch (build/venvs/optimize-cv): what CI runs before previewing or deploying dev.
+trt-sources: venv
+	@$(PY) -c "from platformctl.models.optvenv import ensure; ensure('optimize-cv')"
+	@build/venvs/optimize-cv/bin/python models/make_examples_accel.py --out $(EXAMPLES)/sources --only text_orientation
+	@$(MAKE) --no-print-directory trt-source-model
+
+# Symmetric INT8 Q/DQ, what trtexec --int8 takes, at build/examples/trt-source/text_orientation/1/model.onnx.
+trt-source-model:
 	@rm -rf $(EXAMPLES)/trt-source
 	@$(PY) -m platformctl models optimize $(EXAMPLES)/sources/text_orientation/model.onnx --name text_orientation \
 	  --version 1 --out $(EXAMPLES)/trt-source --eval $(EXAMPLES)/sources/text_orientation/eval \

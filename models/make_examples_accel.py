@@ -16,6 +16,9 @@ Runs in build/venvs/optimize-examples (platformctl/models/requirements-examples.
 creates it, then optimises both with `platformctl models optimize` into build/examples/repo):
 
     build/venvs/optimize-examples/bin/python models/make_examples_accel.py --out build/examples/sources
+
+`make trt-sources` writes only the CV example (`--only text_orientation`) from build/venvs/optimize-cv
+(requirements-cv.txt: no torch), then dev's TensorRT build source from it.
 """
 
 from __future__ import annotations
@@ -127,9 +130,13 @@ def text_orientation(out: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("build/examples/sources"))
+    parser.add_argument("--only", choices=("minilm", "text_orientation"),
+                        help="write one example (text_orientation runs without torch: `make trt-sources`)")
     args = parser.parse_args(argv)
-    minilm(args.out / "minilm")
-    text_orientation(args.out / "text_orientation")
+    if args.only in (None, "minilm"):
+        minilm(args.out / "minilm")
+    if args.only in (None, "text_orientation"):
+        text_orientation(args.out / "text_orientation")
     return 0
 
 

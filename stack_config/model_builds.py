@@ -128,7 +128,7 @@ def source_file_problems(path: Optional[str], key: str) -> list[str]:
 def producer_hint(path: str) -> str:
     """The command that writes a missing sourceFile."""
     if path.startswith(EXAMPLES_DIR):
-        return "`make examples` writes it"
+        return "`make trt-sources` (or `make examples`, which includes it) writes it"
     return ("write it first (e.g. `.venv/bin/python -m platformctl models optimize SRC.onnx --name NAME --out DIR`) "
             "or point sourceFile at an existing ONNX file")
 

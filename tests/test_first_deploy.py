@@ -525,5 +525,5 @@ def test_a_build_source_the_stack_does_not_put_in_the_bucket_is_flagged():
         source = {"fileAsset": "build/examples/trt-source/text_orientation/1/model.onnx", "exists": exists}
         doc["resources"].append(res(fd.S3_OBJECTS[0], f"source-{exists}", {"bucket": bucket, "key": key, "source": source}))
         finding, = [f for f in step(fd.check(doc), title).findings if f.rule == "models"]
-        assert finding.status == status and (exists or "`make examples`" in finding.fix)
+        assert finding.status == status and (exists or "`make trt-sources`" in finding.fix)
         doc["resources"].pop()

@@ -607,6 +607,19 @@ def test_dev_uploads_the_int8_qdq_example_and_its_build_job_waits_for_the_upload
     assert "--out $(EXAMPLES)/trt-source" in recipe and "--name text_orientation" in recipe and "--version 1" in recipe
     assert "--calibration" in recipe and "--gpu-accelerator tensorrt" in recipe
     assert spec.sourceFile == "build/examples/trt-source/text_orientation/1/model.onnx"  # EXAMPLES := build/examples
+    # `make trt-sources` (what CI runs for dev) writes the same file from a venv without torch, with the
+    # pins `make examples` uses, so both write the same source (and the same Job name).
+    target = makefile[makefile.index("\ntrt-sources:"):].split("\n\n")[0]
+    assert "ensure('optimize-cv')" in target and "--only text_orientation" in target and "trt-source-model" in target
+    models = Path(__file__).parent.parent / "platformctl" / "models"
+
+    def pins(name: str) -> dict[str, str]:
+        lines = (models / name).read_text().splitlines()
+        return dict(line.lower().split("==") for line in lines if "==" in line and not line.startswith("#"))
+
+    cv, examples = pins("requirements-cv.txt"), pins("requirements-examples.txt")
+    assert "torch" not in cv and "transformers" not in cv and "rapidocr-onnxruntime" in cv
+    assert {k: examples.get(k) for k in cv} == cv
 
     run = plan("dev")
     upload = run.named("model-build-text-orientation-source", OBJECT_TYPE)
@@ -672,7 +685,7 @@ def test_a_missing_source_file_warns_in_the_offline_plan_and_stops_a_real_run(tm
             r["inputs"]["source"] = {"fileAsset": DEV_SOURCE_FILE, "exists": False}
     report = fd.check(doc)
     [finding] = [f for s in report.steps for f in s.findings if "sources/text-orientation/model.onnx" in f.message]
-    assert finding.status == fd.WARN and DEV_SOURCE_FILE in finding.message and "`make examples`" in finding.fix
+    assert finding.status == fd.WARN and DEV_SOURCE_FILE in finding.message and "`make trt-sources`" in finding.fix
     assert report.exit_code == 0
 
     monkeypatch.setattr(stack_config, "PROJECT_DIR", tmp_path)  # nothing built here
@@ -689,7 +702,7 @@ def test_a_missing_source_file_warns_in_the_offline_plan_and_stops_a_real_run(tm
     recorded = run(program, stack="dev", config=values)
     [problem] = seen["problems"]
     assert problem.startswith("ai-platform:modelBuilds[0].sourceFile: " + DEV_SOURCE_FILE)
-    assert "`make examples` writes it" in problem and "sources/text-orientation/model.onnx" in problem
+    assert "`make trt-sources` (or `make examples`, which includes it) writes it" in problem and "sources/text-orientation/model.onnx" in problem
     assert recorded.resources == []
 
 

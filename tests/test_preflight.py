@@ -620,7 +620,7 @@ def test_a_build_source_the_stack_uploads_needs_only_its_local_file(moto, tmp_pa
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()
     missing = checks_with_stack(tmp_path, fake).by_name("build source: text-orientation")
     assert missing.status == "fail" and "ai-platform:modelBuilds[0].sourceFile" in missing.detail
-    assert "`make examples`" in missing.fix
+    assert "`make trt-sources`" in missing.fix
 
     source.write_bytes(b"onnx")
     fake = FakeAws("us-west-2").quota("L-3819A6DF", 16).quota("L-34B43A08", 640).eks_version().ami()

@@ -279,7 +279,7 @@ def test_preview_is_skipped_not_failed_until_the_repository_is_connected():
     # instead of failing.
     notice = step_named(job, "Not configured for this stack")
     assert notice["if"] == "matrix.role == '' || matrix.runner == ''"
-    # (make examples adds `&& matrix.stack == 'dev'`: test_every_stack_uploading_a_build_source_...)
+    # (make trt-sources adds `&& matrix.stack == 'dev'`: test_every_stack_uploading_a_build_source_...)
     assert all(s.get("if", "").startswith("matrix.role != '' && matrix.runner != ''") for s in job["steps"] if s is not notice)
 
 
@@ -296,8 +296,8 @@ def test_prod_preview_runs_only_on_a_runner_its_api_admits():
     PROD_RUNNER prod's preview is a notice, never a hosted-runner run; dev's stays hosted."""
     job = load(PR)["jobs"]["preview"]
     notice = step_named(job, "Not configured for this stack")
-    # make examples runs only for dev (test_every_stack_uploading_a_build_source_...)
-    work = [s for s in job["steps"] if s is not notice and s.get("run") != "make examples"]
+    # make trt-sources runs only for dev (test_every_stack_uploading_a_build_source_...)
+    work = [s for s in job["steps"] if s is not notice and s.get("run") != "make trt-sources"]
     for variables, runs in ((CONNECTED, False), ({**CONNECTED, "PROD_RUNNER": "prod-deployer"}, True)):
         leg = _leg(job, "prod", variables)
         assert evaluate(notice["if"], {"matrix": leg}) is (not runs)
@@ -483,8 +483,8 @@ def test_docs_list_every_variable_and_secret_the_workflows_read():
 def test_every_stack_uploading_a_build_source_makes_it_before_pulumi_preview_and_up():
     """A stack whose TensorRT build has a `sourceFile` under build/examples/ uploads it itself, so a
     real `pulumi preview`/`up` refuses to start without it (stack_config.refuse_missing_source_files):
-    the preview and deploy jobs of that stack run `make examples` before the Pulumi step, and only
-    for that stack (prod's legs skip it)."""
+    the preview and deploy jobs of that stack run `make trt-sources` (the source only, from a venv
+    without torch) before the Pulumi step, and only for that stack (prod's legs skip it)."""
     from stack_config.model_builds import EXAMPLES_DIR
 
     needs = {s for s in STACKS if any((b.source_file or "").startswith(EXAMPLES_DIR)
@@ -497,7 +497,7 @@ def test_every_stack_uploading_a_build_source_makes_it_before_pulumi_preview_and
         steps = [st for st in preview["steps"] if "if" not in st or evaluate(st["if"], {**event(), **leg})]
         runs = [st.get("run", "") for st in steps]
         pulumi_at = steps.index(steps_using({"steps": steps}, "pulumi/actions")[0])
-        assert ("make examples" in runs[:pulumi_at]) == (stack in needs), stack
+        assert ("make trt-sources" in runs[:pulumi_at]) == (stack in needs), stack
         job_steps = deploy[stack]["steps"]
         pulumi_at = job_steps.index(steps_using(deploy[stack], "pulumi/actions")[0])
-        assert ("make examples" in [st.get("run", "") for st in job_steps[:pulumi_at]]) == (stack in needs), stack
+        assert ("make trt-sources" in [st.get("run", "") for st in job_steps[:pulumi_at]]) == (stack in needs), stack

@@ -2,7 +2,9 @@
 
 `build/venvs/optimize` holds ONNX Runtime, onnx and numpy (requirements-optimize.txt, ~100 MB);
 `build/venvs/optimize-examples` adds torch (CPU), transformers and the example model packages
-(requirements-examples.txt, ~1.8 GB) for models/make_examples_accel.py and `make bench`. Each is
+(requirements-examples.txt, ~1.8 GB) for models/make_examples_accel.py and `make bench`;
+`build/venvs/optimize-cv` adds only the CV example's package (requirements-cv.txt, ~0.45 GB) for
+`make trt-sources` (dev's TensorRT build source, which CI writes before previewing dev). Each is
 created on first use, with a one-line message, and created again whenever its requirements file
 changes (the SHA-256 of the files is kept in the venv, as scripts/ensure-checkov.sh does).
 """
@@ -21,6 +23,7 @@ VENVS = ROOT / "build" / "venvs"
 REQUIREMENTS = {
     "optimize": [HERE / "requirements-optimize.txt"],
     "optimize-examples": [HERE / "requirements-optimize.txt", HERE / "requirements-examples.txt"],
+    "optimize-cv": [HERE / "requirements-optimize.txt", HERE / "requirements-cv.txt"],
 }
 
 
