@@ -15,15 +15,14 @@ bundled price list instead of fetching it); telemetry stays off without LITELLM_
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 
 from components import gateway_config as gc
 from tests import gateway_support as gs
+from tests import system_tools
 from tests.test_smoke import free_port, mlserver, server_venv  # noqa: F401  (mlserver: fixture)
 
 MASTER_KEY = "sk-test-master-" + "0" * 32
@@ -53,14 +52,7 @@ SHARED = {"key": "sk-test-shared-" + "s" * 24, "rpm": 2}
 
 def redis_server_binary() -> str:
     """Installed by scripts/ensure-tools.sh (Debian's redis-server) like promtool; skipped only outside CI."""
-    path = shutil.which("redis-server")
-    if path:
-        return path
-    message = ("redis-server is not installed; install it with `sudo apt-get install --no-install-recommends "
-               "redis-server` (or run `make test`, which installs it when it can)")
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{message}: CI must not skip the limits-across-replicas test")
-    pytest.skip(message)
+    return system_tools.require("redis-server", "redis-server", "the limits-across-replicas test")
 
 
 @pytest.fixture(scope="module")
