@@ -357,26 +357,21 @@ class ModelBuildArgs:
     # What the Job waits for: its namespace (a GPU-quota one, created before Triton), the priority
     # classes, the pool's GPU validation Job, the bucket (the deployment's prefix marker).
     waits_for: Sequence[pulumi.Resource] = ()
-    # The local file the stack uploads to `build.source` (absolute; this build's sourceFile or that
-    # of another build with the same source key) and its SHA-256 (None: not there, offline only).
-    source_path: Optional[Path] = None
-    source_sha256: Optional[str] = None
-    # The upload of `build.source` when another build already registers it (one object per key).
+    # When the stack uploads `build.source` from a local file (`sourceFile`, `source_upload`): that
+    # upload, which the Job waits for, and the file's SHA-256 (None: not there, offline only).
     source_object: Optional[pulumi.Resource] = None
-    # What an upload waits for: the bucket and its default encryption.
-    bucket_ready: Sequence[pulumi.Resource] = ()
+    source_sha256: Optional[str] = None
 
 
 class ModelBuild(pulumi.ComponentResource):
     """One TensorRT build: IRSA role (read the source, write the model's two objects), its
     ServiceAccount, DNS and HTTPS egress for the build pod (the namespace denies egress), and the
-    Job, which `pulumi up` waits for. With a source file, the upload of the source (`source_object`),
-    which the Job waits for. The Job's name carries a hash of its spec: a changed build or source is
+    Job, which `pulumi up` waits for, after the upload of its source when the stack makes one
+    (`source_object`). The Job's name carries a hash of its spec: a changed build or source is
     a new Job (created and awaited, then the old one deleted). Whatever serves the plan depends on
     `job`. Pass the AWS and Kubernetes providers in `opts.providers`."""
 
     job: k8s.batch.v1.Job
-    source_object: Optional[pulumi.Resource]
 
     def __init__(self, name: str, args: ModelBuildArgs, opts: Optional[pulumi.ResourceOptions] = None):
         super().__init__("ai-platform:inference:ModelBuild", name, None, opts)
@@ -389,9 +384,6 @@ class ModelBuild(pulumi.ComponentResource):
                         f"{deployment.modelPrefix}/{build.model}/",
             max_session_duration=3600,
         ), pulumi.ResourceOptions(parent=self))
-        self.source_object = args.source_object
-        if self.source_object is None and args.source_path is not None:
-            self.source_object = source_upload(f"{name}-source", args, self)
         k8s_opts = pulumi.ResourceOptions(parent=self, depends_on=list(args.waits_for))
         sa_doc = service_account_manifest(build, deployment)
         service_account = k8s.core.v1.ServiceAccount(
@@ -401,7 +393,7 @@ class ModelBuild(pulumi.ComponentResource):
                     security.allow_https_egress(ns, pod_labels(build), k8s_opts, name=f"{base}-allow-https-egress")]
         manifest = job_manifest(build, deployment, args.bucket_name, args.region, args.source_sha256)
         # The Job's fetch finds the source on its first look when the stack uploads it.
-        source = [self.source_object] if self.source_object is not None else []
+        source = [args.source_object] if args.source_object is not None else []
         self.job = k8s.batch.v1.Job(
             f"{name}-job", metadata=manifest["metadata"], spec=manifest["spec"],
             opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(depends_on=[service_account, *policies, *source])))
@@ -409,15 +401,16 @@ class ModelBuild(pulumi.ComponentResource):
         self.register_outputs({"jobName": self.job_name})
 
 
-def source_upload(name: str, args: ModelBuildArgs, parent: pulumi.Resource) -> aws.s3.BucketObjectv2:
-    """The source ONNX, uploaded by the stack's own credentials (the build role stays read-only on
-    it) once the bucket and its default encryption exist; SSE-KMS as the bucket's default (its key
-    when the repository has a customer managed one) with the bucket key (components/s3.py)."""
-    kms = {"kms_key_id": args.kms_key_arn} if args.kms_key_arn else {}
+def source_upload(name: str, bucket: str, key: str, path: Path, kms_key_arn: Optional[str],
+                  opts: pulumi.ResourceOptions) -> aws.s3.BucketObjectv2:
+    """A build's source ONNX, uploaded by the stack's own credentials (the build role stays
+    read-only on it); SSE-KMS as the bucket's default (its key when the repository has a customer
+    managed one) with the bucket key (components/s3.py). `opts` should wait for the bucket and its
+    default encryption."""
+    kms = {"kms_key_id": kms_key_arn} if kms_key_arn else {}
     return aws.s3.BucketObjectv2(
-        name, bucket=args.bucket_name, key=args.build.source, source=pulumi.FileAsset(str(args.source_path)),
-        content_type=ONNX_CONTENT_TYPE, server_side_encryption="aws:kms", bucket_key_enabled=True, **kms,
-        opts=pulumi.ResourceOptions(parent=parent, depends_on=list(args.bucket_ready)))
+        name, bucket=bucket, key=key, source=pulumi.FileAsset(str(path)), content_type=ONNX_CONTENT_TYPE,
+        server_side_encryption="aws:kms", bucket_key_enabled=True, **kms, opts=opts)
 
 
 __all__ = [

@@ -32,6 +32,8 @@ import types
 from pathlib import Path
 
 import pytest
+
+import pulumi
 from pydantic import ValidationError
 
 from components import model_builds as mb
@@ -623,8 +625,8 @@ def test_dev_uploads_the_int8_qdq_example_and_its_build_job_waits_for_the_upload
 
     run = plan("dev")
     upload = run.named("model-build-text-orientation-source", OBJECT_TYPE)
-    component = run.named("model-build-text-orientation", "ai-platform:inference:ModelBuild")
-    assert upload.parent == component.urn
+    layer = next(r for r in run.resources if r.type == "ai-platform:layers:Inference")
+    assert upload.parent == layer.urn  # one upload per source key, which every build of the key waits for
     inputs = upload.public_inputs()
     assert (inputs["bucket"], inputs["key"]) == ("ai-platform-dev-models-us-west-2", spec.source)
     assert inputs["source"]["fileAsset"] == DEV_SOURCE_FILE
@@ -643,9 +645,14 @@ def _component(tmp_path: Path, content: bytes, **kw):
     source = tmp_path / "model.onnx"
     source.write_bytes(content)
     digest = mb.file_sha256(source)
-    return run(lambda: mb.ModelBuild("model-build-cv", mb.ModelBuildArgs(
-        build(sourceFile="model.onnx", **kw), deployment(), BUCKET, REGION, "aws", "arn:aws:iam::1:oidc-provider/x", "x",
-        source_path=source, source_sha256=digest)))
+
+    def program():
+        spec = build(sourceFile="model.onnx", **kw)
+        upload = mb.source_upload("model-build-cv-source", BUCKET, spec.source, source, None, pulumi.ResourceOptions())
+        mb.ModelBuild("model-build-cv", mb.ModelBuildArgs(
+            spec, deployment(), BUCKET, REGION, "aws", "arn:aws:iam::1:oidc-provider/x", "x",
+            source_object=upload, source_sha256=digest))
+    return run(program)
 
 
 def test_a_new_source_file_is_a_new_job_and_the_same_file_keeps_its_name(tmp_path):

@@ -13,7 +13,7 @@ import stack_config
 from components.layers.context import ClusterContext, moved
 from components.layers.gpu_stack import GpuStackReadiness
 from components.managed_data import ClusterNetwork
-from components.model_builds import ModelBuild, ModelBuildArgs, file_sha256
+from components.model_builds import ModelBuild, ModelBuildArgs, file_sha256, source_upload
 from components.inference_gateway import LABELS as GATEWAY_POD_LABELS
 from components.inference_gateway import InferenceGateway, InferenceGatewayArgs, upstreams
 from components.model_repository import ModelRepository, ModelRepositoryArgs, RepositoryReader
@@ -89,24 +89,6 @@ def publisher_prefixes(args: InferenceArgs) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*(d.modelPrefix for d in args.deployments), *sources]))
 
 
-def source_files(builds: tuple[ModelBuildConfig, ...]) -> dict[str, tuple[Any, Optional[str]]]:
-    """Per source key the stack uploads: (absolute path, SHA-256 or None when the file is missing).
-    Each file is read once. A missing file is only possible offline (the mock runtime): a real
-    preview or update stops at the config (stack_config.refuse_missing_source_files); the plan
-    still registers the upload and the first-deploy check warns about it."""
-    found: dict[str, tuple[Any, Optional[str]]] = {}
-    for index, build in enumerate(builds):
-        if build.source_file and build.source not in found:
-            path = stack_config.PROJECT_DIR / build.source_file
-            digest = file_sha256(path)
-            if digest is None:
-                pulumi.log.warn(f"ai-platform:modelBuilds[{index}].sourceFile: {build.sourceFile} does not exist; the plan uploads "
-                                f"it to {build.source} anyway, `pulumi preview`/`up` refuse it "
-                                f"({stack_config.model_builds.producer_hint(build.source_file)})")
-            found[build.source] = (path, digest)
-    return found
-
-
 class Inference(pulumi.ComponentResource):
     """Pass the AWS and Kubernetes providers in `opts.providers`; the children inherit them."""
 
@@ -152,34 +134,45 @@ class Inference(pulumi.ComponentResource):
         """Triton's OpenAI frontend of every `llm` deployment, in config order."""
         return [server.openai_base_url for server in self.servers.values() if server.openai_base_url]
 
+    def _source_uploads(self, args: InferenceArgs, cluster: ClusterContext,
+                        repository: ModelRepository) -> dict[str, tuple[pulumi.Resource, Optional[str]]]:
+        """Per source key a build's `sourceFile` names: its upload (named after the first build of
+        that key) and the file's SHA-256, read once. A missing file (None) is only possible offline:
+        a real preview or update stops at the config (stack_config.refuse_missing_source_files), and
+        the plan's first-deploy check warns about it."""
+        uploads: dict[str, tuple[pulumi.Resource, Optional[str]]] = {}
+        for build in args.builds:
+            if build.source_file and build.source not in uploads:
+                path = stack_config.PROJECT_DIR / build.source_file
+                upload = source_upload(f"model-build-{build.name}-source", args.repository.bucket_name(cluster.stack, cluster.region),
+                                       build.source, path, args.repository.kmsKeyArn,
+                                       pulumi.ResourceOptions(parent=self, depends_on=repository.bucket_ready))
+                uploads[build.source] = (upload, file_sha256(path))
+        return uploads
+
     def _builds(self, args: InferenceArgs, cluster: ClusterContext, gpu: GpuStackReadiness,
                 repository: ModelRepository, namespaces: dict) -> dict[str, list[pulumi.Resource]]:
         """One ModelBuild per `modelBuilds` entry; the Jobs per target deployment. The config checks
         hold that each target is a standard deployment in a namespace GPU scheduling creates, and
-        that builds sharing a source key share its sourceFile: the first build with a sourceFile
-        uploads it, every build of that key waits for that one upload."""
+        that builds sharing a source key share its sourceFile (one upload every build of the key
+        waits for)."""
         by_name = {d.name: d for d in args.deployments}
-        sources = source_files(args.builds)
-        uploads: dict[str, pulumi.Resource] = {}
+        uploads = self._source_uploads(args, cluster, repository)
         jobs: dict[str, list[pulumi.Resource]] = {}
-        # Uploading builds first (registration order changes no URN).
-        for build in sorted(args.builds, key=lambda b: b.sourceFile is None):
+        for build in args.builds:
             deployment = by_name[build.deployment]
             validation_job = gpu.validation_jobs.get(deployment.gpuPool) if TRITON_WAITS_FOR_VALIDATION else None
             waits = [namespaces[deployment.namespace], *gpu.priority_classes, repository.prefix_markers[deployment.name],
                      *([validation_job] if validation_job else []),
                      # its pod scales the pool from zero
                      *cluster.gpu_node_groups, *([cluster.autoscaler] if cluster.autoscaler else [])]
-            path, digest = sources.get(build.source, (None, None))
+            upload, digest = uploads.get(build.source, (None, None))
             model_build = ModelBuild(f"model-build-{build.name}", ModelBuildArgs(
                 build=build, deployment=deployment, bucket_name=args.repository.bucket_name(cluster.stack, cluster.region),
                 region=cluster.region, partition=cluster.partition, oidc_provider_arn=cluster.oidc_provider_arn,
                 oidc_issuer=cluster.oidc_issuer, kms_key_arn=args.repository.kmsKeyArn, waits_for=waits,
-                source_path=path, source_sha256=digest, source_object=uploads.get(build.source),
-                bucket_ready=repository.bucket_ready,
+                source_object=upload, source_sha256=digest,
             ), pulumi.ResourceOptions(parent=self, depends_on=[cluster.cluster]))
-            if model_build.source_object is not None:
-                uploads.setdefault(build.source, model_build.source_object)
             jobs.setdefault(deployment.name, []).append(model_build.job)
         return jobs
 
