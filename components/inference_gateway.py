@@ -35,7 +35,7 @@ from components import managed_data, security
 from components.exposure import INGRESS_CLASS, AlbSource, ExposureSettings, allow_alb_ingress, ingress_annotations
 from components.monitoring import DASHBOARD_LABEL, NAMESPACE as MONITORING_NAMESPACE
 from components.triton import endpoints as triton_endpoints
-from stack_config.gateway import GatewayConfig
+from stack_config.gateway import GatewayConfig, GatewayKeyConfig
 
 IMAGE_REPOSITORY = "ghcr.io/berriai/litellm"
 NAME = "inference-gateway"
@@ -114,13 +114,11 @@ def database_url(host: str, port: int, password: str) -> str:
     return f"postgresql://{POSTGRES_USER}:{password}@{host}:{port}/{POSTGRES_DB}?sslmode=require"
 
 
-def static_keys_json(limits: dict[str, Any], keys: Sequence[str]) -> str:
-    """GATEWAY_STATIC_KEYS as custom_auth.parse_keys reads it; `keys` in the order of `limits`."""
-    def entry(limit: Any, key: str) -> dict:
-        budget = {k: v for k, v in (("maxBudget", getattr(limit, "maxBudget", None)),
-                                    ("budgetDuration", getattr(limit, "budgetDuration", None))) if v is not None}
-        return {"key": key, "rpm": limit.rpm, "tpm": limit.tpm, **budget}
-    return json.dumps({name: entry(limit, key) for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
+def static_keys_json(limits: dict[str, GatewayKeyConfig], keys: Sequence[str]) -> str:
+    """GATEWAY_STATIC_KEYS as custom_auth.parse_keys (and sync_keys.py) read it; `keys` in the order
+    of `limits`; budgets only when set (database mode)."""
+    return json.dumps({name: {"key": key, **limit.model_dump(exclude_none=True)}
+                       for (name, limit), key in zip(limits.items(), keys)}, sort_keys=True)
 
 
 def config_hash(data: dict[str, str], config: GatewayConfig) -> str:
@@ -147,17 +145,35 @@ def key_sync_name(config: GatewayConfig) -> str:
 def key_sync_job_spec(config: GatewayConfig) -> dict[str, Any]:
     """The LiteLLM image's python runs sync_keys.py from the ConfigMap against the Service."""
     env = [{"name": "GATEWAY_URL", "value": f"http://{NAME}.{config.namespace}.svc.cluster.local:{SERVICE_PORT}"},
-           {"name": gc.MASTER_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.MASTER_KEY_ENV}}},
-           {"name": "GATEWAY_KEYS", "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.STATIC_KEYS_ENV}}}]
-    container = {"name": "key-sync", "image": f"{IMAGE_REPOSITORY}:{config.imageTag}", "imagePullPolicy": "Always",
-                 "command": ["python", f"{CONFIG_DIR}/sync_keys.py"], "env": env,
-                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-                 "securityContext": security.restricted_security_context(read_only_root=True),
-                 "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]}
-    return {"backoffLimit": 6, "template": {"metadata": {"labels": SYNC_JOB_LABELS}, "spec": {
+           secret_env_var(gc.MASTER_KEY_ENV), {**secret_env_var(gc.STATIC_KEYS_ENV), "name": "GATEWAY_KEYS"}]
+    return image_job_spec(config, "key-sync", SYNC_JOB_LABELS, {
+        "command": ["python", f"{CONFIG_DIR}/sync_keys.py"], "env": env,
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "volumeMounts": [{"name": "config", "mountPath": CONFIG_DIR, "readOnly": True}]},
+        volumes=[{"name": "config", "configMap": {"name": NAME}}], backoff_limit=6)
+
+
+def image_job_spec(config: GatewayConfig, container_name: str, labels: dict[str, str], container: dict[str, Any],
+                   volumes: list[dict[str, Any]], backoff_limit: int) -> dict[str, Any]:
+    """A Job spec running the gateway's image (pinned tag) as the proxy runs: non-root, read-only
+    root, no ServiceAccount token."""
+    return {"backoffLimit": backoff_limit, "template": {"metadata": {"labels": labels}, "spec": {
         "restartPolicy": "OnFailure", "automountServiceAccountToken": False,
-        "securityContext": security.restricted_pod_security_context(), "containers": [container],
-        "volumes": [{"name": "config", "configMap": {"name": NAME}}]}}}
+        "securityContext": security.restricted_pod_security_context(),
+        "containers": [{"name": container_name, "image": f"{IMAGE_REPOSITORY}:{config.imageTag}",
+                        "imagePullPolicy": "Always", **container,
+                        "securityContext": security.restricted_security_context(read_only_root=True)}],
+        "volumes": volumes}}}
+
+
+def data_owner(name: str) -> managed_data.Owner:
+    """How the gateway's data stores (gateway.redis, database mode's RDS) are named and described."""
+    return managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway")
+
+
+def secret_env_var(key: str) -> dict[str, Any]:
+    """An environment variable named `key` from that key of the gateway's Secret."""
+    return {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": key}}}
 
 
 def migration_job_name(config: GatewayConfig) -> str:
@@ -168,18 +184,13 @@ def migration_job_name(config: GatewayConfig) -> str:
 def migration_job_spec(config: GatewayConfig) -> dict[str, Any]:
     """`prisma migrate deploy` of the pinned release against DATABASE_URL, then exit (its
     prisma_migration.py runs the proxy CLI with --skip_server_startup)."""
-    env = [{"name": gc.DATABASE_URL_ENV, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": gc.DATABASE_URL_ENV}}},
-           {"name": DISABLE_SCHEMA_UPDATE_ENV, "value": "false"},
+    env = [secret_env_var(gc.DATABASE_URL_ENV), {"name": DISABLE_SCHEMA_UPDATE_ENV, "value": "false"},
            {"name": MIGRATION_DIR_ENV, "value": "/tmp/migrations"}]
-    container = {"name": "migrations", "image": f"{IMAGE_REPOSITORY}:{config.imageTag}", "imagePullPolicy": "Always",
-                 "command": MIGRATION_COMMAND, "workingDir": IMAGE_WORKDIR, "env": env,
-                 "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-                 "securityContext": security.restricted_security_context(read_only_root=True),
-                 "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]}
-    return {"backoffLimit": 4, "template": {"metadata": {"labels": MIGRATION_JOB_LABELS}, "spec": {
-        "restartPolicy": "OnFailure", "automountServiceAccountToken": False,
-        "securityContext": security.restricted_pod_security_context(), "containers": [container],
-        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}]}}}
+    return image_job_spec(config, "migrations", MIGRATION_JOB_LABELS, {
+        "command": MIGRATION_COMMAND, "workingDir": IMAGE_WORKDIR, "env": env,
+        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}]},
+        volumes=[{"name": "tmp", "emptyDir": {"sizeLimit": "1Gi"}}], backoff_limit=4)
 
 
 def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = None) -> dict[str, Any]:
@@ -196,7 +207,7 @@ def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = N
     if config.authMode == "database":
         plain[DISABLE_SCHEMA_UPDATE_ENV] = "true"  # the migration Job owns the schema
     env = [{"name": k, "value": v} for k, v in plain.items()]
-    env += [{"name": var, "valueFrom": {"secretKeyRef": {"name": SECRET_NAME, "key": var}}} for var in secret_env(config)]
+    env += [secret_env_var(var) for var in secret_env(config)]
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
     return {
         "name": "litellm",
@@ -401,7 +412,7 @@ class InferenceGateway(pulumi.ComponentResource):
         if args.network is None:
             raise ValueError("gateway.redis needs the network (private subnets, cluster security group)")
         return managed_data.valkey(
-            managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway"),
+            data_owner(name),
             managed_data.ValkeySpec(node_type=rc.nodeType, engine_version=rc.engineVersion, nodes=rc.nodes,
                                     description="Inference gateway (LiteLLM) rate-limit and spend counters"),
             args.network, parent=self)
@@ -414,7 +425,7 @@ class InferenceGateway(pulumi.ComponentResource):
             raise ValueError("gateway.authMode database needs the network (private subnets, cluster security group)")
         pg = args.config.database
         db = managed_data.postgres(
-            managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway"),
+            data_owner(name),
             managed_data.PostgresSpec(instance_class=pg.instanceClass, engine_version=pg.engineVersion,
                                       allocated_storage_gib=pg.allocatedStorageGiB,
                                       max_allocated_storage_gib=pg.maxAllocatedStorageGiB,
