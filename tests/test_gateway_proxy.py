@@ -361,3 +361,20 @@ def test_the_planned_config_refuses_without_a_key_and_routes_both_api_families_w
         assert gs.request(f"{planned_gateway}{path}")[0] == 200, path
     status, text = gs.request(f"{planned_gateway}/metrics")
     assert status == 200 and "litellm_proxy_total_requests_metric_total" in text
+
+
+def test_the_pinned_release_has_what_the_database_mode_jobs_rely_on():
+    """Read in the pinned release itself (build/venvs/litellm, BerriAI/litellm v1.108.7; no import):
+    the migration Job's script (components/inference_gateway.py MIGRATION_COMMAND, run from the image's
+    source tree as LiteLLM's chart runs it) runs the CLI with --skip_server_startup; the CLI migrates
+    unless DISABLE_SCHEMA_UPDATE (litellm/proxy/db/prisma_client.py should_update_prisma_schema, called
+    by litellm/proxy/proxy_cli.py), which the serving pods set; a read-only root needs
+    LITELLM_MIGRATION_DIR (litellm_proxy_extras/utils.py)."""
+    from components import inference_gateway as ig
+
+    [site] = (litellm_binary().parent.parent / "lib").glob("python3*/site-packages")
+    script = (site / ig.MIGRATION_COMMAND[1]).read_text()
+    assert ig.MIGRATION_COMMAND[0] == "python" and '"--skip_server_startup"' in script
+    assert f'os.getenv("{ig.DISABLE_SCHEMA_UPDATE_ENV}"' in (site / "litellm/proxy/db/prisma_client.py").read_text()
+    assert "should_update_prisma_schema(" in (site / "litellm/proxy/proxy_cli.py").read_text()
+    assert f'os.getenv("{ig.MIGRATION_DIR_ENV}")' in (site / "litellm_proxy_extras/utils.py").read_text()
