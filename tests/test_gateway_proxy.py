@@ -378,3 +378,26 @@ def test_the_pinned_release_has_what_the_database_mode_jobs_rely_on():
     assert f'os.getenv("{ig.DISABLE_SCHEMA_UPDATE_ENV}"' in (site / "litellm/proxy/db/prisma_client.py").read_text()
     assert "should_update_prisma_schema(" in (site / "litellm/proxy/proxy_cli.py").read_text()
     assert f'os.getenv("{ig.MIGRATION_DIR_ENV}")' in (site / "litellm_proxy_extras/utils.py").read_text()
+
+
+def test_the_proxy_venv_has_the_opentelemetry_sdk_the_release_runs_with():
+    """LiteLLM 1.108.7's own metadata (litellm-1.108.7.dist-info/METADATA, extra `proxy-runtime`, the
+    proxy's runtime dependencies) pins opentelemetry-api/-sdk; its auth path imports
+    litellm/integrations/otel/logger.py, which needs the SDK, on every request
+    (litellm/proxy/auth/user_api_key_auth.py `_seed_request_destinations`). Without the SDK that import
+    fails and is retried per request: the proxy tests and `make bench` would run a slower proxy than
+    the image. tests/servers/requirements-litellm.txt pins what the release pins."""
+    from importlib.metadata import PathDistribution
+
+    [site] = (litellm_binary().parent.parent / "lib").glob("python3*/site-packages")
+    [dist_info] = site.glob("litellm-*.dist-info")
+    runtime = {}
+    for requirement in PathDistribution(dist_info).requires or []:
+        match = re.match(r"(opentelemetry-(?:api|sdk))==([\w.]+)\s*;\s*extra == .proxy-runtime.", requirement)
+        if match:
+            runtime[match[1]] = match[2]
+    assert set(runtime) == {"opentelemetry-api", "opentelemetry-sdk"}, runtime
+    pinned = dict(line.split("==") for line in (gs.ROOT / "tests/servers/requirements-litellm.txt").read_text().splitlines()
+                  if line and not line.startswith("#"))
+    assert {name: pinned.get(name) for name in runtime} == runtime
+    assert (site / "opentelemetry" / "sdk").is_dir()
