@@ -57,6 +57,13 @@ IMAGE_WORKDIR = "/app"
 DISABLE_SCHEMA_UPDATE_ENV = "DISABLE_SCHEMA_UPDATE"
 # Where the migration writes a baseline on a read-only root filesystem (litellm_proxy_extras/utils.py).
 MIGRATION_DIR_ENV = "LITELLM_MIGRATION_DIR"
+# Database mode as our non-root uid on a read-only root: the release images bake the Prisma CLI and
+# engines world-readable under /opt/prisma with PRISMA_OFFLINE_MODE, "so fresh-DB migrations work for
+# any uid offline" (BerriAI/litellm PR #33853, in releases since v1.90.6; v1.108.7's
+# litellm/proxy/prisma_migration.py: "every shipped image bakes the client at build time"), so the
+# image's PRISMA_* settings stay as they are. HOME points at the /tmp emptyDir: our uid has no home
+# in the image, and anything Prisma or Node would cache under ~ must land on a writable volume.
+WRITABLE_HOME = "/tmp"
 POSTGRES_USER = "litellm"
 POSTGRES_DB = "litellm"
 LIVENESS_PATH = "/health/liveliness"
@@ -67,6 +74,11 @@ SECRET_HASH_ANNOTATION = "ai-platform/secret-hash"
 CHECKOV_SKIPS = {
     "CKV_K8S_35": "LiteLLM resolves os.environ/ references in its config; the values come from a Secret by reference",
     "CKV_K8S_43": "the image tag is pinned in stack config (gateway.imageTag, the tested LiteLLM release)",
+}
+# The database-mode Jobs (key sync, migrations; their names end in a hash).
+JOB_CHECKOV_SKIPS = {
+    "CKV_K8S_35": "Prisma reads DATABASE_URL and sync_keys.py its keys from environment variables; the values come from a Secret by reference",
+    "CKV_K8S_43": CHECKOV_SKIPS["CKV_K8S_43"],
 }
 SECRET_ENV = (gc.MASTER_KEY_ENV, gc.STATIC_KEYS_ENV, gc.UPSTREAM_KEY_ENV)
 # With gateway.redis: the AUTH token in the Secret; host and port (not secret) set on the container.
@@ -166,6 +178,11 @@ def image_job_spec(config: GatewayConfig, container_name: str, labels: dict[str,
         "volumes": volumes}}}
 
 
+def job_metadata(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    """A Job running the gateway's image (its pinned tag), reading the gateway's Secret as env vars."""
+    return {"name": name, "namespace": namespace, "labels": labels, "annotations": security.checkov_skips(JOB_CHECKOV_SKIPS)}
+
+
 def data_owner(name: str) -> managed_data.Owner:
     """How the gateway's data stores (gateway.redis, database mode's RDS) are named and described."""
     return managed_data.Owner(resource_name=name, ident="gateway", label="Inference gateway")
@@ -185,7 +202,7 @@ def migration_job_spec(config: GatewayConfig) -> dict[str, Any]:
     """`prisma migrate deploy` of the pinned release against DATABASE_URL, then exit (its
     prisma_migration.py runs the proxy CLI with --skip_server_startup)."""
     env = [secret_env_var(gc.DATABASE_URL_ENV), {"name": DISABLE_SCHEMA_UPDATE_ENV, "value": "false"},
-           {"name": MIGRATION_DIR_ENV, "value": "/tmp/migrations"}]
+           {"name": MIGRATION_DIR_ENV, "value": "/tmp/migrations"}, {"name": "HOME", "value": WRITABLE_HOME}]
     return image_job_spec(config, "migrations", MIGRATION_JOB_LABELS, {
         "command": MIGRATION_COMMAND, "workingDir": IMAGE_WORKDIR, "env": env,
         "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
@@ -206,6 +223,7 @@ def container(config: GatewayConfig, redis_host: Optional[pulumi.Input[str]] = N
         plain.update({gc.REDIS_HOST_ENV: redis_host, gc.REDIS_PORT_ENV: str(managed_data.REDIS_PORT)})
     if config.authMode == "database":
         plain[DISABLE_SCHEMA_UPDATE_ENV] = "true"  # the migration Job owns the schema
+        plain["HOME"] = WRITABLE_HOME
     env = [{"name": k, "value": v} for k, v in plain.items()]
     env += [secret_env_var(var) for var in secret_env(config)]
     probe = {"httpGet": {"port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5, "failureThreshold": 3}
@@ -382,8 +400,7 @@ class InferenceGateway(pulumi.ComponentResource):
                                               spec={"maxUnavailable": 1, "selector": {"matchLabels": LABELS}}, opts=ns_opts)
         if config.authMode == "database":
             # After the Deployment is ready (pulumi-kubernetes awaits its rollout) and the Service exists.
-            k8s.batch.v1.Job(f"{name}-key-sync", metadata={"name": key_sync_name(config), "namespace": ns,
-                                                           "labels": SYNC_JOB_LABELS},
+            k8s.batch.v1.Job(f"{name}-key-sync", metadata=job_metadata(key_sync_name(config), ns, SYNC_JOB_LABELS),
                              spec=key_sync_job_spec(config),
                              opts=pulumi.ResourceOptions(parent=self, depends_on=[deployment, service, secret],
                                                          delete_before_replace=True))
@@ -396,9 +413,8 @@ class InferenceGateway(pulumi.ComponentResource):
         """Database mode: the schema Job the Deployment waits for (none in static mode)."""
         if config.authMode != "database":
             return []
-        return [k8s.batch.v1.Job(f"{name}-migrations", metadata={"name": migration_job_name(config),
-                                                                 "namespace": config.namespace,
-                                                                 "labels": MIGRATION_JOB_LABELS},
+        return [k8s.batch.v1.Job(f"{name}-migrations", metadata=job_metadata(migration_job_name(config), config.namespace,
+                                                                          MIGRATION_JOB_LABELS),
                                  spec=migration_job_spec(config),
                                  opts=pulumi.ResourceOptions(parent=self, depends_on=[secret], delete_before_replace=True,
                                                              custom_timeouts=pulumi.CustomTimeouts(create="15m")))]

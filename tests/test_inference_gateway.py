@@ -68,9 +68,12 @@ def test_the_configmap_routes_every_deployment(stack):
             assert route["target"] == f"{exported[d.name]['httpUrl']}/v2" and route["auth"] is True
     assert len(bases) == sum(d.mode == "llm" for d in config.tritonDeployments)
     assert len(routes) == sum(d.mode == "standard" for d in config.tritonDeployments)
-    assert rendered["general_settings"]["custom_auth"] == gc.CUSTOM_AUTH
     data = k8s(run, "ConfigMap", ig.NAME, "inference-gateway")["data"]
-    assert data["custom_auth.py"] == ig.CUSTOM_AUTH_SOURCE.read_text()
+    if config.gateway.authMode == "static":  # dev: the auth hook beside config.yaml
+        assert rendered["general_settings"]["custom_auth"] == gc.CUSTOM_AUTH
+        assert data["custom_auth.py"] == ig.CUSTOM_AUTH_SOURCE.read_text()
+    else:  # prod: LiteLLM's own key check on its database
+        assert "custom_auth" not in rendered["general_settings"] and "custom_auth.py" not in data
 
 
 def _strings(value):
@@ -402,9 +405,20 @@ def test_database_mode_wires_rds_the_database_url_and_a_key_sync_job():
     assert not model.allowed(scan.Pod("inference-gateway", (("app", "other"),)), gateway_pod(run), ig.PORT)
 
 
-def test_database_mode_protects_prods_database():
-    run = database_mode_run("prod")
-    assert aws_resource(run, "aws:rds/instance:Instance", "inference-gateway-db").protect
+def test_prod_keeps_its_keys_in_a_protected_multi_az_database_and_dev_uses_static_keys():
+    """The committed choice (README "Inference gateway"): prod's keys are LiteLLM virtual keys with
+    budgets in RDS, `protect`ed (protectData) with Multi-AZ and 14 days of backups, spend priced per
+    model; dev's are static keys (no database to pay for and wait on)."""
+    run, config = plan("prod"), config_for("prod")
+    assert config.gateway.authMode == "database"
+    db = aws_resource(run, "aws:rds/instance:Instance", "inference-gateway-db")
+    assert db.protect and inputs(db)["multiAz"] is True and inputs(db)["backupRetentionPeriod"] == 14
+    assert any(k.maxBudget for k in config.gateway.staticKeys.values())
+    priced = {m["model_name"] for m in rendered_config(run)["model_list"] if "input_cost_per_token" in m["litellm_params"]}
+    assert priced == set(config.gateway.prices) and priced
+    dev = plan("dev")
+    assert config_for("dev").gateway.authMode == "static"
+    assert not [r for r in dev.resources if r.type == "aws:rds/instance:Instance" and r.name == "inference-gateway-db"]
 
 
 def test_database_mode_migrates_the_schema_once_per_release_before_the_pods_start():
@@ -415,7 +429,7 @@ def test_database_mode_migrates_the_schema_once_per_release_before_the_pods_star
     litellm/proxy/prisma_migration.py` in /app; the proxy pods get DISABLE_SCHEMA_UPDATE=true), one Job
     per release migrates first: prisma_migration.py runs the CLI with --skip_server_startup, and on a
     read-only root its baseline goes to LITELLM_MIGRATION_DIR (litellm_proxy_extras/utils.py)."""
-    run = database_mode_run("prod")
+    run = plan("prod")
     [job] = [r for r in run.resources if r.type == "kubernetes:batch/v1:Job" and r.name == "inference-gateway-migrations"]
     pod = inputs(job)["spec"]["template"]["spec"]
     [container] = pod["containers"]
@@ -429,11 +443,20 @@ def test_database_mode_migrates_the_schema_once_per_release_before_the_pods_star
     assert any(d.endswith("::inference-gateway-migrations") for d in deployment.dependencies)
     serving = {e["name"]: e for e in inputs(deployment)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert serving["DISABLE_SCHEMA_UPDATE"]["value"] == "true"
+    # Our non-root uid on a read-only root: the release image's Prisma is baked world-readable under
+    # /opt/prisma for any uid (BerriAI/litellm PR #33853, releases since v1.90.6), so no PRISMA_*
+    # override; HOME is the /tmp emptyDir, the one writable place, in the Job and the pods.
+    for name, pod_spec in (("migrations", pod), ("proxy", inputs(deployment)["spec"]["template"]["spec"])):
+        [c] = pod_spec["containers"]
+        env_of = {e["name"]: e.get("value") for e in c["env"]}
+        assert env_of["HOME"] == "/tmp" and "/tmp" in {m["mountPath"] for m in c["volumeMounts"]}, name
+        assert not [k for k in env_of if k.startswith("PRISMA_")], name
+        assert c["securityContext"]["readOnlyRootFilesystem"] and pod_spec["securityContext"]["runAsNonRoot"], name
     assert container["image"] == inputs(deployment)["spec"]["template"]["spec"]["containers"][0]["image"]
     # A new release is a new Job (its pod template cannot change in place); the same one is not.
     gateway = stack_values("prod")["gateway"]
     newer = plan_with("prod", gateway={**gateway, "authMode": "database", "imageTag": "v1.108.8"})
     names = {inputs(r)["metadata"]["name"] for r in newer.kubernetes_objects() if inputs(r)["kind"] == "Job"}
     assert inputs(job)["metadata"]["name"] not in names
-    # Static mode has no database and so no migration.
-    assert not [r for r in plan("prod").resources if r.name == "inference-gateway-migrations"]
+    # Static mode (dev) has no database and so no migration.
+    assert not [r for r in plan("dev").resources if r.name == "inference-gateway-migrations"]

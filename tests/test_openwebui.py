@@ -221,7 +221,7 @@ def test_gp3_retain_is_a_retain_class():
 def test_postgres_is_an_encrypted_backed_up_protected_rds_reachable_only_from_the_cluster():
     run = plan("prod")
     assert config_for("prod").openWebUi.persistence.database == "postgres"
-    (instance,) = run.of_type("aws:rds/instance:Instance")
+    (instance,) = [r for r in run.of_type("aws:rds/instance:Instance") if r.name == "openwebui-db"]
     db = inputs(instance)
     pg = config_for("prod").openWebUi.persistence.postgres
     assert db["engine"] == "postgres"
