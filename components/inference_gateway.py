@@ -89,6 +89,8 @@ GATEWAY_METRICS = frozenset({
     "litellm_proxy_total_requests_metric_total", "litellm_proxy_failed_requests_metric_total",
     "litellm_input_tokens_metric_total", "litellm_output_tokens_metric_total", "litellm_spend_metric_total",
     "litellm_request_total_latency_metric_bucket",
+    # Database mode: the gauge LiteLLM sets from each key's max_budget and spend (unset without budgets).
+    "litellm_remaining_api_key_budget_metric",
 })
 
 
@@ -288,7 +290,7 @@ def secret_hash(data: dict[str, pulumi.Input[str]]) -> pulumi.Output[str]:
 
 
 def usage_dashboard() -> dict:
-    """Grafana "Inference API usage": requests, rate-limit hits, tokens, spend, latency per key and model."""
+    """Grafana "Inference API usage": requests, rate-limit hits, tokens, spend, budget left, latency per key and model."""
     rate = "sum by ({by}) (rate({metric}[5m]))"
     layout = db._Layout()
     layout.row("Requests")
@@ -304,6 +306,9 @@ def usage_dashboard() -> dict:
                                                        "{{api_key_alias}}")], "short"), 8)
     layout.add(db.table("Spend (USD, 24h) per key and model",
                         "sum by (api_key_alias, model) (increase(litellm_spend_metric_total[24h]))"), 8)
+    layout.add(db.table("Budget left (USD) per key",
+                        "min by (api_key_alias) (litellm_remaining_api_key_budget_metric)",
+                        "Keys with a gateway.staticKeys maxBudget (authMode database), as of their last request"), 24)
     layout.row("Latency")
     layout.add(db.timeseries("Request latency p50 / p95", [
         (f"histogram_quantile({q}, sum by (le) (rate(litellm_request_total_latency_metric_bucket[5m])))", f"p{int(q * 100)}")
