@@ -58,9 +58,10 @@ DISABLE_SCHEMA_UPDATE_ENV = "DISABLE_SCHEMA_UPDATE"
 # Where the migration writes a baseline on a read-only root filesystem (litellm_proxy_extras/utils.py).
 MIGRATION_DIR_ENV = "LITELLM_MIGRATION_DIR"
 # Database mode as our non-root uid on a read-only root: the release images bake the Prisma CLI and
-# engines world-readable under /opt/prisma with PRISMA_OFFLINE_MODE, "so fresh-DB migrations work for
-# any uid offline" (BerriAI/litellm PR #33853, in releases since v1.90.6; v1.108.7's
-# litellm/proxy/prisma_migration.py: "every shipped image bakes the client at build time"), so the
+# engines under /opt/prisma, "a fixed path every runtime uid can read ... Migrations now run offline
+# under any uid" (LiteLLM release notes v1.90.6, docs.litellm.ai/release_notes/v1.90.6: BerriAI/litellm
+# PR #33853, on every later line; v1.108.7's litellm/proxy/prisma_migration.py: "every shipped image
+# bakes the client at build time"), so the
 # image's PRISMA_* settings stay as they are. HOME points at the /tmp emptyDir: our uid has no home
 # in the image, and anything Prisma or Node would cache under ~ must land on a writable volume.
 WRITABLE_HOME = "/tmp"

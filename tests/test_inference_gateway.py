@@ -443,8 +443,8 @@ def test_database_mode_migrates_the_schema_once_per_release_before_the_pods_star
     assert any(d.endswith("::inference-gateway-migrations") for d in deployment.dependencies)
     serving = {e["name"]: e for e in inputs(deployment)["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert serving["DISABLE_SCHEMA_UPDATE"]["value"] == "true"
-    # Our non-root uid on a read-only root: the release image's Prisma is baked world-readable under
-    # /opt/prisma for any uid (BerriAI/litellm PR #33853, releases since v1.90.6), so no PRISMA_*
+    # Our non-root uid on a read-only root: the release image's Prisma is baked under /opt/prisma, "a
+    # fixed path every runtime uid can read" (LiteLLM release notes v1.90.6, BerriAI/litellm PR #33853), so no PRISMA_*
     # override; HOME is the /tmp emptyDir, the one writable place, in the Job and the pods.
     for name, pod_spec in (("migrations", pod), ("proxy", inputs(deployment)["spec"]["template"]["spec"])):
         [c] = pod_spec["containers"]
