@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 
 from components import gateway_config as gc
 from tests import gateway_support as gs
@@ -271,7 +272,17 @@ def checks_job() -> dict:
                        gc.TritonUpstream("vision", "standard", "http://vision.triton.svc.cluster.local:8000")),
             auth=auth, prices={"qwen": gc.ModelPrice(1e-7, 2e-7)}, redis=gc.CoordinationRedis())
         configs[mode] = gc.render(settings)
+    configs["prod plan"] = yaml.safe_load(planned_config_map("prod")["config.yaml"])
     return {"configs": configs, "bad_keys": BAD_KEYS}
+
+
+def planned_config_map(stack: str) -> dict[str, str]:
+    """The gateway ConfigMap's data (config.yaml, and custom_auth.py in static mode) in the stack's plan."""
+    from components import inference_gateway as ig
+    from tests.harness import inputs, plan
+    [config_map] = [inputs(r) for r in plan(stack).kubernetes_objects()
+                    if inputs(r).get("kind") == "ConfigMap" and inputs(r)["metadata"]["name"] == ig.NAME]
+    return config_map["data"]
 
 
 @pytest.fixture(scope="module")
@@ -290,12 +301,13 @@ def litellm_checks(planned_gateway, planned_workdir) -> dict:
     return json.loads((planned_workdir / "checks.json").read_text())
 
 
-@pytest.mark.parametrize("mode", ["static", "database"])
+@pytest.mark.parametrize("mode", ["static", "database", "prod plan"])
 def test_every_rendered_key_is_one_litellm_knows(litellm_checks, mode):
-    """Both modes' keys against the pinned release's own schema (litellm/proxy/_types.py ConfigYAML,
-    ConfigGeneralSettings, CoordinationRedisParams, PassThroughGenericEndpoint; litellm/types/router.py
-    LiteLLM_Params; `litellm_settings` keys are `litellm` module attributes). Database mode cannot
-    start here (Prisma), so this is what holds its `database_url` and `coordination_redis` keys."""
+    """Both modes' keys, and the prod plan's config.yaml as its ConfigMap holds it, against the pinned
+    release's own schema (litellm/proxy/_types.py ConfigYAML, ConfigGeneralSettings,
+    CoordinationRedisParams, PassThroughGenericEndpoint; litellm/types/router.py LiteLLM_Params;
+    `litellm_settings` keys are `litellm` module attributes). Database mode (prod) cannot start here
+    (Prisma), so this is what holds its `database_url`, `coordination_redis` and price keys."""
     assert litellm_checks["unknown"][mode] == []
 
 
@@ -315,20 +327,15 @@ PLANNED_KEYS = {"openwebui": {"key": "sk-test-openwebui-" + "d" * 24, "rpm": 100
 def planned_config(stub_url: str, kserve_url: str) -> tuple[dict, str]:
     """config.yaml and custom_auth.py exactly as the dev plan's ConfigMap holds them, the in-cluster
     upstream URLs rewritten to the local stand-ins (nothing else changes)."""
-    import yaml
-
-    from components import inference_gateway as ig
-    from tests.harness import inputs, plan
-    [config_map] = [inputs(r) for r in plan("dev").kubernetes_objects()
-                    if inputs(r).get("kind") == "ConfigMap" and inputs(r)["metadata"]["name"] == ig.NAME]
-    config = yaml.safe_load(config_map["data"]["config.yaml"])
+    data = planned_config_map("dev")
+    config = yaml.safe_load(data["config.yaml"])
     for entry in config["model_list"]:
         assert entry["litellm_params"]["api_base"].endswith(":9000/v1")
         entry["litellm_params"]["api_base"] = f"{stub_url}/v1"
     for route in config["general_settings"].get("pass_through_endpoints", []):
         assert route["target"].endswith(":8000/v2")
         route["target"] = f"{kserve_url}/v2"
-    return config, config_map["data"]["custom_auth.py"]
+    return config, data["custom_auth.py"]
 
 
 @pytest.fixture(scope="module")
