@@ -48,7 +48,19 @@ KUBERNETES_METRICS = frozenset({
     "kube_deployment_status_condition",
 })
 
-KNOWN_METRICS = DCGM_METRICS | TRITON_METRICS | KUBERNETES_METRICS
+# LiteLLM proxy metrics the gateway's dashboard and alerts query (LiteLLM 1.108.7, the release the
+# gateway pins: names in litellm/types/integrations/prometheus.py, types in
+# litellm/integrations/prometheus.py). prometheus_client exposes a Counter as <name>_total and a
+# Histogram as <name>_bucket/_sum/_count; a Gauge keeps its name.
+LITELLM_METRICS = frozenset({
+    "litellm_proxy_total_requests_metric_total", "litellm_proxy_failed_requests_metric_total",
+    "litellm_input_tokens_metric_total", "litellm_output_tokens_metric_total", "litellm_spend_metric_total",
+    "litellm_request_total_latency_metric_bucket",
+    # Database mode only: set per virtual key on its requests; the max gauge only for keys with a max_budget.
+    "litellm_remaining_api_key_budget_metric", "litellm_api_key_max_budget_metric",
+})
+
+KNOWN_METRICS = DCGM_METRICS | TRITON_METRICS | KUBERNETES_METRICS | LITELLM_METRICS
 
 _KEYWORDS = frozenset({
     "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",

@@ -1,5 +1,6 @@
-"""GPU/Triton alert rules: promtool check + unit tests, annotations and runbooks, metric names, and
-the PrometheusRule the program builds from the rule file with stack thresholds."""
+"""GPU/Triton/inference gateway alert rules: promtool check + unit tests, annotations and runbooks,
+metric names (LiteLLM's checked in the pinned release), selectors against the plan, and the
+PrometheusRule the program builds from the rule file with stack thresholds."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from components import gpu_operator, monitoring
-from components.dashboards import KNOWN_METRICS, metric_names
+from components.dashboards import KNOWN_METRICS, LITELLM_METRICS, metric_names
 from components.gpu_node_group import GPU_TAINT
 from stack_config.gpu_stack import AlertThresholds
 from tests import harness, system_tools
@@ -65,16 +66,19 @@ def test_promtool_tests_notice_changed_thresholds(tmp_path):
     rule_file = tmp_path / "rules.yaml"
     rule_file.write_text(yaml.safe_dump(moved, sort_keys=False, allow_unicode=True))
     assert run_promtool("check", "rules", str(rule_file)).returncode == 0
+    configurable = {alert for alert, _ in monitoring.THRESHOLDS}
     failed_alerts = set()
     for test_file in PROMTOOL_TESTS:
         doc = yaml.safe_load(test_file.read_text())
+        tested = {case["alertname"] for test in doc["tests"] for case in test.get("alert_rule_test", [])}
+        if not tested & configurable:  # e.g. the gateway's alerts: no configurable threshold
+            continue
         doc["rule_files"] = [str(rule_file)]
         copy = tmp_path / test_file.name
         copy.write_text(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
         result = run_promtool("test", "rules", str(copy))
         assert result.returncode != 0
         failed_alerts |= set(re.findall(r"alertname: ?(\w+)", result.stdout + result.stderr))
-    configurable = {alert for alert, _ in monitoring.THRESHOLDS}
     assert configurable <= failed_alerts, f"not caught: {configurable - failed_alerts}"
 
 
@@ -140,6 +144,98 @@ def test_rules_only_use_known_metric_names():
         assert used <= KNOWN_METRICS, f"{rule['alert']}: unknown metrics {used - KNOWN_METRICS}"
 
 
+# --- LiteLLM's metrics in the pinned release -----------------------------------------------------
+# The gateway's /metrics (LiteLLM 1.108.7, build/venvs/litellm; BerriAI/litellm v1.108.7): types in
+# litellm/integrations/prometheus.py (self._counter_factory / _gauge_factory / _histogram_factory),
+# default labels in litellm/types/integrations/prometheus.py PrometheusMetricLabels. prometheus_client
+# exposes a Counter as <name>_total, a Histogram as <name>_bucket (+ `le`)/_sum/_count. Prometheus adds
+# the ServiceMonitor's target labels (prometheus-operator pkg/prometheus/promcfg.go: namespace, pod,
+# container, service, endpoint, job; instance from the address).
+TARGET_LABELS = {"namespace", "pod", "container", "service", "endpoint", "job", "instance"}
+_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def _load_module(path: Path, name: str):
+    """A module of the pinned release loaded from its file (it imports only the standard library at the
+    top; importing `litellm` itself would take seconds)."""
+    import importlib.util
+    import sys
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[name]
+    return module
+
+
+@pytest.fixture(scope="module")
+def litellm_source() -> Path:
+    from tests.test_inference_gateway import litellm_package
+    return litellm_package()
+
+
+@pytest.fixture(scope="module")
+def litellm_series(litellm_source) -> dict[str, set[str]]:
+    """{exposed series name: its labels} for every metric the pinned release defines."""
+    source = (litellm_source / "integrations" / "prometheus.py").read_text()
+    kinds = re.findall(r'self\._(counter|gauge|histogram)_factory\(\s*(?:name=)?"(litellm_\w+)"', source)
+    assert len(kinds) > 50, "the metric definitions were not found in litellm/integrations/prometheus.py"
+    labels = _load_module(litellm_source / "types" / "integrations" / "prometheus.py",
+                          "pinned_litellm_prometheus_types").PrometheusMetricLabels
+    series = {}
+    for kind, name in kinds:
+        base = name[:-len("_total")] if kind == "counter" and name.endswith("_total") else name
+        for suffix in _SUFFIXES[kind]:
+            series[base + suffix] = set(getattr(labels, name, ())) | ({"le"} if suffix == "_bucket" else set())
+    return series
+
+
+def test_known_litellm_metrics_exist_in_the_pinned_release_with_their_exposed_names(litellm_series):
+    """A gauge written with `_total` or a counter without it would match nothing in Prometheus."""
+    assert LITELLM_METRICS - set(litellm_series) == set()
+
+
+def test_gateway_alerts_use_only_labels_the_pinned_release_writes(litellm_series):
+    """Every label a gateway rule matches on or groups by exists on each LiteLLM metric of the rule (or
+    is a target label): a wrong label name (e.g. `status` for the failed counter's `exception_status`,
+    or grouping by a label only one side of a ratio has) makes the alert silent."""
+    [group] = [g for g in monitoring.load_rules()["groups"] if g["name"] == "gateway.rules"]
+    for rule in group["rules"]:
+        expr = rule["expr"]
+        grouped = {label.strip() for labels in re.findall(r"\b(?:by|on|ignoring)\s*\(([^)]*)\)", expr)
+                   for label in labels.split(",") if label.strip()}
+        for metric in metric_names(expr) & LITELLM_METRICS:
+            available = litellm_series[metric] | TARGET_LABELS
+            assert grouped <= available, f"{rule['alert']}: {metric} has no {grouped - available}"
+            for selector in re.findall(re.escape(metric) + r"\{([^}]*)\}", expr):
+                matched = set(re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", selector))
+                assert matched <= available, f"{rule['alert']}: {metric} has no {matched - available}"
+
+
+def test_the_failure_ratio_counts_what_the_pinned_release_counts(litellm_source):
+    """InferenceGatewayUpstreamErrors' ratio and status values, read in the release: the proxy's failure
+    hook (litellm/integrations/prometheus.py async_post_call_failure_hook) counts a failed request in
+    both counters and writes exception_status as str() of the status code ("None" without one, as for a
+    pass-through upstream refusing the connection); LiteLLM's Timeout is 408 (litellm/exceptions.py); a
+    key over its budget is refused with litellm.budget_exceeded_status_code, 422 (litellm/__init__.py)."""
+    source = (litellm_source / "integrations" / "prometheus.py").read_text()
+    hook = source.split("async def async_post_call_failure_hook(", 1)[1].split("\n    async def ", 1)[0]
+    assert "self.litellm_proxy_failed_requests_metric," in hook and "self.litellm_proxy_total_requests_metric," in hook
+    assert "exception_status=str(status_code)," in hook
+    timeout = (litellm_source / "exceptions.py").read_text().split("class Timeout(", 1)[1].split("\nclass ", 1)[0]
+    assert "self.status_code = exception_status_code or 408" in timeout
+    assert re.search(r"^budget_exceeded_status_code: int = 422\b", (litellm_source / "__init__.py").read_text(), re.M)
+    statuses = _matchers(_expr("InferenceGatewayUpstreamErrors"), "litellm_proxy_failed_requests_metric_total")
+    op, pattern = statuses["exception_status"]
+    assert op == "=~"
+    for counted in ("500", "502", "503", "504", "408", "None"):
+        assert re.fullmatch(pattern, counted), counted
+    for refused in ("400", "401", "403", "404", "422", "429"):  # the client's requests refused, not failures
+        assert not re.fullmatch(pattern, refused), refused
+
+
 def test_xid_alert_names_the_xid_value():
     for rule in alert_rules():
         if rule["alert"] == "GpuXidError":
@@ -191,17 +287,24 @@ def _allowlisted(values: dict, kind: str, labels: dict[str, str]) -> dict[str, s
     return {key: value for key, value in labels.items() if key in allowed or "*" in allowed}
 
 
+def _deployment_series(run) -> list[tuple[dict, dict]]:
+    """(Deployment, its kube_deployment_labels series as kube-state-metrics would export it with the
+    release's allowlist) for every Deployment of the plan."""
+    values = run.named("monitoring-release").public_inputs()["values"]
+    found = []
+    for resource in run.kubernetes_objects():
+        obj = harness.inputs(resource)
+        if obj.get("kind") == "Deployment":
+            found.append((obj, {"namespace": obj["metadata"]["namespace"], "deployment": obj["metadata"]["name"],
+                                **_ksm_labels(_allowlisted(values, "deployments", obj["metadata"].get("labels", {})))}))
+    return found
+
+
 def _deployments(run) -> tuple[list[dict], list[dict]]:
     """(kube_deployment_labels series of every Triton Deployment, of every other Deployment) as
     kube-state-metrics would export them with the release's allowlist; plus each container."""
-    values = run.named("monitoring-release").public_inputs()["values"]
     triton, others = [], []
-    for resource in run.kubernetes_objects():
-        obj = harness.inputs(resource)
-        if obj.get("kind") != "Deployment":
-            continue
-        series = {"namespace": obj["metadata"]["namespace"], "deployment": obj["metadata"]["name"],
-                  **_ksm_labels(_allowlisted(values, "deployments", obj["metadata"].get("labels", {})))}
+    for obj, series in _deployment_series(run):
         containers = [c["name"] for c in obj["spec"]["template"]["spec"]["containers"]]
         is_triton = obj["spec"]["template"]["metadata"]["labels"].get("app.kubernetes.io/name") == "triton"
         (triton if is_triton else others).append({**series, "containers": containers})
@@ -226,6 +329,31 @@ def test_triton_alerts_select_the_triton_deployments_and_containers_of_the_plan(
         assert not _selects(down, series), f"TritonServerDown would fire for {series}"
         for container in series["containers"]:
             assert not _selects(not_ready, {"namespace": series["namespace"], "container": container})
+
+
+# The gateway runs the LiteLLM release image (ghcr.io/berriai/litellm, tests/test_inference_gateway.py
+# test_the_image_is_the_tested_release): that, not our labels, identifies its Deployment here.
+LITELLM_IMAGE = "ghcr.io/berriai/litellm:"
+
+
+@pytest.mark.parametrize("stack", harness.STACKS)
+def test_gateway_down_selects_the_gateway_deployment_of_the_plan_and_no_other(stack):
+    """InferenceGatewayDown selects through kube_deployment_labels like TritonServerDown (kube-state-metrics
+    v2.20.0 docs/metrics/workload/deployment-metrics.md: only allowlisted labels, here the release's
+    deployments=[app.kubernetes.io/name]): the plan's gateway Deployment (the one running the LiteLLM
+    image, in gateway.namespace) must match and no other Deployment, Triton's and OpenWebUI's included."""
+    config = harness.config_for(stack).gateway
+    assert config.enabled
+    deployments = _deployment_series(harness.plan(stack))
+    gateway = [series for obj, series in deployments
+               if any(str(c.get("image", "")).startswith(LITELLM_IMAGE) for c in obj["spec"]["template"]["spec"]["containers"])]
+    others = [series for obj, series in deployments if series not in gateway]
+    assert [s["namespace"] for s in gateway] == [config.namespace], gateway
+    down = _matchers(_expr("InferenceGatewayDown"), "kube_deployment_labels")
+    assert _selects(down, gateway[0]), f"InferenceGatewayDown never sees {gateway[0]}"
+    assert others, "no other Deployment to check the selector against"
+    for series in others:
+        assert not _selects(down, series), f"InferenceGatewayDown would fire for {series}"
 
 
 def test_dcgm_exporter_alert_uses_the_exporter_job_and_the_gpu_taint():

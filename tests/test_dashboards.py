@@ -1,4 +1,4 @@
-"""Dashboards: generated JSON in sync with the code, only real DCGM/Triton metric names, valid PromQL,
+"""Dashboards: generated JSON in sync with the code, only real DCGM/Triton/LiteLLM metric names, valid PromQL,
 the panels the issue asks for, and provisioning through the Grafana sidecar."""
 
 from __future__ import annotations
@@ -19,7 +19,11 @@ BOARDS = dashboards.build_dashboards()
 
 
 def _all_expressions():
-    return [(name, expr) for name, board in BOARDS.items() for expr in dashboards.expressions(board)]
+    """Every query of the boards components/dashboards.py builds and of the inference gateway's
+    "Inference API usage" board (components/inference_gateway.py, LiteLLM's metrics)."""
+    from components.inference_gateway import usage_dashboard
+    boards = {**BOARDS, "inference-api-usage.json": usage_dashboard()}
+    return [(name, expr) for name, board in boards.items() for expr in dashboards.expressions(board)]
 
 
 # --- metric names ----------------------------------------------------------------------------------
