@@ -209,15 +209,17 @@ def render(settings: GatewaySettings) -> dict:
     passthrough = pass_through_endpoints(settings)
     if passthrough:
         general["pass_through_endpoints"] = passthrough
-    return {
-        "model_list": model_list(settings),
-        "litellm_settings": {
-            "callbacks": ["prometheus"],
-            # Prometheus scrapes /metrics without a key (NetworkPolicy admits only Prometheus there).
-            "require_auth_for_metrics_endpoint": False,
-        },
-        "general_settings": general,
+    litellm_settings: dict = {
+        "callbacks": ["prometheus"],
+        # Prometheus scrapes /metrics without a key (NetworkPolicy admits only Prometheus there).
+        "require_auth_for_metrics_endpoint": False,
     }
+    if isinstance(settings.auth, DatabaseAuth):
+        # The budget gauges (InferenceGatewayKeyBudgetNearlySpent) refreshed from the database on a
+        # schedule, not only when the key makes a request (LiteLLM 1.108.7 proxy_server.py: the
+        # scheduler adds PrometheusLogger.initialize_budget_metrics_cron_job when this is True).
+        litellm_settings["prometheus_initialize_budget_metrics"] = True
+    return {"model_list": model_list(settings), "litellm_settings": litellm_settings, "general_settings": general}
 
 
 def upstream_env() -> dict[str, str]:

@@ -56,6 +56,16 @@ def test_database_mode_has_the_database():
     assert "custom_auth" not in general and "coordination_redis" not in general
 
 
+def test_database_mode_refreshes_the_budget_gauges_on_a_schedule():
+    """The budget alert (InferenceGatewayKeyBudgetNearlySpent) reads LiteLLM's budget gauges, which
+    1.108.7 sets on a key's requests and, with `litellm.prometheus_initialize_budget_metrics` True, also
+    from the database on a schedule (litellm/proxy/proxy_server.py adds
+    PrometheusLogger.initialize_budget_metrics_cron_job); static mode has no budgets. The key is
+    checked against the release's schema in tests/test_gateway_proxy.py."""
+    assert gc.render(settings(gc.DatabaseAuth()))["litellm_settings"]["prometheus_initialize_budget_metrics"] is True
+    assert "prometheus_initialize_budget_metrics" not in gc.render(settings(gc.StaticKeyAuth()))["litellm_settings"]
+
+
 @pytest.mark.parametrize("auth", [gc.StaticKeyAuth(), gc.DatabaseAuth()], ids=["static", "database"])
 def test_the_coordination_redis_shares_the_limits_across_replicas_in_either_mode(auth):
     """`general_settings.coordination_redis` (BerriAI/litellm v1.108.7 litellm/proxy/_types.py
