@@ -85,14 +85,9 @@ SECRET_ENV = (gc.MASTER_KEY_ENV, gc.STATIC_KEYS_ENV, gc.UPSTREAM_KEY_ENV)
 # With gateway.redis: the AUTH token in the Secret; host and port (not secret) set on the container.
 REDIS_SECRET_ENV = (gc.REDIS_PASSWORD_ENV,)
 
-# What the usage dashboard queries (LiteLLM 1.108.7, litellm/types/integrations/prometheus.py).
-GATEWAY_METRICS = frozenset({
-    "litellm_proxy_total_requests_metric_total", "litellm_proxy_failed_requests_metric_total",
-    "litellm_input_tokens_metric_total", "litellm_output_tokens_metric_total", "litellm_spend_metric_total",
-    "litellm_request_total_latency_metric_bucket",
-    # Database mode: the gauge LiteLLM sets from each key's max_budget and spend (unset without budgets).
-    "litellm_remaining_api_key_budget_metric",
-})
+# What the usage dashboard queries (components/dashboards.py LITELLM_METRICS, checked in the release);
+# the max-budget gauge only the budget alert reads.
+GATEWAY_METRICS = db.LITELLM_METRICS - {"litellm_api_key_max_budget_metric"}
 
 
 def upstreams(deployments: Sequence[Any], models: dict[str, list[str]]) -> tuple[gc.TritonUpstream, ...]:
