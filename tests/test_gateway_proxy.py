@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -38,6 +39,12 @@ ADD_SUB = {"inputs": [{"name": "INPUT0", "datatype": "FP32", "shape": [1, 4], "d
 
 def litellm_binary() -> Path:
     return server_venv("litellm", "litellm")
+
+
+def litellm_site() -> Path:
+    """The site-packages of the pinned release's venv (read, not imported)."""
+    [site] = (litellm_binary().parent.parent / "lib").glob("python3*/site-packages")
+    return site
 
 
 @pytest.fixture(scope="module")
@@ -217,8 +224,15 @@ def test_metrics_are_exposed_without_a_key(gateway):
     prometheus.md): requests and tokens per key alias, spend at the configured prices, 429s."""
     key = KEYS["team-a"]["key"]
     assert gs.request(f"{gateway}/v1/chat/completions", key, CHAT)[0] == 200
-    status, text = gs.request(f"{gateway}/metrics")
-    assert status == 200 and isinstance(text, str), text
+    # The Prometheus callback runs after the response is sent (Logging.async_success_handler): wait
+    # for it rather than race it.
+    deadline = time.monotonic() + 10
+    while True:
+        status, text = gs.request(f"{gateway}/metrics")
+        assert status == 200 and isinstance(text, str), text
+        if _metric(text, "litellm_spend_metric_total", api_key_alias="team-a") > 0 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
     assert _metric(text, "litellm_proxy_total_requests_metric_total", api_key_alias="team-a", status_code="200") >= 1
     assert _metric(text, "litellm_input_tokens_metric_total", api_key_alias="team-a") >= 7
     assert _metric(text, "litellm_output_tokens_metric_total", api_key_alias="team-a") >= 3
@@ -379,12 +393,14 @@ def test_the_pinned_release_has_what_the_database_mode_jobs_rely_on():
     LITELLM_MIGRATION_DIR (litellm_proxy_extras/utils.py)."""
     from components import inference_gateway as ig
 
-    [site] = (litellm_binary().parent.parent / "lib").glob("python3*/site-packages")
+    site = litellm_site()
     script = (site / ig.MIGRATION_COMMAND[1]).read_text()
     assert ig.MIGRATION_COMMAND[0] == "python" and '"--skip_server_startup"' in script
     assert f'os.getenv("{ig.DISABLE_SCHEMA_UPDATE_ENV}"' in (site / "litellm/proxy/db/prisma_client.py").read_text()
     assert "should_update_prisma_schema(" in (site / "litellm/proxy/proxy_cli.py").read_text()
     assert f'os.getenv("{ig.MIGRATION_DIR_ENV}")' in (site / "litellm_proxy_extras/utils.py").read_text()
+    # Database mode's budget gauges refreshed on a schedule (components/gateway_config.py render).
+    assert "if litellm.prometheus_initialize_budget_metrics is True:" in (site / "litellm/proxy/proxy_server.py").read_text()
 
 
 def test_the_proxy_venv_has_the_opentelemetry_sdk_the_release_runs_with():
@@ -396,7 +412,7 @@ def test_the_proxy_venv_has_the_opentelemetry_sdk_the_release_runs_with():
     the image. tests/servers/requirements-litellm.txt pins what the release pins."""
     from importlib.metadata import PathDistribution
 
-    [site] = (litellm_binary().parent.parent / "lib").glob("python3*/site-packages")
+    site = litellm_site()
     [dist_info] = site.glob("litellm-*.dist-info")
     runtime = {}
     for requirement in PathDistribution(dist_info).requires or []:

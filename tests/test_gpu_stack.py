@@ -434,7 +434,8 @@ def test_only_gpu_pods_tolerate_the_gpu_taint_and_they_carry_limits_pool_and_pri
         gpu_pods.append(resource.name)
     # Triton deployments (and dev's validation and TensorRT build Jobs) must have been found, or the loop
     # checked nothing; the gateway's Jobs (prod: key sync, migrations) are no GPU pods.
-    gpu_jobs = [j for j in run.of_type(JOB) if j.public_inputs()["metadata"]["namespace"] != "inference-gateway"]
+    gateway_ns = harness.config_for(stack).gateway.namespace
+    gpu_jobs = [j for j in run.of_type(JOB) if j.public_inputs()["metadata"]["namespace"] != gateway_ns]
     expected = len(harness.config_for(stack).tritonDeployments) + len(gpu_jobs)
     assert len(gpu_pods) == expected, gpu_pods
 

@@ -193,16 +193,13 @@ def test_the_image_is_the_tested_release():
         assert {env["LITELLM_UI_PATH"], "/tmp", ig.CONFIG_DIR} <= mounts
 
 
-def test_probe_paths_and_dashboard_metrics_exist_in_the_pinned_release():
-    """Probe routes in litellm/proxy/health_endpoints/_health_endpoints.py; the dashboard's metrics are
-    litellm/types/integrations/prometheus.py's names (+ prometheus_client's _total/_bucket); the UI
-    path is the one proxy_server.py copies its UI to when LITELLM_UI_PATH is set."""
+def test_probe_paths_and_the_ui_path_exist_in_the_pinned_release():
+    """Probe routes in litellm/proxy/health_endpoints/_health_endpoints.py; the UI path is the one
+    proxy_server.py copies its UI to when LITELLM_UI_PATH is set. (The dashboard's metric names, as
+    exposed, are checked in the release by tests/test_alerts.py for all of dashboards.LITELLM_METRICS.)"""
     litellm = litellm_package()
     health = (litellm / "proxy" / "health_endpoints" / "_health_endpoints.py").read_text()
     assert f'"{ig.LIVENESS_PATH}"' in health and f'"{ig.READINESS_PATH}"' in health
-    names = (litellm / "types" / "integrations" / "prometheus.py").read_text()
-    for metric in ig.GATEWAY_METRICS:
-        assert f'"{re.sub(r"_(total|bucket)$", "", metric)}"' in names, metric
     assert 'os.getenv("LITELLM_UI_PATH"' in (litellm / "proxy" / "proxy_server.py").read_text()
 
 
